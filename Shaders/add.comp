@@ -1,0 +1,31 @@
+#version 450
+
+// Out[r, i] = A[r, i] + (hasB ? B[r, i] : 0) + (steer ? s[r]·v[i] : 0), summed left to right.
+// In-place (Out = A) is safe: each element is read and written by one invocation.
+// Grid: x = ceil(W / WG), y = r.
+
+layout(local_size_x_id = 0) in;
+
+layout(std430, set = 0, binding = 0) readonly buffer AB { float a[]; };
+layout(std430, set = 0, binding = 1) readonly buffer BB { float b[]; };
+layout(std430, set = 0, binding = 2) writeonly buffer OB { float o[]; };
+layout(std430, set = 0, binding = 3) readonly buffer SB { float s[]; };
+layout(std430, set = 0, binding = 4) readonly buffer VB { float v[]; };
+
+layout(push_constant) uniform P {
+    uint W;
+    uint R;
+    uint hasB;
+    uint steer;
+} p;
+
+void main() {
+    uint r = gl_WorkGroupID.y;
+    uint i = gl_GlobalInvocationID.x;
+    if (r >= p.R || i >= p.W) return;
+    uint e = r * p.W + i;
+    float acc = a[e];
+    if (p.hasB != 0u) acc += b[e];
+    if (p.steer != 0u) acc += s[r] * v[i];
+    o[e] = acc;
+}

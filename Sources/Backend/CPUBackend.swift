@@ -1,0 +1,203 @@
+import Foundation
+
+/// Bytes of one CPU tensor, 16-byte aligned.
+final class CPUStorage {
+    let raw: UnsafeMutableRawBufferPointer
+    init(bytes: Int) {
+        raw = .allocate(byteCount: max(bytes, 4), alignment: 16)
+        raw.initializeMemory(as: UInt8.self, repeating: 0)
+    }
+    deinit { raw.deallocate() }
+    var floats: UnsafeMutableBufferPointer<Float> { raw.assumingMemoryBound(to: Float.self) }
+    var uints: UnsafeMutableBufferPointer<UInt32> { raw.assumingMemoryBound(to: UInt32.self) }
+}
+
+/// The reference backend: plain, obviously correct Swift, one loop nest per op, run at once.
+/// Every Vulkan kernel is checked against it.
+public final class CPUBackend: Backend {
+    public let name = "cpu"
+    public init() {}
+
+    public func makeTensor(_ type: ElementType, count: Int) throws -> Tensor {
+        guard count > 0 else { throw BackendError("tensor of \(count) elements") }
+        return Tensor(type: type, count: count, storage: CPUStorage(bytes: type.byteCount(count)), backend: self)
+    }
+
+    private func store(_ t: Tensor) -> CPUStorage { t.storage as! CPUStorage }
+    private func f(_ t: Tensor) -> UnsafeMutableBufferPointer<Float> { store(t).floats }
+    private func u(_ t: Tensor) -> UnsafeMutableBufferPointer<UInt32> { store(t).uints }
+
+    public func write(_ t: Tensor, bytes: UnsafeRawBufferPointer) throws {
+        guard bytes.count <= t.byteCount else { throw BackendError("write of \(bytes.count) bytes into a \(t.byteCount)-byte tensor") }
+        guard let src = bytes.baseAddress else { return }
+        store(t).raw.baseAddress!.copyMemory(from: src, byteCount: bytes.count)
+    }
+
+    public func readBytes(_ t: Tensor) throws -> [UInt8] { Array(UnsafeRawBufferPointer(store(t).raw).prefix(t.byteCount)) }
+
+    public func synchronize() throws {}
+
+    /// Row `row` of a [rows × width] weight tensor, decoded.
+    func decodeRow(_ w: Tensor, row: Int, width: Int) -> [Float] {
+        Quantization.decode(UnsafeRawBufferPointer(store(w).raw), as: w.type, first: row * width, count: width)
+    }
+
+    public func matmul(weight w: Tensor, input x: Tensor, output y: Tensor, m: Int, n: Int, k: Int, kernel: MatmulKernel) throws {
+        try OpCheck.matmul(w, x, y, m: m, n: n, k: k, kernel: kernel, backend: self)
+        let xs = f(x), ys = f(y)
+        for row in 0..<n {
+            let wr = decodeRow(w, row: row, width: k)
+            for col in 0..<m {
+                var acc: Double = 0
+                for i in 0..<k { acc += Double(wr[i]) * Double(xs[col * k + i]) }
+                ys[col * n + row] = Float(acc)
+            }
+        }
+    }
+
+    public func embedding(table w: Tensor, ids: Tensor, output: Tensor, tokens: Int, rows: Int, width: Int) throws {
+        try OpCheck.embedding(w, ids, output, tokens: tokens, rows: rows, width: width, backend: self)
+        let idv = u(ids), out = f(output)
+        for t in 0..<tokens where Int(idv[t]) < rows {
+            let r = decodeRow(w, row: Int(idv[t]), width: width)
+            for i in 0..<width { out[t * width + i] = r[i] }
+        }
+    }
+
+    public func scatterRows(input: Tensor, rows dst: Tensor, output: Tensor, tokens: Int, width: Int) throws {
+        try OpCheck.rowwise("scatterRows", [(input, "input", tokens * width)], rows: tokens, width: width, steering: nil, backend: self)
+        try OpCheck.tensor(dst, "rows", of: "scatterRows", types: [.u32], atLeast: tokens, backend: self)
+        let outRows = output.count / width
+        let d = u(dst), src = f(input), out = f(output)
+        for t in 0..<tokens {
+            guard Int(d[t]) < outRows else { throw BackendError("scatterRows: destination row \(d[t]) outside 0..<\(outRows)") }
+            for i in 0..<width { out[Int(d[t]) * width + i] = src[t * width + i] }
+        }
+    }
+
+    public func rmsNorm(input x: Tensor, weight: Tensor, output: Tensor, rows: Int, width: Int, eps: Float) throws {
+        try OpCheck.rowwise("rmsNorm", [(x, "input", rows * width), (weight, "weight", width), (output, "output", rows * width)],
+                            rows: rows, width: width, steering: nil, backend: self)
+        let xs = f(x), w = f(weight), out = f(output)
+        for r in 0..<rows {
+            var ss: Double = 0
+            for i in 0..<width { ss += Double(xs[r * width + i]) * Double(xs[r * width + i]) }
+            let scale = Float(1 / (ss / Double(width) + Double(eps)).squareRoot())
+            for i in 0..<width { out[r * width + i] = xs[r * width + i] * scale * w[i] }
+        }
+    }
+
+    public func rope(_ x: Tensor, positions: Tensor, inverseFrequencies: Tensor, tokens: Int, heads: Int, headDim: Int,
+                     rotaryDim: Int, layout: RopeLayout) throws {
+        try OpCheck.rope(x, positions, inverseFrequencies, tokens: tokens, heads: heads, headDim: headDim, rotaryDim: rotaryDim, backend: self)
+        let xs = f(x), pos = u(positions), inv = f(inverseFrequencies)
+        let half = rotaryDim / 2
+        for t in 0..<tokens {
+            for h in 0..<heads {
+                let base = (t * heads + h) * headDim
+                for i in 0..<half {
+                    let angle = Float(pos[t]) * inv[i]
+                    let (c, s) = (cos(angle), sin(angle))
+                    let (a, b) = layout == .rotateHalf ? (base + i, base + i + half) : (base + 2 * i, base + 2 * i + 1)
+                    let (x0, x1) = (xs[a], xs[b])
+                    xs[a] = x0 * c - x1 * s
+                    xs[b] = x0 * s + x1 * c
+                }
+            }
+        }
+    }
+
+    public func attention(query q: Tensor, keys: Tensor, values: Tensor, sequenceOf seq: Tensor, positions: Tensor, output: Tensor,
+                          tokens: Int, heads: Int, kvHeads: Int, headDim: Int, sequences: Int, capacity: Int,
+                          contextBound: Int, scale: Float) throws {
+        try OpCheck.attention(q: q, k: keys, v: values, seq: seq, pos: positions, out: output, tokens: tokens, heads: heads,
+                              kvHeads: kvHeads, headDim: headDim, sequences: sequences, capacity: capacity,
+                              contextBound: contextBound, backend: self)
+        let qs = f(q), ks = f(keys), vs = f(values), sq = u(seq), ps = u(positions), out = f(output)
+        let group = heads / kvHeads
+        for t in 0..<tokens {
+            let s = Int(sq[t]), p = Int(ps[t])
+            guard s < sequences, p < contextBound else {
+                throw BackendError("attention: token \(t) at sequence \(s), position \(p) is outside \(sequences) sequences × \(contextBound) positions")
+            }
+            for h in 0..<heads {
+                let kvh = h / group
+                let qBase = (t * heads + h) * headDim
+                let scores = (0...p).map { j -> Float in
+                    let kBase = ((s * capacity + j) * kvHeads + kvh) * headDim
+                    var dot: Float = 0
+                    for d in 0..<headDim { dot += qs[qBase + d] * ks[kBase + d] }
+                    return dot * scale
+                }
+                let weights = Self.softmax(scores)
+                for d in 0..<headDim {
+                    var acc: Float = 0
+                    for j in 0...p { acc += weights[j] * vs[((s * capacity + j) * kvHeads + kvh) * headDim + d] }
+                    out[qBase + d] = acc
+                }
+            }
+        }
+    }
+
+    /// Softmax with max subtraction, in f32.
+    public static func softmax(_ x: [Float]) -> [Float] {
+        let m = x.max() ?? 0
+        let e = x.map { exp($0 - m) }
+        let sum = e.reduce(0, +)
+        return e.map { $0 / sum }
+    }
+
+    public func siluMul(gate: Tensor, up: Tensor, output: Tensor, rows: Int, width: Int, steering: Steering?) throws {
+        let n = rows * width
+        try OpCheck.rowwise("siluMul", [(gate, "gate", n), (up, "up", n), (output, "output", n)], rows: rows, width: width,
+                            steering: steering, backend: self)
+        let g = f(gate), up = f(up), out = f(output)
+        let steer = steering.map { (f($0.scales), f($0.vector)) }
+        for r in 0..<rows {
+            for i in 0..<width {
+                let x = g[r * width + i]
+                var a = x / (1 + exp(-x))
+                if let (s, v) = steer { a += s[r] * v[i] }
+                out[r * width + i] = a * up[r * width + i]
+            }
+        }
+    }
+
+    public func add(_ a: Tensor, _ b: Tensor?, output: Tensor, rows: Int, width: Int, steering: Steering?) throws {
+        let n = rows * width
+        try OpCheck.rowwise("add", [(a, "a", n), (output, "output", n)] + (b.map { [($0, "b", n)] } ?? []),
+                            rows: rows, width: width, steering: steering, backend: self)
+        let av = f(a), bv = b.map { f($0) }, out = f(output)
+        let steer = steering.map { (f($0.scales), f($0.vector)) }
+        for r in 0..<rows {
+            for i in 0..<width {
+                var x = av[r * width + i]
+                if let bv { x += bv[r * width + i] }
+                if let (s, v) = steer { x += s[r] * v[i] }
+                out[r * width + i] = x
+            }
+        }
+    }
+
+    /// Value a NaN ranks as, and the filler of slots beyond a row's length.
+    public static let nanRank: Float = -.infinity
+    public static let emptyValue: Float = -3.0e38
+    public static let emptyIndex: UInt32 = 0xFFFF_FFFF
+
+    public func topK(_ values: Tensor, rows: Int, length: Int, k: Int, outValues: Tensor, outIndices: Tensor) throws {
+        try OpCheck.topK(values, rows: rows, length: length, k: k, outV: outValues, outI: outIndices, backend: self)
+        let v = f(values), ov = f(outValues), oi = u(outIndices)
+        for r in 0..<rows {
+            let entries = (0..<length).map { i -> (Float, UInt32) in
+                let x = v[r * length + i]
+                return (x.isNaN ? Self.nanRank : x, UInt32(i))
+            }
+            let best = entries.sorted { $0.0 != $1.0 ? $0.0 > $1.0 : $0.1 < $1.1 }.prefix(k)
+            for j in 0..<k {
+                let (val, idx) = j < best.count ? best[j] : (Self.emptyValue, Self.emptyIndex)
+                ov[r * k + j] = val
+                oi[r * k + j] = idx
+            }
+        }
+    }
+}

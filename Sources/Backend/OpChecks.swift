@@ -1,0 +1,86 @@
+/// Shape and type checks shared by every backend, run before an op does anything.
+enum OpCheck {
+    static func tensor(_ t: Tensor, _ role: String, of op: String, types: [ElementType], atLeast count: Int, backend: AnyObject) throws {
+        guard t.backendID == ObjectIdentifier(backend) else {
+            throw BackendError("\(op): \(role) belongs to another backend")
+        }
+        guard types.contains(t.type) else {
+            throw BackendError("\(op): \(role) is \(t.type.rawValue), expected \(types.map(\.rawValue).joined(separator: " or "))")
+        }
+        guard t.count >= count else {
+            throw BackendError("\(op): \(role) has \(t.count) elements, needs \(count)")
+        }
+    }
+
+    static func positive(_ values: [(String, Int)], of op: String) throws {
+        for (name, v) in values where v <= 0 { throw BackendError("\(op): \(name) must be positive, got \(v)") }
+    }
+
+    static func matmul(_ w: Tensor, _ x: Tensor, _ y: Tensor, m: Int, n: Int, k: Int, kernel: MatmulKernel, backend: AnyObject) throws {
+        try positive([("m", m), ("n", n), ("k", k)], of: "matmul")
+        if w.type.isQuantized, k % 32 != 0 {
+            throw BackendError("matmul: \(w.type.rawValue) weights need k to be a multiple of 32, got \(k)")
+        }
+        if kernel == .vector, m > 8 { throw BackendError("matmul: the matrix × vector kernel takes at most 8 columns, got m = \(m)") }
+        try tensor(w, "weight", of: "matmul", types: ElementType.weightFormats, atLeast: n * k, backend: backend)
+        try tensor(x, "input", of: "matmul", types: [.f32], atLeast: m * k, backend: backend)
+        try tensor(y, "output", of: "matmul", types: [.f32], atLeast: m * n, backend: backend)
+    }
+
+    static func embedding(_ w: Tensor, _ ids: Tensor, _ out: Tensor, tokens: Int, rows: Int, width: Int, backend: AnyObject) throws {
+        try positive([("tokens", tokens), ("rows", rows), ("width", width)], of: "embedding")
+        if w.type.isQuantized, width % 32 != 0 {
+            throw BackendError("embedding: \(w.type.rawValue) rows need a width that is a multiple of 32, got \(width)")
+        }
+        try tensor(w, "table", of: "embedding", types: ElementType.weightFormats, atLeast: rows * width, backend: backend)
+        try tensor(ids, "ids", of: "embedding", types: [.u32], atLeast: tokens, backend: backend)
+        try tensor(out, "output", of: "embedding", types: [.f32], atLeast: tokens * width, backend: backend)
+    }
+
+    static func rowwise(_ op: String, _ tensors: [(Tensor, String, Int)], rows: Int, width: Int, steering: Steering?, backend: AnyObject) throws {
+        try positive([("rows", rows), ("width", width)], of: op)
+        for (t, role, count) in tensors { try tensor(t, role, of: op, types: [.f32], atLeast: count, backend: backend) }
+        if let s = steering {
+            try tensor(s.scales, "steering scales", of: op, types: [.f32], atLeast: rows, backend: backend)
+            try tensor(s.vector, "steering vector", of: op, types: [.f32], atLeast: width, backend: backend)
+        }
+    }
+
+    static func rope(_ x: Tensor, _ pos: Tensor, _ inv: Tensor, tokens: Int, heads: Int, headDim: Int, rotaryDim: Int, backend: AnyObject) throws {
+        try positive([("tokens", tokens), ("heads", heads), ("headDim", headDim), ("rotaryDim", rotaryDim)], of: "rope")
+        guard rotaryDim % 2 == 0, rotaryDim <= headDim else {
+            throw BackendError("rope: rotaryDim \(rotaryDim) must be even and ≤ headDim \(headDim)")
+        }
+        try tensor(x, "x", of: "rope", types: [.f32], atLeast: tokens * heads * headDim, backend: backend)
+        try tensor(pos, "positions", of: "rope", types: [.u32], atLeast: tokens, backend: backend)
+        try tensor(inv, "inverse frequencies", of: "rope", types: [.f32], atLeast: rotaryDim / 2, backend: backend)
+    }
+
+    static let maxHeadDim = 256
+
+    static func attention(q: Tensor, k: Tensor, v: Tensor, seq: Tensor, pos: Tensor, out: Tensor, tokens: Int, heads: Int,
+                          kvHeads: Int, headDim: Int, sequences: Int, capacity: Int, contextBound: Int, backend: AnyObject) throws {
+        try positive([("tokens", tokens), ("heads", heads), ("kvHeads", kvHeads), ("headDim", headDim),
+                      ("sequences", sequences), ("capacity", capacity), ("contextBound", contextBound)], of: "attention")
+        guard heads % kvHeads == 0 else { throw BackendError("attention: \(heads) query heads are not a multiple of \(kvHeads) KV heads") }
+        guard headDim <= maxHeadDim else { throw BackendError("attention: headDim \(headDim) exceeds \(maxHeadDim)") }
+        guard contextBound <= capacity else { throw BackendError("attention: context \(contextBound) exceeds the cache capacity \(capacity)") }
+        let cache = sequences * capacity * kvHeads * headDim
+        try tensor(q, "query", of: "attention", types: [.f32], atLeast: tokens * heads * headDim, backend: backend)
+        try tensor(k, "key cache", of: "attention", types: [.f32], atLeast: cache, backend: backend)
+        try tensor(v, "value cache", of: "attention", types: [.f32], atLeast: cache, backend: backend)
+        try tensor(seq, "sequence ids", of: "attention", types: [.u32], atLeast: tokens, backend: backend)
+        try tensor(pos, "positions", of: "attention", types: [.u32], atLeast: tokens, backend: backend)
+        try tensor(out, "output", of: "attention", types: [.f32], atLeast: tokens * heads * headDim, backend: backend)
+    }
+
+    static let maxTopK = 64
+
+    static func topK(_ v: Tensor, rows: Int, length: Int, k: Int, outV: Tensor, outI: Tensor, backend: AnyObject) throws {
+        try positive([("rows", rows), ("length", length), ("k", k)], of: "topK")
+        guard k <= maxTopK else { throw BackendError("topK: k = \(k) exceeds \(maxTopK)") }
+        try tensor(v, "values", of: "topK", types: [.f32], atLeast: rows * length, backend: backend)
+        try tensor(outV, "output values", of: "topK", types: [.f32], atLeast: rows * k, backend: backend)
+        try tensor(outI, "output indices", of: "topK", types: [.u32], atLeast: rows * k, backend: backend)
+    }
+}

@@ -1,0 +1,142 @@
+/// A flat, typed buffer owned by one backend. Shapes are passed to each op explicitly, so one
+/// tensor can be read as [tokens × heads·dim] by one op and [tokens·heads × dim] by the next.
+public final class Tensor: @unchecked Sendable {
+    public let type: ElementType
+    public let count: Int
+    public let byteCount: Int
+    /// The backend's storage (CPUStorage or a device allocation).
+    let storage: AnyObject
+    let backendID: ObjectIdentifier
+
+    init(type: ElementType, count: Int, storage: AnyObject, backend: AnyObject) {
+        self.type = type
+        self.count = count
+        self.byteCount = type.byteCount(count)
+        self.storage = storage
+        self.backendID = ObjectIdentifier(backend)
+    }
+}
+
+/// The row-wise steering term `s[r]·v[i]` fused into SiLU·up and the residual add:
+/// `scales` holds α per row (0 where the row is not steered), `vector` the direction.
+public struct Steering {
+    public let scales: Tensor
+    public let vector: Tensor
+    public init(scales: Tensor, vector: Tensor) {
+        self.scales = scales
+        self.vector = vector
+    }
+}
+
+public enum RopeLayout: UInt32, Sendable, CaseIterable {
+    /// Pairs (i, i + d/2): Hugging Face and GGUF qwen2/qwen3.
+    case rotateHalf = 0
+    /// Pairs (2i, 2i + 1): GGUF llama (Q/K rows permuted by the converter).
+    case interleaved = 1
+}
+
+/// Which matmul kernel runs: `.auto` picks matrix × vector for M ≤ 8, else the tiled one.
+public enum MatmulKernel: String, Sendable, CaseIterable {
+    case auto, vector, tiled
+}
+
+public struct BackendError: Error, CustomStringConvertible, Equatable {
+    public let description: String
+    public init(_ d: String) { description = d }
+}
+
+/// The ops every backend implements with the same semantics (docs/KERNELS.md). The CPU backend
+/// runs them at once; the Vulkan backend records them and runs them at `synchronize()`.
+/// Shapes are checked before anything runs.
+public protocol Backend: AnyObject {
+    var name: String { get }
+
+    func makeTensor(_ type: ElementType, count: Int) throws -> Tensor
+    /// Writes raw bytes (already in `t.type`) to the start of `t`.
+    func write(_ t: Tensor, bytes: UnsafeRawBufferPointer) throws
+    /// Reads `t`'s bytes; waits for pending work first.
+    func readBytes(_ t: Tensor) throws -> [UInt8]
+    /// Runs everything recorded so far and waits for it.
+    func synchronize() throws
+
+    /// `y[m, n] = Σ_k w[n, k] · x[m, k]`; `w` is [n × k] in any weight format.
+    func matmul(weight w: Tensor, input x: Tensor, output y: Tensor, m: Int, n: Int, k: Int, kernel: MatmulKernel) throws
+    /// `out[t, :] = w[ids[t], :]` decoded; ids outside [0, rows) leave their row untouched.
+    func embedding(table w: Tensor, ids: Tensor, output: Tensor, tokens: Int, rows: Int, width: Int) throws
+    /// `out[dst[t], :] = input[t, :]`.
+    func scatterRows(input: Tensor, rows dst: Tensor, output: Tensor, tokens: Int, width: Int) throws
+    /// `out[r, :] = x[r, :] / rms(x[r, :]) · weight`.
+    func rmsNorm(input x: Tensor, weight: Tensor, output: Tensor, rows: Int, width: Int, eps: Float) throws
+    /// Rotary embedding in place over [tokens × heads × headDim].
+    func rope(_ x: Tensor, positions: Tensor, inverseFrequencies: Tensor, tokens: Int, heads: Int, headDim: Int,
+              rotaryDim: Int, layout: RopeLayout) throws
+    /// Causal grouped-query attention of `tokens` queries over caches [sequences × capacity × kvHeads × headDim].
+    /// `contextBound` is an upper bound on every `positions[t] + 1`.
+    func attention(query q: Tensor, keys: Tensor, values: Tensor, sequenceOf seq: Tensor, positions: Tensor, output: Tensor,
+                   tokens: Int, heads: Int, kvHeads: Int, headDim: Int, sequences: Int, capacity: Int,
+                   contextBound: Int, scale: Float) throws
+    /// `out = (silu(gate) + s·v) · up` over [rows × width].
+    func siluMul(gate: Tensor, up: Tensor, output: Tensor, rows: Int, width: Int, steering: Steering?) throws
+    /// `out = a + b + s·v` over [rows × width] (`b` optional).
+    func add(_ a: Tensor, _ b: Tensor?, output: Tensor, rows: Int, width: Int, steering: Steering?) throws
+    /// The `k` largest entries of each row (value desc, index asc), NaN ranked lowest.
+    func topK(_ values: Tensor, rows: Int, length: Int, k: Int, outValues: Tensor, outIndices: Tensor) throws
+}
+
+public extension Backend {
+    func makeTensor(floats: [Float]) throws -> Tensor {
+        let t = try makeTensor(.f32, count: floats.count)
+        try floats.withUnsafeBytes { try write(t, bytes: $0) }
+        return t
+    }
+
+    func makeTensor(uints: [UInt32]) throws -> Tensor {
+        let t = try makeTensor(.u32, count: uints.count)
+        try uints.withUnsafeBytes { try write(t, bytes: $0) }
+        return t
+    }
+
+    /// A weight tensor from raw bytes in `type`.
+    func makeTensor(_ type: ElementType, count: Int, bytes: [UInt8]) throws -> Tensor {
+        guard bytes.count == type.byteCount(count) else {
+            throw BackendError("\(count) \(type.rawValue) elements take \(type.byteCount(count)) bytes, got \(bytes.count)")
+        }
+        let t = try makeTensor(type, count: count)
+        try bytes.withUnsafeBytes { try write(t, bytes: $0) }
+        return t
+    }
+
+    func write(_ t: Tensor, floats: [Float]) throws {
+        precondition(t.type == .f32 && floats.count <= t.count)
+        try floats.withUnsafeBytes { try write(t, bytes: $0) }
+    }
+
+    func write(_ t: Tensor, uints: [UInt32]) throws {
+        precondition(t.type == .u32 && uints.count <= t.count)
+        try uints.withUnsafeBytes { try write(t, bytes: $0) }
+    }
+
+    func readFloats(_ t: Tensor) throws -> [Float] {
+        let bytes = try readBytes(t)
+        return bytes.withUnsafeBytes { Quantization.decode($0, as: t.type, count: t.count) }
+    }
+
+    func readUInts(_ t: Tensor) throws -> [UInt32] {
+        precondition(t.type == .u32)
+        let bytes = try readBytes(t)
+        return bytes.withUnsafeBytes { raw in (0..<t.count).map { raw.loadUnaligned(fromByteOffset: $0 * 4, as: UInt32.self) } }
+    }
+
+    /// Copies selected rows of an f32 [* × width] tensor back to the host (a gather, so only
+    /// those rows cross to the host).
+    func readRows(_ t: Tensor, width: Int, rows: [Int]) throws -> [[Float]] {
+        if rows.isEmpty { return [] }
+        let total = t.count / width
+        for r in rows where r < 0 || r >= total { throw BackendError("readRows: row \(r) outside 0..<\(total)") }
+        let ids = try makeTensor(uints: rows.map { UInt32($0) })
+        let out = try makeTensor(.f32, count: rows.count * width)
+        try embedding(table: t, ids: ids, output: out, tokens: rows.count, rows: total, width: width)
+        let flat = try readFloats(out)
+        return (0..<rows.count).map { Array(flat[$0 * width..<($0 + 1) * width]) }
+    }
+}

@@ -1,0 +1,205 @@
+import Shaders
+import VulkanCompute
+
+/// Records the SPIR-V kernels of `Shaders/` into one command stream; `synchronize()` submits the
+/// batch and waits. Host writes and reads flush what is pending first, so the order of effects
+/// is the same as on the CPU backend.
+public final class VulkanBackend: Backend {
+    public let name = "vulkan"
+    public let device: VulkanDevice
+    public let stream: CommandStream
+    /// The widest window one descriptor may bind; tensors beyond it are bound in row chunks.
+    /// Defaults to the device's maxStorageBufferRange; tests lower it to exercise chunking.
+    public var bindingLimit: Int
+    /// Label given to the next dispatches in profiles (e.g. "layer 3 attention").
+    public var label = ""
+    static let workgroup: UInt32 = 64
+    private var scratch: [String: Tensor] = [:]
+
+    public init(device: VulkanDevice, profiling: Bool = false) throws {
+        self.device = device
+        stream = try CommandStream(device: device, profiling: profiling)
+        bindingLimit = device.limits.maxStorageBufferRange
+    }
+
+    // MARK: memory
+
+    public func makeTensor(_ type: ElementType, count: Int) throws -> Tensor {
+        guard count > 0 else { throw BackendError("tensor of \(count) elements") }
+        let alloc = try device.allocate((type.byteCount(count) + 3) & ~3)
+        return Tensor(type: type, count: count, storage: alloc, backend: self)
+    }
+
+    func slice(_ t: Tensor) -> BufferSlice { (t.storage as! DeviceAllocation).slice }
+
+    public func write(_ t: Tensor, bytes: UnsafeRawBufferPointer) throws {
+        guard bytes.count <= t.byteCount else { throw BackendError("write of \(bytes.count) bytes into a \(t.byteCount)-byte tensor") }
+        if stream.dispatchCount > 0 { try synchronize() }
+        try device.write(bytes, to: slice(t))
+    }
+
+    public func readBytes(_ t: Tensor) throws -> [UInt8] {
+        try synchronize()
+        var out = [UInt8](repeating: 0, count: t.byteCount)
+        try out.withUnsafeMutableBytes { try device.read(slice(t), into: $0) }
+        return out
+    }
+
+    public func synchronize() throws { try stream.submit() }
+
+    /// A scratch tensor of at least `count` elements, reused across ops (the stream's hazard
+    /// tracking orders the reuse).
+    private func scratchTensor(_ key: String, _ type: ElementType, count: Int) throws -> Tensor {
+        if let t = scratch[key], t.count >= count { return t }
+        let t = try makeTensor(type, count: count)
+        scratch[key] = t
+        return t
+    }
+
+    // MARK: kernels
+
+    private func kernel(_ name: String, _ spirv: [UInt32], _ access: [BindingAccess], push: Int, format: ElementType? = nil) throws -> Kernel {
+        let spec = [Self.workgroup] + (format.map { [$0.shaderFormat] } ?? [])
+        let specName = format.map { "\(name).\($0.rawValue)" } ?? name
+        return try device.kernel(name: specName, spirv: spirv, access: access, pushConstantWords: push, specialization: spec)
+    }
+
+    private func dispatch(_ k: Kernel, _ tensors: [BufferSlice], _ push: [UInt32], _ groups: (Int, Int, Int)) throws {
+        try stream.dispatch(k, tensors, push: push, groups: groups, label: label.isEmpty ? k.name : "\(label) \(k.name)")
+    }
+
+    /// x × y grid covering `rows` workgroups within the 65,535-per-dimension limit.
+    private func rowGrid(_ rows: Int) -> (Int, Int, Int) {
+        let x = min(rows, 65535)
+        return (x, (rows + x - 1) / x, 1)
+    }
+
+    private func groups(_ n: Int) -> Int { (n + Int(Self.workgroup) - 1) / Int(Self.workgroup) }
+
+    private func f(_ x: Float) -> UInt32 { x.bitPattern }
+
+    /// Row windows of a [rows × width] weight tensor that each fit one binding.
+    private func weightChunks(_ w: Tensor, rows: Int, width: Int) throws -> [(RowChunk, BufferSlice)] {
+        let rowBytes = w.type.byteCount(width)
+        guard rowBytes <= bindingLimit else { throw BackendError("a \(width)-wide \(w.type.rawValue) row exceeds the device's binding limit") }
+        let align = device.limits.minStorageBufferOffsetAlignment
+        let whole = slice(w)
+        return rowChunks(rows: rows, rowBytes: rowBytes, limit: bindingLimit, alignment: align).map { c in
+            let start = c.first * rowBytes
+            let size = min((c.count * rowBytes + 3) & ~3, whole.size - start)
+            return (c, whole.subslice(offset: start, size: size))
+        }
+    }
+
+    public func matmul(weight w: Tensor, input x: Tensor, output y: Tensor, m: Int, n: Int, k: Int, kernel kind: MatmulKernel) throws {
+        try OpCheck.matmul(w, x, y, m: m, n: n, k: k, kernel: kind, backend: self)
+        let vector = kind == .vector || (kind == .auto && m <= 8)
+        let kern = vector
+            ? try kernel("matvec", SPIRV.matvec, [.read, .read, .write], push: 5, format: w.type)
+            : try kernel("matmul", SPIRV.matmul, [.read, .read, .write], push: 5, format: w.type)
+        for (chunk, ws) in try weightChunks(w, rows: n, width: k) {
+            let push: [UInt32] = [UInt32(k), UInt32(chunk.count), UInt32(m), UInt32(chunk.first), UInt32(n)]
+            let grid = vector ? rowGrid(chunk.count) : ((chunk.count + 31) / 32, (m + 31) / 32, 1)
+            try dispatch(kern, [ws, slice(x), slice(y)], push, grid)
+        }
+    }
+
+    public func embedding(table w: Tensor, ids: Tensor, output: Tensor, tokens: Int, rows: Int, width: Int) throws {
+        try OpCheck.embedding(w, ids, output, tokens: tokens, rows: rows, width: width, backend: self)
+        guard tokens <= 65535 else { throw BackendError("embedding: \(tokens) tokens exceed 65,535 per dispatch") }
+        let kern = try kernel("embedding", SPIRV.embedding, [.read, .read, .write], push: 4, format: w.type)
+        for (chunk, ws) in try weightChunks(w, rows: rows, width: width) {
+            let push: [UInt32] = [UInt32(width), UInt32(tokens), UInt32(chunk.first), UInt32(chunk.count)]
+            try dispatch(kern, [ws, slice(ids), slice(output)], push, (groups(width), tokens, 1))
+        }
+    }
+
+    public func scatterRows(input: Tensor, rows dst: Tensor, output: Tensor, tokens: Int, width: Int) throws {
+        try OpCheck.rowwise("scatterRows", [(input, "input", tokens * width), (output, "output", width)], rows: tokens, width: width,
+                            steering: nil, backend: self)
+        try OpCheck.tensor(dst, "rows", of: "scatterRows", types: [.u32], atLeast: tokens, backend: self)
+        let kern = try kernel("scatter_rows", SPIRV.scatter_rows, [.read, .read, .write], push: 2)
+        try dispatch(kern, [slice(input), slice(dst), slice(output)], [UInt32(width), UInt32(tokens)], (groups(width), tokens, 1))
+    }
+
+    public func rmsNorm(input x: Tensor, weight: Tensor, output: Tensor, rows: Int, width: Int, eps: Float) throws {
+        try OpCheck.rowwise("rmsNorm", [(x, "input", rows * width), (weight, "weight", width), (output, "output", rows * width)],
+                            rows: rows, width: width, steering: nil, backend: self)
+        let kern = try kernel("rmsnorm", SPIRV.rmsnorm, [.read, .read, .write], push: 3)
+        try dispatch(kern, [slice(x), slice(weight), slice(output)], [UInt32(width), UInt32(rows), f(eps)], rowGrid(rows))
+    }
+
+    public func rope(_ x: Tensor, positions: Tensor, inverseFrequencies: Tensor, tokens: Int, heads: Int, headDim: Int,
+                     rotaryDim: Int, layout: RopeLayout) throws {
+        try OpCheck.rope(x, positions, inverseFrequencies, tokens: tokens, heads: heads, headDim: headDim, rotaryDim: rotaryDim, backend: self)
+        let kern = try kernel("rope", SPIRV.rope, [.readWrite, .read, .read], push: 5)
+        let push: [UInt32] = [UInt32(tokens), UInt32(heads), UInt32(headDim), UInt32(rotaryDim), layout.rawValue]
+        try dispatch(kern, [slice(x), slice(positions), slice(inverseFrequencies)], push, (groups(heads * rotaryDim / 2), tokens, 1))
+    }
+
+    static let attentionChunk = 256
+
+    public func attention(query q: Tensor, keys: Tensor, values: Tensor, sequenceOf seq: Tensor, positions: Tensor, output: Tensor,
+                          tokens: Int, heads: Int, kvHeads: Int, headDim: Int, sequences: Int, capacity: Int,
+                          contextBound: Int, scale: Float) throws {
+        try OpCheck.attention(q: q, k: keys, v: values, seq: seq, pos: positions, out: output, tokens: tokens, heads: heads,
+                              kvHeads: kvHeads, headDim: headDim, sequences: sequences, capacity: capacity,
+                              contextBound: contextBound, backend: self)
+        guard tokens <= 65535 else { throw BackendError("attention: \(tokens) tokens exceed 65,535 per dispatch") }
+        let chunks = (contextBound + Self.attentionChunk - 1) / Self.attentionChunk
+        let part = try scratchTensor("attention.partial", .f32, count: tokens * heads * chunks * (headDim + 2))
+        let partial = try kernel("attention", SPIRV.attention, [.read, .read, .read, .read, .read, .write], push: 7)
+        let combine = try kernel("attention_combine", SPIRV.attention_combine, [.read, .write], push: 4)
+        let push: [UInt32] = [UInt32(tokens), UInt32(heads), UInt32(kvHeads), UInt32(headDim), UInt32(capacity), UInt32(chunks), f(scale)]
+        try dispatch(partial, [slice(q), slice(keys), slice(values), slice(seq), slice(positions), slice(part)], push, (chunks, heads, tokens))
+        try dispatch(combine, [slice(part), slice(output)], [UInt32(tokens), UInt32(heads), UInt32(headDim), UInt32(chunks)], (heads, tokens, 1))
+    }
+
+    /// Bindings 3 and 4 of the fused kernels: the steering term, or any valid buffer when off.
+    private func steeringSlices(_ s: Steering?, fallback: BufferSlice) -> [BufferSlice] {
+        guard let s else { return [fallback, fallback] }
+        return [slice(s.scales), slice(s.vector)]
+    }
+
+    public func siluMul(gate: Tensor, up: Tensor, output: Tensor, rows: Int, width: Int, steering: Steering?) throws {
+        let n = rows * width
+        try OpCheck.rowwise("siluMul", [(gate, "gate", n), (up, "up", n), (output, "output", n)], rows: rows, width: width,
+                            steering: steering, backend: self)
+        guard rows <= 65535 else { throw BackendError("siluMul: \(rows) rows exceed 65,535 per dispatch") }
+        let kern = try kernel("silu_mul", SPIRV.silu_mul, [.read, .read, .write, .read, .read], push: 3)
+        let bindings = [slice(gate), slice(up), slice(output)] + steeringSlices(steering, fallback: slice(gate))
+        try dispatch(kern, bindings, [UInt32(width), UInt32(rows), steering == nil ? 0 : 1], (groups(width), rows, 1))
+    }
+
+    public func add(_ a: Tensor, _ b: Tensor?, output: Tensor, rows: Int, width: Int, steering: Steering?) throws {
+        let n = rows * width
+        try OpCheck.rowwise("add", [(a, "a", n), (output, "output", n)] + (b.map { [($0, "b", n)] } ?? []),
+                            rows: rows, width: width, steering: steering, backend: self)
+        guard rows <= 65535 else { throw BackendError("add: \(rows) rows exceed 65,535 per dispatch") }
+        let kern = try kernel("add", SPIRV.add, [.read, .read, .write, .read, .read], push: 4)
+        let bindings = [slice(a), slice(b ?? a), slice(output)] + steeringSlices(steering, fallback: slice(a))
+        try dispatch(kern, bindings, [UInt32(width), UInt32(rows), b == nil ? 0 : 1, steering == nil ? 0 : 1], (groups(width), rows, 1))
+    }
+
+    static let topKChunk = 4096
+
+    public func topK(_ values: Tensor, rows: Int, length: Int, k: Int, outValues: Tensor, outIndices: Tensor) throws {
+        try OpCheck.topK(values, rows: rows, length: length, k: k, outV: outValues, outI: outIndices, backend: self)
+        guard rows <= 65535 else { throw BackendError("topK: \(rows) rows exceed 65,535 per dispatch") }
+        let kern = try kernel("topk", SPIRV.topk, [.read, .read, .write, .write], push: 6)
+        // Each pass keeps k candidates per 4096-entry chunk; repeat until one chunk remains.
+        var (inV, inI, len, hasIdx) = (slice(values), slice(values), length, UInt32(0))
+        var pass = 0
+        while true {
+            let chunks = (len + Self.topKChunk - 1) / Self.topKChunk
+            let last = chunks == 1
+            let outV = last ? slice(outValues) : slice(try scratchTensor("topk.v\(pass % 2)", .f32, count: rows * chunks * k))
+            let outI = last ? slice(outIndices) : slice(try scratchTensor("topk.i\(pass % 2)", .u32, count: rows * chunks * k))
+            let push: [UInt32] = [UInt32(len), UInt32(rows), UInt32(k), UInt32(len), UInt32(chunks), hasIdx]
+            try dispatch(kern, [inV, inI, outV, outI], push, (chunks, rows, 1))
+            if last { return }
+            (inV, inI, len, hasIdx) = (outV, outI, chunks * k, 1)
+            pass += 1
+        }
+    }
+}

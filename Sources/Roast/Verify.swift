@@ -1,0 +1,276 @@
+import Backend
+import Foundation
+
+/// One comparison of a Vulkan kernel with its CPU twin.
+public struct VerifyResult: Codable, Sendable {
+    public var kernel: String
+    public var format: String
+    public var shape: String
+    public var nmse: Double
+    public var max_abs_err: Double
+    public var limit: Double
+    public var pass: Bool
+    public var note: String?
+}
+
+/// SplitMix64: small, seeded, identical on every platform.
+public struct SeededRandom: RandomNumberGenerator, Sendable {
+    private var state: UInt64
+    public init(seed: UInt64) { state = seed }
+    public mutating func next() -> UInt64 {
+        state &+= 0x9E37_79B9_7F4A_7C15
+        var z = state
+        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
+        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
+        return z ^ (z >> 31)
+    }
+    public mutating func floats(_ n: Int, scale: Float = 1) -> [Float] {
+        (0..<n).map { _ in Float.random(in: -scale...scale, using: &self) }
+    }
+}
+
+/// NMSE = Σ(a−b)²/Σb² and the largest |a−b|; any NaN in `a` makes both infinite.
+public func compare(_ a: [Float], _ b: [Float]) -> (nmse: Double, maxAbs: Double) {
+    precondition(a.count == b.count)
+    var num = 0.0, den = 0.0, maxAbs = 0.0
+    for (x, y) in zip(a, b) {
+        if x.isNaN || y.isNaN { return (.infinity, .infinity) }
+        let d = Double(x) - Double(y)
+        num += d * d
+        den += Double(y) * Double(y)
+        maxAbs = max(maxAbs, abs(d))
+    }
+    return (den == 0 ? (num == 0 ? 0 : .infinity) : num / den, maxAbs)
+}
+
+/// Runs every kernel on fresh random inputs on a device backend and on the CPU twin.
+/// Device outputs are poisoned with NaN first, so an element a kernel fails to write fails.
+public struct KernelVerifier {
+    public static let elementwiseLimit = 1e-7
+    public static let matmulLimit = 5e-4
+    public let device: Backend
+    public let reference: Backend
+    public var seed: UInt64
+    /// Leaves out the cases that need hundreds of MiB (tensors past the binding limit).
+    public var includeLarge = true
+
+    public init(device: Backend, reference: Backend = CPUBackend(), seed: UInt64 = 42) {
+        self.device = device
+        self.reference = reference
+        self.seed = seed
+    }
+
+    /// The same data on both backends.
+    struct Pair {
+        let dev: Tensor
+        let ref: Tensor
+    }
+
+    private func pair(_ floats: [Float]) throws -> Pair {
+        Pair(dev: try device.makeTensor(floats: floats), ref: try reference.makeTensor(floats: floats))
+    }
+    private func pair(uints: [UInt32]) throws -> Pair {
+        Pair(dev: try device.makeTensor(uints: uints), ref: try reference.makeTensor(uints: uints))
+    }
+    private func pair(_ type: ElementType, floats: [Float]) throws -> Pair {
+        let bytes = Quantization.encode(floats, as: type)
+        return Pair(dev: try device.makeTensor(type, count: floats.count, bytes: bytes),
+                    ref: try reference.makeTensor(type, count: floats.count, bytes: bytes))
+    }
+    /// An output: NaN-poisoned on the device, zero on the reference.
+    private func output(_ n: Int, _ type: ElementType = .f32) throws -> Pair {
+        let dev = try device.makeTensor(type, count: n)
+        let poison = [UInt32](repeating: 0x7FC0_0000, count: n)
+        try poison.withUnsafeBytes { try device.write(dev, bytes: $0) }
+        return Pair(dev: dev, ref: try reference.makeTensor(type, count: n))
+    }
+
+    private func result(_ kernel: String, _ format: String, _ shape: String, _ out: Pair, limit: Double, note: String? = nil) throws -> VerifyResult {
+        let (nmse, maxAbs) = compare(try device.readFloats(out.dev), try reference.readFloats(out.ref))
+        return VerifyResult(kernel: kernel, format: format, shape: shape, nmse: nmse, max_abs_err: maxAbs, limit: limit,
+                            pass: nmse <= limit, note: note)
+    }
+
+    public typealias Case = (name: String, run: () throws -> [VerifyResult])
+
+    /// Every case, in order; `progress` sees each result as it comes.
+    public func run(progress: (VerifyResult) -> Void = { _ in }) throws -> [VerifyResult] {
+        var all: [VerifyResult] = []
+        for c in cases() {
+            for r in try c.run() { progress(r); all.append(r) }
+        }
+        return all
+    }
+
+    public func cases() -> [Case] {
+        var rng = SeededRandom(seed: seed)
+        var list: [Case] = []
+        // Matmul: both kernels, every format, odd sizes; float formats also take a ragged K.
+        for format in ElementType.weightFormats {
+            let kOdd = format.isQuantized ? 96 : 77
+            for (m, n, k) in [(1, 777, 1024), (3, 130, kOdd), (8, 65, 512), (37, 300, 256), (70, 33, kOdd)] {
+                let kind: MatmulKernel = m <= 8 ? .vector : .tiled
+                let w = rng.floats(n * k), x = rng.floats(m * k)
+                list.append(("matmul", { try self.matmul(format, kind, m: m, n: n, k: k, w: w, x: x) }))
+            }
+            // The tiled kernel on a decode shape too.
+            let w = rng.floats(129 * 256), x = rng.floats(5 * 256)
+            list.append(("matmul", { try self.matmul(format, .tiled, m: 5, n: 129, k: 256, w: w, x: x) }))
+        }
+        // More than 65,535 output rows: the 2-D grid.
+        let wl = rng.floats(70_001 * 64), xl = rng.floats(2 * 64)
+        list.append(("matmul", { try self.matmul(.q8_0, .vector, m: 2, n: 70_001, k: 64, w: wl, x: xl) }))
+        for format in ElementType.weightFormats {
+            let width = format.isQuantized ? 320 : 250
+            let table = rng.floats(1000 * width)
+            let ids = (0..<17).map { _ in UInt32.random(in: 0..<1000, using: &rng) }
+            list.append(("embedding", { try self.embedding(format, rows: 1000, width: width, table: table, ids: ids) }))
+        }
+        if includeLarge {
+            // A 152k × 512 f16 table is 155 MB, past lavapipe's 128 MiB binding limit: chunked.
+            let big = rng.floats(152_000 * 512, scale: 0.5)
+            let ids: [UInt32] = [0, 151_999, 65_536, 131_071, 131_072, 7, 100_000]
+            let x = rng.floats(512)
+            list.append(("embedding", { try self.embedding(.f16, rows: 152_000, width: 512, table: big, ids: ids) }))
+            list.append(("matmul", { try self.matmul(.f16, .vector, m: 1, n: 152_000, k: 512, w: big, x: x) }))
+        }
+        let sIn = rng.floats(19 * 333)
+        let sDst = (0..<19).map { UInt32($0) }.shuffled(using: &rng)
+        list.append(("scatter_rows", { try self.scatter(input: sIn, dst: sDst, width: 333) }))
+        for (rows, width) in [(7, 4001), (112, 128), (70_000, 8)] {
+            let x = rng.floats(rows * width, scale: 3), w = rng.floats(width)
+            list.append(("rmsnorm", { try self.rmsNorm(x: x, w: w, rows: rows, width: width) }))
+        }
+        for layout in RopeLayout.allCases {
+            for (t, h, d, rot, maxPos) in [(13, 5, 64, 64, 4096), (6, 3, 128, 64, 32768), (3, 2, 32, 32, 100_000)] {
+                let x = rng.floats(t * h * d)
+                let pos = (0..<t).map { _ in UInt32.random(in: 0..<UInt32(maxPos), using: &rng) }
+                list.append(("rope", { try self.rope(x: x, pos: pos, tokens: t, heads: h, headDim: d, rotaryDim: rot, layout: layout) }))
+            }
+        }
+        // Two sequences in one batch: a prefill of 4 tokens and one decode token deep in the cache.
+        list.append(("attention", { [rng] in
+            var r = rng
+            return try self.attention(rng: &r, seqs: [0, 0, 0, 0, 1], pos: [0, 1, 2, 3, 290], heads: 8, kvHeads: 2, headDim: 64, capacity: 300)
+        }))
+        list.append(("attention", { [rng] in
+            var r = rng
+            return try self.attention(rng: &r, seqs: [2, 0, 1], pos: [5, 511, 0], heads: 6, kvHeads: 6, headDim: 80, capacity: 512)
+        }))
+        // A context past 65,535 positions (lavapipe's silent loop limit).
+        list.append(("attention", { [rng] in
+            var r = rng
+            return try self.attention(rng: &r, seqs: [0], pos: [70_000], heads: 2, kvHeads: 1, headDim: 64, capacity: 70_001)
+        }))
+        for steer in [false, true] {
+            let (rows, width) = (9, 1537)
+            let g = rng.floats(rows * width, scale: 4), u = rng.floats(rows * width), v = rng.floats(width)
+            let s = (0..<rows).map { $0 % 3 == 0 ? Float(0) : Float(0.2) }
+            list.append(("silu_mul", { try self.siluMul(g: g, u: u, rows: rows, width: width, steer: steer ? (s, v) : nil) }))
+            let a = rng.floats(rows * 576), b = rng.floats(rows * 576), v2 = rng.floats(576)
+            list.append(("add", { try self.add(a: a, b: b, rows: rows, width: 576, steer: steer ? (s, v2) : nil) }))
+        }
+        let a = rng.floats(5 * 1000), v = rng.floats(1000), s: [Float] = [0, 0.5, 0, 0, -1]
+        list.append(("add", { try self.add(a: a, b: nil, rows: 5, width: 1000, steer: (s, v)) }))
+        for (rows, length, k) in [(3, 49_152, 1), (2, 49_152, 40), (1, 151_936, 64), (2, 262_144, 8), (4, 100, 64), (1, 4097, 5)] {
+            var values = rng.floats(rows * length, scale: 20)
+            if length == 100 { values[7] = .nan }
+            list.append(("topk", { try self.topK(values: values, rows: rows, length: length, k: k) }))
+        }
+        return list
+    }
+
+    func matmul(_ format: ElementType, _ kind: MatmulKernel, m: Int, n: Int, k: Int, w: [Float], x: [Float]) throws -> [VerifyResult] {
+        let wp = try pair(format, floats: w), xp = try pair(x), y = try output(m * n)
+        try device.matmul(weight: wp.dev, input: xp.dev, output: y.dev, m: m, n: n, k: k, kernel: kind)
+        try reference.matmul(weight: wp.ref, input: xp.ref, output: y.ref, m: m, n: n, k: k, kernel: kind)
+        let name = kind == .vector ? "matvec" : "matmul"
+        return [try result(name, format.rawValue, "m=\(m) n=\(n) k=\(k)", y, limit: Self.matmulLimit)]
+    }
+
+    func embedding(_ format: ElementType, rows: Int, width: Int, table: [Float], ids: [UInt32]) throws -> [VerifyResult] {
+        let wp = try pair(format, floats: table), ip = try pair(uints: ids), out = try output(ids.count * width)
+        try device.embedding(table: wp.dev, ids: ip.dev, output: out.dev, tokens: ids.count, rows: rows, width: width)
+        try reference.embedding(table: wp.ref, ids: ip.ref, output: out.ref, tokens: ids.count, rows: rows, width: width)
+        return [try result("embedding", format.rawValue, "rows=\(rows) width=\(width) tokens=\(ids.count)", out, limit: Self.elementwiseLimit)]
+    }
+
+    func scatter(input: [Float], dst: [UInt32], width: Int) throws -> [VerifyResult] {
+        let ip = try pair(input), dp = try pair(uints: dst), out = try output(dst.count * width)
+        try device.scatterRows(input: ip.dev, rows: dp.dev, output: out.dev, tokens: dst.count, width: width)
+        try reference.scatterRows(input: ip.ref, rows: dp.ref, output: out.ref, tokens: dst.count, width: width)
+        return [try result("scatter_rows", "f32", "tokens=\(dst.count) width=\(width)", out, limit: Self.elementwiseLimit)]
+    }
+
+    func rmsNorm(x: [Float], w: [Float], rows: Int, width: Int) throws -> [VerifyResult] {
+        let xp = try pair(x), wp = try pair(w), out = try output(rows * width)
+        try device.rmsNorm(input: xp.dev, weight: wp.dev, output: out.dev, rows: rows, width: width, eps: 1e-6)
+        try reference.rmsNorm(input: xp.ref, weight: wp.ref, output: out.ref, rows: rows, width: width, eps: 1e-6)
+        return [try result("rmsnorm", "f32", "rows=\(rows) width=\(width)", out, limit: Self.elementwiseLimit)]
+    }
+
+    /// Inverse frequencies θ^(−2i/d) with θ = 10,000, computed in double.
+    public static func inverseFrequencies(rotaryDim: Int, theta: Double = 10_000) -> [Float] {
+        (0..<rotaryDim / 2).map { Float(1 / pow(theta, Double(2 * $0) / Double(rotaryDim))) }
+    }
+
+    func rope(x: [Float], pos: [UInt32], tokens: Int, heads: Int, headDim: Int, rotaryDim: Int, layout: RopeLayout) throws -> [VerifyResult] {
+        let xp = try pair(x), pp = try pair(uints: pos), fp = try pair(Self.inverseFrequencies(rotaryDim: rotaryDim))
+        try device.rope(xp.dev, positions: pp.dev, inverseFrequencies: fp.dev, tokens: tokens, heads: heads, headDim: headDim, rotaryDim: rotaryDim, layout: layout)
+        try reference.rope(xp.ref, positions: pp.ref, inverseFrequencies: fp.ref, tokens: tokens, heads: heads, headDim: headDim, rotaryDim: rotaryDim, layout: layout)
+        let name = layout == .rotateHalf ? "rope.rotate_half" : "rope.interleaved"
+        return [try result(name, "f32", "tokens=\(tokens) heads=\(heads) dim=\(headDim) rot=\(rotaryDim) maxpos=\(pos.max()!)", xp, limit: Self.elementwiseLimit)]
+    }
+
+    func attention(rng: inout SeededRandom, seqs: [UInt32], pos: [UInt32], heads: Int, kvHeads: Int, headDim: Int, capacity: Int) throws -> [VerifyResult] {
+        let sequences = Int(seqs.max()!) + 1
+        let tokens = seqs.count
+        let cache = sequences * capacity * kvHeads * headDim
+        let q = try pair(rng.floats(tokens * heads * headDim))
+        let k = try pair(rng.floats(cache)), v = try pair(rng.floats(cache))
+        let sp = try pair(uints: seqs), pp = try pair(uints: pos), out = try output(tokens * heads * headDim)
+        let bound = Int(pos.max()!) + 1
+        let scale = 1 / Float(headDim).squareRoot()
+        for (b, o) in [(device, out.dev), (reference, out.ref)] {
+            let isDev = b === device
+            try b.attention(query: isDev ? q.dev : q.ref, keys: isDev ? k.dev : k.ref, values: isDev ? v.dev : v.ref,
+                            sequenceOf: isDev ? sp.dev : sp.ref, positions: isDev ? pp.dev : pp.ref, output: o,
+                            tokens: tokens, heads: heads, kvHeads: kvHeads, headDim: headDim, sequences: sequences,
+                            capacity: capacity, contextBound: bound, scale: scale)
+        }
+        return [try result("attention", "f32", "tokens=\(tokens) heads=\(heads)/\(kvHeads) dim=\(headDim) ctx=\(bound)", out, limit: Self.matmulLimit)]
+    }
+
+    func siluMul(g: [Float], u: [Float], rows: Int, width: Int, steer: ([Float], [Float])?) throws -> [VerifyResult] {
+        let gp = try pair(g), up = try pair(u), out = try output(rows * width)
+        let st = try steer.map { (try pair($0.0), try pair($0.1)) }
+        try device.siluMul(gate: gp.dev, up: up.dev, output: out.dev, rows: rows, width: width,
+                           steering: st.map { Steering(scales: $0.0.dev, vector: $0.1.dev) })
+        try reference.siluMul(gate: gp.ref, up: up.ref, output: out.ref, rows: rows, width: width,
+                              steering: st.map { Steering(scales: $0.0.ref, vector: $0.1.ref) })
+        return [try result(steer == nil ? "silu_mul" : "silu_mul+steer", "f32", "rows=\(rows) width=\(width)", out, limit: Self.elementwiseLimit)]
+    }
+
+    func add(a: [Float], b: [Float]?, rows: Int, width: Int, steer: ([Float], [Float])?) throws -> [VerifyResult] {
+        let ap = try pair(a), bp = try b.map { try pair($0) }, out = try output(rows * width)
+        let st = try steer.map { (try pair($0.0), try pair($0.1)) }
+        try device.add(ap.dev, bp?.dev, output: out.dev, rows: rows, width: width, steering: st.map { Steering(scales: $0.0.dev, vector: $0.1.dev) })
+        try reference.add(ap.ref, bp?.ref, output: out.ref, rows: rows, width: width, steering: st.map { Steering(scales: $0.0.ref, vector: $0.1.ref) })
+        let name = b == nil ? "steer_add" : (steer == nil ? "add" : "add+steer")
+        return [try result(name, "f32", "rows=\(rows) width=\(width)", out, limit: Self.elementwiseLimit)]
+    }
+
+    func topK(values: [Float], rows: Int, length: Int, k: Int) throws -> [VerifyResult] {
+        let vp = try pair(values), ov = try output(rows * k), oi = try output(rows * k, .u32)
+        try device.topK(vp.dev, rows: rows, length: length, k: k, outValues: ov.dev, outIndices: oi.dev)
+        try reference.topK(vp.ref, rows: rows, length: length, k: k, outValues: ov.ref, outIndices: oi.ref)
+        let devIdx = try device.readUInts(oi.dev), refIdx = try reference.readUInts(oi.ref)
+        let mismatches = zip(devIdx, refIdx).filter { $0 != $1 }.count
+        var r = try result(k == 1 ? "argmax" : "topk", "f32", "rows=\(rows) length=\(length) k=\(k)", ov, limit: Self.elementwiseLimit)
+        if mismatches > 0 {
+            r.pass = false
+            r.note = "\(mismatches) of \(rows * k) indices differ"
+        }
+        return [r]
+    }
+}

@@ -1,0 +1,106 @@
+import ArgumentParser
+import Backend
+import Foundation
+import Roast
+import VulkanCompute
+
+@main
+struct RoastCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "roast",
+        abstract: "A Vulkan activation-steering engine for language models (ROAST).",
+        discussion: """
+        Kernels are GLSL compute shaders compiled to SPIR-V; each has a CPU twin in plain Swift.
+        Any Vulkan device works, including the CPU through Mesa lavapipe.
+        Environment: ROAST_DEVICE=N picks a device, ROAST_VALIDATION=1 turns on the Khronos validation layer.
+        """,
+        subcommands: [Devices.self, Verify.self])
+}
+
+/// Options shared by the commands that open a device.
+struct DeviceOptions: ParsableArguments {
+    @Option(name: .long, help: "Vulkan device number from `roast devices` (default: ROAST_DEVICE, else the first discrete GPU, integrated GPU, then CPU).")
+    var device: Int?
+
+    @Flag(name: .long, help: "Enable the Khronos validation layer and fail on any message it reports.")
+    var validation = false
+
+    func open() throws -> VulkanDevice {
+        try VulkanDevice(index: device, validation: validation ? true : nil)
+    }
+}
+
+/// Prints rows under a header, columns padded to their widest cell.
+func printTable(_ header: [String], _ rows: [[String]]) {
+    let widths = header.indices.map { i in ([header[i]] + rows.map { $0[i] }).map(\.count).max()! }
+    func line(_ cells: [String]) -> String {
+        cells.enumerated().map { $1.padding(toLength: widths[$0], withPad: " ", startingAt: 0) }.joined(separator: "  ")
+    }
+    print(line(header))
+    print(line(widths.map { String(repeating: "-", count: $0) }))
+    rows.forEach { print(line($0)) }
+}
+
+func printJSON<T: Encodable>(_ value: T) throws {
+    let enc = JSONEncoder()
+    enc.outputFormatting = [.sortedKeys]
+    print(String(decoding: try enc.encode(value), as: UTF8.self))
+}
+
+struct Devices: ParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "List the Vulkan devices and the limits the engine reads from them.")
+
+    @Flag(help: "Print JSON instead of a table.") var json = false
+
+    func run() throws {
+        let list = try VulkanDevice.list()
+        if json { return try printJSON(list) }
+        printTable(["#", "name", "kind", "api", "max binding", "shared mem", "subgroup", "max groups", "timestamps", "mappable VRAM"],
+                   list.map { d in
+                       let l = d.limits
+                       return ["\(d.index)", d.name, d.kind.rawValue, d.apiVersion, "\(l.maxStorageBufferRange >> 20) MiB",
+                               "\(l.maxComputeSharedMemorySize >> 10) KiB", "\(l.subgroupSize)",
+                               l.maxComputeWorkGroupCount.map(String.init).joined(separator: "×"),
+                               l.timestamps ? "yes (\(l.timestampPeriodNs) ns)" : "no", l.hostVisibleDeviceLocal ? "yes" : "no"]
+                   })
+    }
+}
+
+struct Verify: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Check every kernel on the device against its CPU twin on fresh random inputs.",
+        discussion: """
+        Each weight format (f32, f16, bf16, q8_0, q4_1) and both matmul kernels; odd sizes; sizes whose long
+        dimension exceeds 65,535 (lavapipe's loop limit) and tensors past the device's binding limit.
+        Outputs are poisoned with NaN first. Limits: NMSE ≤ 1e-7 elementwise, ≤ 5e-4 matmul and attention;
+        any NaN fails. Exits non-zero on any failure.
+        """)
+
+    @OptionGroup var deviceOptions: DeviceOptions
+    @Flag(help: "Print one JSON object per case (kernel, format, shape, nmse, max_abs_err, pass).") var json = false
+    @Option(help: "Seed of the random inputs.") var seed: UInt64 = 42
+    @Flag(help: "Skip the cases with tensors of hundreds of MiB.") var skipLarge = false
+
+    func run() throws {
+        let device = try deviceOptions.open()
+        let backend = try VulkanBackend(device: device)
+        var verifier = KernelVerifier(device: backend, seed: seed)
+        verifier.includeLarge = !skipLarge
+        if !json { FileHandle.standardError.write("verifying on \(device.info.name) (\(device.info.kind.rawValue))\n".data(using: .utf8)!) }
+        let results = try verifier.run { r in
+            if json { try? printJSON(r) }
+        }
+        let validation = device.validationMessages
+        if !json {
+            printTable(["kernel", "format", "shape", "NMSE", "max abs err", "limit", "result"], results.map { r in
+                [r.kernel, r.format, r.shape, String(format: "%.2e", r.nmse), String(format: "%.2e", r.max_abs_err),
+                 String(format: "%.0e", r.limit), r.pass ? "pass" : "FAIL" + (r.note.map { " (\($0))" } ?? "")]
+            })
+            let failed = results.filter { !$0.pass }.count
+            print("\(results.count - failed) passed, \(failed) failed on \(device.info.name)")
+            if device.validationEnabled { print("validation layer: \(validation.count) message(s)") }
+        }
+        for m in validation.prefix(10) { FileHandle.standardError.write("\(m)\n".data(using: .utf8)!) }
+        if results.contains(where: { !$0.pass }) || !validation.isEmpty { throw ExitCode(1) }
+    }
+}

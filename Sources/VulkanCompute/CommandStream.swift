@@ -1,0 +1,256 @@
+import CVulkan
+import Foundation
+
+/// GPU time of one recorded dispatch (from the previous timestamp to the one after it).
+public struct DispatchTiming: Sendable {
+    public let label: String
+    public let kernel: String
+    public let nanoseconds: Double
+}
+
+/// Records many dispatches into one command buffer, placing a barrier only where a dispatch reads
+/// or overwrites a range an earlier dispatch of the same batch wrote (or overwrites one it read).
+/// `submit()` runs the batch, waits for it and makes the stream ready for the next one.
+public final class CommandStream {
+    public let device: VulkanDevice
+    public let profiling: Bool
+    private let pool: VkCommandPool
+    private let fence: VkFence
+    private var cmd: VkCommandBuffer?
+    private var recording = false
+    private var descriptorPools: [VkDescriptorPool] = []
+    private var poolIndex = 0
+    private var setsInPool = 0
+    private static let setsPerPool = 256
+    private static let maxBindings = 8
+    private var pendingWrites: [BufferSlice] = []
+    private var pendingReads: [BufferSlice] = []
+    private var retained: [DeviceAllocation] = []
+    private var queryPools: [VkQueryPool] = []
+    private var labels: [(label: String, kernel: String)] = []
+    private static let queriesPerPool: UInt32 = 1024
+    public private(set) var timings: [DispatchTiming] = []
+    /// Dispatches and barriers recorded since the stream was made (for tests and profiling).
+    public private(set) var dispatchCount = 0
+    public private(set) var barrierCount = 0
+
+    public init(device: VulkanDevice, profiling: Bool = false) throws {
+        self.device = device
+        self.profiling = profiling && device.limits.timestamps
+        (pool, fence) = try device.makeCommandPoolAndFence()
+    }
+
+    deinit {
+        let d = device
+        if recording { _ = d.fns.endCommandBuffer(cmd) }
+        d.fns.destroyFence(d.handle, fence, nil)
+        d.fns.destroyCommandPool(d.handle, pool, nil)
+        for p in descriptorPools { d.fns.destroyDescriptorPool(d.handle, p, nil) }
+        for q in queryPools { d.fns.destroyQueryPool(d.handle, q, nil) }
+    }
+
+    private func begin() throws {
+        if recording { return }
+        let fns = device.fns
+        try VulkanError.check(fns.resetCommandPool(device.handle, pool, 0), "vkResetCommandPool")
+        for p in descriptorPools { try VulkanError.check(fns.resetDescriptorPool(device.handle, p, 0), "vkResetDescriptorPool") }
+        poolIndex = 0
+        setsInPool = 0
+        var ai = VkCommandBufferAllocateInfo()
+        ai.sType = VK_STRUCTURE_TYPE_COMMAND_BUFFER_ALLOCATE_INFO
+        ai.commandPool = pool
+        ai.level = VK_COMMAND_BUFFER_LEVEL_PRIMARY
+        ai.commandBufferCount = 1
+        try VulkanError.check(fns.allocateCommandBuffers(device.handle, &ai, &cmd), "vkAllocateCommandBuffers")
+        var bi = VkCommandBufferBeginInfo()
+        bi.sType = VK_STRUCTURE_TYPE_COMMAND_BUFFER_BEGIN_INFO
+        bi.flags = VkCommandBufferUsageFlags(VK_COMMAND_BUFFER_USAGE_ONE_TIME_SUBMIT_BIT.rawValue)
+        try VulkanError.check(fns.beginCommandBuffer(cmd, &bi), "vkBeginCommandBuffer")
+        recording = true
+        labels = []
+        if profiling { try writeTimestamp(label: nil) }
+    }
+
+    /// Query 0 is the batch start; query i+1 follows dispatch i. Pools are reset on first use.
+    private func writeTimestamp(label: (String, String)?) throws {
+        let q = label == nil ? 0 : labels.count + 1
+        let poolNo = q / Int(Self.queriesPerPool)
+        let local = UInt32(q % Int(Self.queriesPerPool))
+        if poolNo >= queryPools.count {
+            var qi = VkQueryPoolCreateInfo()
+            qi.sType = VK_STRUCTURE_TYPE_QUERY_POOL_CREATE_INFO
+            qi.queryType = VK_QUERY_TYPE_TIMESTAMP
+            qi.queryCount = Self.queriesPerPool
+            var pool: VkQueryPool?
+            try VulkanError.check(device.fns.createQueryPool(device.handle, &qi, nil, &pool), "vkCreateQueryPool")
+            queryPools.append(pool!)
+        }
+        if local == 0 { device.fns.cmdResetQueryPool(cmd, queryPools[poolNo], 0, Self.queriesPerPool) }
+        device.fns.cmdWriteTimestamp(cmd, VK_PIPELINE_STAGE_BOTTOM_OF_PIPE_BIT, queryPools[poolNo], local)
+        if let l = label { labels.append(l) }
+    }
+
+    private func descriptorSet(for kernel: Kernel) throws -> VkDescriptorSet {
+        let fns = device.fns
+        if poolIndex == descriptorPools.count || setsInPool == Self.setsPerPool {
+            if setsInPool == Self.setsPerPool { poolIndex += 1; setsInPool = 0 }
+            if poolIndex == descriptorPools.count {
+                var size = VkDescriptorPoolSize(type: VK_DESCRIPTOR_TYPE_STORAGE_BUFFER,
+                                                descriptorCount: UInt32(Self.setsPerPool * Self.maxBindings))
+                var pi = VkDescriptorPoolCreateInfo()
+                pi.sType = VK_STRUCTURE_TYPE_DESCRIPTOR_POOL_CREATE_INFO
+                pi.maxSets = UInt32(Self.setsPerPool)
+                pi.poolSizeCount = 1
+                var p: VkDescriptorPool?
+                try withUnsafePointer(to: &size) { sp in
+                    pi.pPoolSizes = sp
+                    try VulkanError.check(fns.createDescriptorPool(device.handle, &pi, nil, &p), "vkCreateDescriptorPool")
+                }
+                descriptorPools.append(p!)
+            }
+        }
+        var set: VkDescriptorSet?
+        var layout: VkDescriptorSetLayout? = kernel.setLayout
+        try withUnsafePointer(to: &layout) { lp in
+            var ai = VkDescriptorSetAllocateInfo()
+            ai.sType = VK_STRUCTURE_TYPE_DESCRIPTOR_SET_ALLOCATE_INFO
+            ai.descriptorPool = descriptorPools[poolIndex]
+            ai.descriptorSetCount = 1
+            ai.pSetLayouts = lp
+            try VulkanError.check(fns.allocateDescriptorSets(device.handle, &ai, &set), "vkAllocateDescriptorSets")
+        }
+        setsInPool += 1
+        return set!
+    }
+
+    /// Records one dispatch. Every check happens here, before anything reaches the device.
+    public func dispatch(_ kernel: Kernel, _ bindings: [BufferSlice], push: [UInt32] = [],
+                         groups: (Int, Int, Int), label: String = "") throws {
+        guard bindings.count == kernel.access.count else {
+            throw VulkanError("kernel \(kernel.name): \(bindings.count) buffers bound, it takes \(kernel.access.count)")
+        }
+        guard push.count == kernel.pushConstantWords else {
+            throw VulkanError("kernel \(kernel.name): \(push.count) push-constant words, it takes \(kernel.pushConstantWords)")
+        }
+        let maxGroups = device.limits.maxComputeWorkGroupCount
+        for (n, m) in zip([groups.0, groups.1, groups.2], maxGroups) where n < 0 || n > m {
+            throw VulkanError("kernel \(kernel.name): \(groups) workgroups exceed the device's limit \(maxGroups)")
+        }
+        let align = device.limits.minStorageBufferOffsetAlignment
+        for (i, b) in bindings.enumerated() {
+            guard b.allocation.device === device else { throw VulkanError("kernel \(kernel.name): binding \(i) belongs to another device") }
+            guard b.size > 0, b.size <= device.limits.maxStorageBufferRange else {
+                throw VulkanError("kernel \(kernel.name): binding \(i) is \(b.size) bytes; the device binds 1…\(device.limits.maxStorageBufferRange)")
+            }
+            guard b.absoluteOffset % align == 0 else {
+                throw VulkanError("kernel \(kernel.name): binding \(i) offset \(b.absoluteOffset) is not a multiple of \(align)")
+            }
+        }
+        if groups.0 == 0 || groups.1 == 0 || groups.2 == 0 { return }
+        try begin()
+        let fns = device.fns
+
+        // Barrier only on a real dependency: RAW / WAW against pending writes, WAR against reads.
+        let hazard = zip(bindings, kernel.access).contains { slice, access in
+            pendingWrites.contains { $0.overlaps(slice) } || (access.writes && pendingReads.contains { $0.overlaps(slice) })
+        }
+        if hazard { barrier() }
+        for (slice, access) in zip(bindings, kernel.access) {
+            if access.writes { pendingWrites.append(slice) }
+            if access.reads { pendingReads.append(slice) }
+            retained.append(slice.allocation)
+        }
+
+        let set = try descriptorSet(for: kernel)
+        let infos = bindings.map { VkDescriptorBufferInfo(buffer: $0.buffer, offset: VkDeviceSize($0.absoluteOffset), range: VkDeviceSize($0.size)) }
+        infos.withUnsafeBufferPointer { ip in
+            var writes = (0..<bindings.count).map { i -> VkWriteDescriptorSet in
+                var w = VkWriteDescriptorSet()
+                w.sType = VK_STRUCTURE_TYPE_WRITE_DESCRIPTOR_SET
+                w.dstSet = set
+                w.dstBinding = UInt32(i)
+                w.descriptorCount = 1
+                w.descriptorType = VK_DESCRIPTOR_TYPE_STORAGE_BUFFER
+                w.pBufferInfo = ip.baseAddress! + i
+                return w
+            }
+            fns.updateDescriptorSets(device.handle, UInt32(writes.count), &writes, 0, nil)
+        }
+        fns.cmdBindPipeline(cmd, VK_PIPELINE_BIND_POINT_COMPUTE, kernel.pipeline)
+        var s: VkDescriptorSet? = set
+        fns.cmdBindDescriptorSets(cmd, VK_PIPELINE_BIND_POINT_COMPUTE, kernel.layout, 0, 1, &s, 0, nil)
+        if !push.isEmpty {
+            push.withUnsafeBytes { pb in
+                fns.cmdPushConstants(cmd, kernel.layout, VkShaderStageFlags(VK_SHADER_STAGE_COMPUTE_BIT.rawValue), 0, UInt32(pb.count), pb.baseAddress)
+            }
+        }
+        fns.cmdDispatch(cmd, UInt32(groups.0), UInt32(groups.1), UInt32(groups.2))
+        dispatchCount += 1
+        if profiling { try writeTimestamp(label: (label.isEmpty ? kernel.name : label, kernel.name)) }
+    }
+
+    /// Fills a slice with a repeated 32-bit word (zeroing, poisoning).
+    public func fill(_ slice: BufferSlice, word: UInt32) throws {
+        guard slice.size % 4 == 0, slice.absoluteOffset % 4 == 0 else { throw VulkanError("fill: slice not 4-byte aligned") }
+        try begin()
+        if pendingWrites.contains(where: { $0.overlaps(slice) }) || pendingReads.contains(where: { $0.overlaps(slice) }) { barrier() }
+        pendingWrites.append(slice)
+        retained.append(slice.allocation)
+        device.fns.cmdFillBuffer(cmd, slice.buffer, VkDeviceSize(slice.absoluteOffset), VkDeviceSize(slice.size), word)
+    }
+
+    private func barrier() {
+        let stages = VkPipelineStageFlags(VK_PIPELINE_STAGE_COMPUTE_SHADER_BIT.rawValue | VK_PIPELINE_STAGE_TRANSFER_BIT.rawValue)
+        var mb = VkMemoryBarrier()
+        mb.sType = VK_STRUCTURE_TYPE_MEMORY_BARRIER
+        mb.srcAccessMask = VkAccessFlags(VK_ACCESS_SHADER_WRITE_BIT.rawValue | VK_ACCESS_TRANSFER_WRITE_BIT.rawValue)
+        mb.dstAccessMask = VkAccessFlags(VK_ACCESS_SHADER_READ_BIT.rawValue | VK_ACCESS_SHADER_WRITE_BIT.rawValue |
+                                         VK_ACCESS_TRANSFER_READ_BIT.rawValue | VK_ACCESS_TRANSFER_WRITE_BIT.rawValue)
+        device.fns.cmdPipelineBarrier(cmd, stages, stages, 0, 1, &mb, 0, nil, 0, nil)
+        pendingWrites.removeAll(keepingCapacity: true)
+        pendingReads.removeAll(keepingCapacity: true)
+        barrierCount += 1
+    }
+
+    /// Runs what was recorded and waits for it; afterwards the host sees every write.
+    /// With profiling on, `timings` then holds one entry per dispatch of this batch.
+    public func submit() throws {
+        guard recording else { timings = []; return }
+        let fns = device.fns
+        // Make shader writes visible to host reads after the fence.
+        let src = VkPipelineStageFlags(VK_PIPELINE_STAGE_COMPUTE_SHADER_BIT.rawValue | VK_PIPELINE_STAGE_TRANSFER_BIT.rawValue)
+        var mb = VkMemoryBarrier()
+        mb.sType = VK_STRUCTURE_TYPE_MEMORY_BARRIER
+        mb.srcAccessMask = VkAccessFlags(VK_ACCESS_SHADER_WRITE_BIT.rawValue | VK_ACCESS_TRANSFER_WRITE_BIT.rawValue)
+        mb.dstAccessMask = VkAccessFlags(VK_ACCESS_HOST_READ_BIT.rawValue)
+        fns.cmdPipelineBarrier(cmd, src, VkPipelineStageFlags(VK_PIPELINE_STAGE_HOST_BIT.rawValue), 0, 1, &mb, 0, nil, 0, nil)
+        try VulkanError.check(fns.endCommandBuffer(cmd), "vkEndCommandBuffer")
+        recording = false
+        pendingWrites.removeAll()
+        pendingReads.removeAll()
+        defer { retained.removeAll() }
+        try device.submitAndWait(cmd!, fence: fence)
+        timings = profiling ? try readTimings() : []
+    }
+
+    private func readTimings() throws -> [DispatchTiming] {
+        let total = labels.count + 1
+        var ticks = [UInt64](repeating: 0, count: total)
+        var done = 0
+        for (p, pool) in queryPools.enumerated() where done < total {
+            let first = p * Int(Self.queriesPerPool)
+            let n = min(Int(Self.queriesPerPool), total - first)
+            guard n > 0 else { break }
+            try ticks.withUnsafeMutableBytes { tb in
+                let flags = VkQueryResultFlags(VK_QUERY_RESULT_64_BIT.rawValue | VK_QUERY_RESULT_WAIT_BIT.rawValue)
+                try VulkanError.check(device.fns.getQueryPoolResults(device.handle, pool, 0, UInt32(n), n * 8,
+                                                                     tb.baseAddress! + first * 8, 8, flags), "vkGetQueryPoolResults")
+            }
+            done += n
+        }
+        let period = device.limits.timestampPeriodNs
+        return labels.enumerated().map { i, l in
+            DispatchTiming(label: l.label, kernel: l.kernel, nanoseconds: Double(ticks[i + 1] &- ticks[i]) * period)
+        }
+    }
+}

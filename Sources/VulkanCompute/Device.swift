@@ -1,0 +1,233 @@
+import CVulkan
+import Foundation
+
+/// What kind of device a physical device is, in the order `VulkanDevice` prefers them.
+public enum DeviceKind: String, Codable, Sendable {
+    case discrete, integrated, virtual, cpu, other
+
+    var preference: Int {
+        switch self { case .discrete: 0; case .integrated: 1; case .virtual: 2; case .cpu: 3; case .other: 4 }
+    }
+
+    init(_ t: VkPhysicalDeviceType) {
+        switch t {
+        case VK_PHYSICAL_DEVICE_TYPE_DISCRETE_GPU: self = .discrete
+        case VK_PHYSICAL_DEVICE_TYPE_INTEGRATED_GPU: self = .integrated
+        case VK_PHYSICAL_DEVICE_TYPE_VIRTUAL_GPU: self = .virtual
+        case VK_PHYSICAL_DEVICE_TYPE_CPU: self = .cpu
+        default: self = .other
+        }
+    }
+}
+
+/// Limits read from the device; nothing in the engine assumes them.
+public struct DeviceLimits: Codable, Sendable {
+    public var maxStorageBufferRange: Int
+    public var minStorageBufferOffsetAlignment: Int
+    public var maxComputeSharedMemorySize: Int
+    public var maxComputeWorkGroupCount: [Int]
+    public var maxComputeWorkGroupSize: [Int]
+    public var maxComputeWorkGroupInvocations: Int
+    public var maxPushConstantsSize: Int
+    public var subgroupSize: Int
+    public var timestamps: Bool
+    public var timestampPeriodNs: Double
+    /// Device-local memory the host can map directly (lavapipe, unified memory, ReBAR).
+    public var hostVisibleDeviceLocal: Bool
+    public var deviceLocalBytes: Int
+}
+
+public struct DeviceInfo: Codable, Sendable {
+    public var index: Int
+    public var name: String
+    public var kind: DeviceKind
+    public var apiVersion: String
+    public var limits: DeviceLimits
+}
+
+/// Messages of the Khronos validation layer, collected from its callback thread.
+final class ValidationLog: @unchecked Sendable {
+    private let lock = NSLock()
+    private var messages: [String] = []
+    func append(_ m: String) { lock.lock(); messages.append(m); lock.unlock() }
+    var all: [String] { lock.lock(); defer { lock.unlock() }; return messages }
+}
+
+/// A Vulkan instance (optionally with the validation layer and its messenger).
+final class VulkanInstance {
+    let handle: VkInstance
+    let fns: InstanceFunctions
+    let log = ValidationLog()
+    private var messenger: VkDebugUtilsMessengerEXT?
+
+    init(validation: Bool) throws {
+        let loader = try VulkanLoader.shared.get()
+        let enumerateLayers: PFN_vkEnumerateInstanceLayerProperties =
+            try loader.load(nil, "vkEnumerateInstanceLayerProperties")
+        let createInstance: PFN_vkCreateInstance = try loader.load(nil, "vkCreateInstance")
+        var layers: [String] = []
+        var extensions: [String] = []
+        if validation {
+            var count: UInt32 = 0
+            _ = enumerateLayers(&count, nil)
+            var props = [VkLayerProperties](repeating: VkLayerProperties(), count: Int(count))
+            _ = enumerateLayers(&count, &props)
+            let names = props.map { p in withUnsafeBytes(of: p.layerName) { String(cString: $0.bindMemory(to: CChar.self).baseAddress!) } }
+            guard names.contains("VK_LAYER_KHRONOS_validation") else {
+                throw VulkanError("validation requested but VK_LAYER_KHRONOS_validation is not installed (Debian/Ubuntu: apt-get install vulkan-validationlayers)")
+            }
+            layers = ["VK_LAYER_KHRONOS_validation"]
+            extensions = ["VK_EXT_debug_utils"]
+        }
+        var instance: VkInstance?
+        let result: VkResult = withCStrings(layers) { layerPtrs in
+            withCStrings(extensions) { extPtrs in
+                "roast".withCString { appName in
+                    var app = VkApplicationInfo()
+                    app.sType = VK_STRUCTURE_TYPE_APPLICATION_INFO
+                    app.pApplicationName = appName
+                    app.pEngineName = appName
+                    app.apiVersion = roast_vk_make_api_version(0, 1, 2, 0)
+                    return withUnsafePointer(to: &app) { appPtr in
+                        var info = VkInstanceCreateInfo()
+                        info.sType = VK_STRUCTURE_TYPE_INSTANCE_CREATE_INFO
+                        info.pApplicationInfo = appPtr
+                        info.enabledLayerCount = UInt32(layers.count)
+                        info.ppEnabledLayerNames = layerPtrs
+                        info.enabledExtensionCount = UInt32(extensions.count)
+                        info.ppEnabledExtensionNames = extPtrs
+                        return createInstance(&info, nil, &instance)
+                    }
+                }
+            }
+        }
+        if result == VK_ERROR_INCOMPATIBLE_DRIVER || result == VK_ERROR_INITIALIZATION_FAILED {
+            throw VulkanError("no Vulkan driver found: install one (Debian/Ubuntu: apt-get install mesa-vulkan-drivers for the CPU driver lavapipe)")
+        }
+        try VulkanError.check(result, "vkCreateInstance")
+        handle = instance!
+        fns = try InstanceFunctions(loader, handle, debugUtils: validation)
+        if validation { try installMessenger() }
+    }
+
+    private func installMessenger() throws {
+        var info = VkDebugUtilsMessengerCreateInfoEXT()
+        info.sType = VK_STRUCTURE_TYPE_DEBUG_UTILS_MESSENGER_CREATE_INFO_EXT
+        info.messageSeverity = VkDebugUtilsMessageSeverityFlagsEXT(
+            VK_DEBUG_UTILS_MESSAGE_SEVERITY_WARNING_BIT_EXT.rawValue | VK_DEBUG_UTILS_MESSAGE_SEVERITY_ERROR_BIT_EXT.rawValue)
+        info.messageType = VkDebugUtilsMessageTypeFlagsEXT(
+            VK_DEBUG_UTILS_MESSAGE_TYPE_VALIDATION_BIT_EXT.rawValue | VK_DEBUG_UTILS_MESSAGE_TYPE_GENERAL_BIT_EXT.rawValue)
+        info.pfnUserCallback = { severity, _, data, user in
+            let text = data.flatMap { $0.pointee.pMessage.map { String(cString: $0) } } ?? "(no message)"
+            let log = Unmanaged<ValidationLog>.fromOpaque(user!).takeUnretainedValue()
+            let level = severity == VK_DEBUG_UTILS_MESSAGE_SEVERITY_ERROR_BIT_EXT ? "error" : "warning"
+            log.append("validation \(level): \(text)")
+            return VkBool32(VK_FALSE)
+        }
+        info.pUserData = Unmanaged.passUnretained(log).toOpaque()
+        var m: VkDebugUtilsMessengerEXT?
+        try VulkanError.check(fns.createDebugUtilsMessenger!(handle, &info, nil, &m), "vkCreateDebugUtilsMessengerEXT")
+        messenger = m
+    }
+
+    func physicalDevices() throws -> [VkPhysicalDevice] {
+        var count: UInt32 = 0
+        try VulkanError.check(fns.enumeratePhysicalDevices(handle, &count, nil), "vkEnumeratePhysicalDevices")
+        var devices = [VkPhysicalDevice?](repeating: nil, count: Int(count))
+        try VulkanError.check(fns.enumeratePhysicalDevices(handle, &count, &devices), "vkEnumeratePhysicalDevices")
+        return devices.compactMap { $0 }
+    }
+
+    func info(of pd: VkPhysicalDevice, index: Int) -> DeviceInfo {
+        var subgroup = VkPhysicalDeviceSubgroupProperties()
+        subgroup.sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_SUBGROUP_PROPERTIES
+        var props2 = VkPhysicalDeviceProperties2()
+        props2.sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_PROPERTIES_2
+        withUnsafeMutablePointer(to: &subgroup) { sg in
+            props2.pNext = UnsafeMutableRawPointer(sg)
+            fns.getPhysicalDeviceProperties2(pd, &props2)
+        }
+        props2.pNext = nil
+        let p = props2.properties
+        let l = p.limits
+        let name = withUnsafeBytes(of: p.deviceName) { String(cString: $0.bindMemory(to: CChar.self).baseAddress!) }
+        var mem = VkPhysicalDeviceMemoryProperties()
+        fns.getPhysicalDeviceMemoryProperties(pd, &mem)
+        let memory = MemoryTypes(mem)
+        let queue = computeQueueFamily(pd)
+        let limits = DeviceLimits(
+            maxStorageBufferRange: Int(l.maxStorageBufferRange),
+            minStorageBufferOffsetAlignment: Int(l.minStorageBufferOffsetAlignment),
+            maxComputeSharedMemorySize: Int(l.maxComputeSharedMemorySize),
+            maxComputeWorkGroupCount: [Int(l.maxComputeWorkGroupCount.0), Int(l.maxComputeWorkGroupCount.1), Int(l.maxComputeWorkGroupCount.2)],
+            maxComputeWorkGroupSize: [Int(l.maxComputeWorkGroupSize.0), Int(l.maxComputeWorkGroupSize.1), Int(l.maxComputeWorkGroupSize.2)],
+            maxComputeWorkGroupInvocations: Int(l.maxComputeWorkGroupInvocations),
+            maxPushConstantsSize: Int(l.maxPushConstantsSize),
+            subgroupSize: Int(subgroup.subgroupSize),
+            timestamps: (queue?.timestampValidBits ?? 0) > 0,
+            timestampPeriodNs: Double(l.timestampPeriod),
+            hostVisibleDeviceLocal: memory.unifiedType != nil,
+            deviceLocalBytes: memory.deviceLocalBytes)
+        let v = p.apiVersion
+        return DeviceInfo(index: index, name: name, kind: DeviceKind(p.deviceType),
+                          apiVersion: "\(roast_vk_api_version_major(v)).\(roast_vk_api_version_minor(v)).\(roast_vk_api_version_patch(v))",
+                          limits: limits)
+    }
+
+    func computeQueueFamily(_ pd: VkPhysicalDevice) -> (index: UInt32, timestampValidBits: UInt32)? {
+        var count: UInt32 = 0
+        fns.getPhysicalDeviceQueueFamilyProperties(pd, &count, nil)
+        var families = [VkQueueFamilyProperties](repeating: VkQueueFamilyProperties(), count: Int(count))
+        fns.getPhysicalDeviceQueueFamilyProperties(pd, &count, &families)
+        let compute = VkQueueFlags(VK_QUEUE_COMPUTE_BIT.rawValue)
+        // Prefer a compute-only family (async compute on discrete GPUs), else any with compute.
+        let graphics = VkQueueFlags(VK_QUEUE_GRAPHICS_BIT.rawValue)
+        let order = families.indices.sorted { (families[$0].queueFlags & graphics) < (families[$1].queueFlags & graphics) }
+        for i in order where families[i].queueFlags & compute != 0 {
+            return (UInt32(i), families[i].timestampValidBits)
+        }
+        return nil
+    }
+
+    deinit {
+        if let m = messenger { fns.destroyDebugUtilsMessenger?(handle, m, nil) }
+        fns.destroyInstance(handle, nil)
+    }
+}
+
+/// Memory type choices: unified (device-local + host-visible + coherent) where the device has a
+/// large one, else device-local plus host-visible staging.
+struct MemoryTypes {
+    var unifiedType: UInt32?
+    var deviceLocalType: UInt32?
+    var hostType: UInt32?
+    var deviceLocalBytes = 0
+
+    init(_ m: VkPhysicalDeviceMemoryProperties) {
+        let types = withUnsafeBytes(of: m.memoryTypes) { Array($0.bindMemory(to: VkMemoryType.self).prefix(Int(m.memoryTypeCount))) }
+        let heaps = withUnsafeBytes(of: m.memoryHeaps) { Array($0.bindMemory(to: VkMemoryHeap.self).prefix(Int(m.memoryHeapCount))) }
+        let DL = VK_MEMORY_PROPERTY_DEVICE_LOCAL_BIT.rawValue
+        let HV = VK_MEMORY_PROPERTY_HOST_VISIBLE_BIT.rawValue
+        let HC = VK_MEMORY_PROPERTY_HOST_COHERENT_BIT.rawValue
+        deviceLocalBytes = heaps.filter { $0.flags & VkMemoryHeapFlags(VK_MEMORY_HEAP_DEVICE_LOCAL_BIT.rawValue) != 0 }
+            .map { Int($0.size) }.max() ?? 0
+        for (i, t) in types.enumerated() {
+            let f = t.propertyFlags
+            let heapSize = Int(heaps[Int(t.heapIndex)].size)
+            // A small DL+HV heap is the 256 MiB BAR window of a discrete GPU without ReBAR.
+            if unifiedType == nil, f & (DL | HV | HC) == (DL | HV | HC), heapSize >= max(deviceLocalBytes / 2, 1 << 30) {
+                unifiedType = UInt32(i)
+            }
+            if deviceLocalType == nil, f & DL != 0 { deviceLocalType = UInt32(i) }
+            if hostType == nil, f & (HV | HC) == (HV | HC) { hostType = UInt32(i) }
+        }
+    }
+}
+
+/// Deterministic C strings for the length of `body`.
+func withCStrings<R>(_ strings: [String], _ body: (UnsafePointer<UnsafePointer<CChar>?>?) -> R) -> R {
+    let owned = strings.map { strdup($0) }
+    defer { owned.forEach { free($0) } }
+    let ptrs = owned.map { UnsafePointer<CChar>($0) }
+    return ptrs.withUnsafeBufferPointer { body($0.baseAddress) }
+}

@@ -1,0 +1,136 @@
+import CVulkan
+
+/// How a kernel uses each of its storage-buffer bindings; drives barrier placement.
+public enum BindingAccess: Sendable {
+    case read, write, readWrite
+    var reads: Bool { self != .write }
+    var writes: Bool { self != .read }
+}
+
+struct KernelKey: Hashable {
+    let name: String
+    let specialization: [UInt32]
+}
+
+/// A compute pipeline built from SPIR-V: storage buffers at set 0, bindings 0…n-1, push
+/// constants of whole 32-bit words, specialization constants 0…m-1 of 32 bits each.
+public final class Kernel: @unchecked Sendable {
+    public let name: String
+    public let access: [BindingAccess]
+    public let pushConstantWords: Int
+    public let specialization: [UInt32]
+    let pipeline: VkPipeline
+    let layout: VkPipelineLayout
+    let setLayout: VkDescriptorSetLayout
+
+    init(name: String, access: [BindingAccess], pushConstantWords: Int, specialization: [UInt32],
+         pipeline: VkPipeline, layout: VkPipelineLayout, setLayout: VkDescriptorSetLayout) {
+        self.name = name
+        self.access = access
+        self.pushConstantWords = pushConstantWords
+        self.specialization = specialization
+        self.pipeline = pipeline
+        self.layout = layout
+        self.setLayout = setLayout
+    }
+
+    func destroy(_ fns: DeviceFunctions, _ handle: VkDevice) {
+        fns.destroyPipeline(handle, pipeline, nil)
+        fns.destroyPipelineLayout(handle, layout, nil)
+        fns.destroyDescriptorSetLayout(handle, setLayout, nil)
+    }
+}
+
+extension VulkanDevice {
+    /// The pipeline for (`name`, `specialization`), created on first use and cached.
+    public func kernel(name: String, spirv: [UInt32], access: [BindingAccess], pushConstantWords: Int,
+                       specialization: [UInt32] = []) throws -> Kernel {
+        let key = KernelKey(name: name, specialization: specialization)
+        lock.lock()
+        defer { lock.unlock() }
+        if let k = kernels[key] { return k }
+        guard pushConstantWords * 4 <= limits.maxPushConstantsSize else {
+            throw VulkanError("kernel \(name): \(pushConstantWords * 4) bytes of push constants exceed the device's \(limits.maxPushConstantsSize)")
+        }
+        let k = try buildKernel(name: name, spirv: spirv, access: access, pushConstantWords: pushConstantWords, specialization: specialization)
+        kernels[key] = k
+        return k
+    }
+
+    private func buildKernel(name: String, spirv: [UInt32], access: [BindingAccess], pushConstantWords: Int,
+                             specialization: [UInt32]) throws -> Kernel {
+        var bindings = (0..<access.count).map { i -> VkDescriptorSetLayoutBinding in
+            var b = VkDescriptorSetLayoutBinding()
+            b.binding = UInt32(i)
+            b.descriptorType = VK_DESCRIPTOR_TYPE_STORAGE_BUFFER
+            b.descriptorCount = 1
+            b.stageFlags = VkShaderStageFlags(VK_SHADER_STAGE_COMPUTE_BIT.rawValue)
+            return b
+        }
+        var setLayout: VkDescriptorSetLayout?
+        try bindings.withUnsafeMutableBufferPointer { bp in
+            var info = VkDescriptorSetLayoutCreateInfo()
+            info.sType = VK_STRUCTURE_TYPE_DESCRIPTOR_SET_LAYOUT_CREATE_INFO
+            info.bindingCount = UInt32(bp.count)
+            info.pBindings = UnsafePointer(bp.baseAddress)
+            try VulkanError.check(fns.createDescriptorSetLayout(handle, &info, nil, &setLayout), "vkCreateDescriptorSetLayout(\(name))")
+        }
+        var range = VkPushConstantRange()
+        range.stageFlags = VkShaderStageFlags(VK_SHADER_STAGE_COMPUTE_BIT.rawValue)
+        range.size = UInt32(pushConstantWords * 4)
+        var layout: VkPipelineLayout?
+        var sl: VkDescriptorSetLayout? = setLayout
+        try withUnsafePointer(to: &sl) { slp in
+            try withUnsafePointer(to: &range) { rp in
+                var info = VkPipelineLayoutCreateInfo()
+                info.sType = VK_STRUCTURE_TYPE_PIPELINE_LAYOUT_CREATE_INFO
+                info.setLayoutCount = 1
+                info.pSetLayouts = slp
+                info.pushConstantRangeCount = pushConstantWords > 0 ? 1 : 0
+                info.pPushConstantRanges = rp
+                try VulkanError.check(fns.createPipelineLayout(handle, &info, nil, &layout), "vkCreatePipelineLayout(\(name))")
+            }
+        }
+        var module: VkShaderModule?
+        try spirv.withUnsafeBufferPointer { code in
+            var info = VkShaderModuleCreateInfo()
+            info.sType = VK_STRUCTURE_TYPE_SHADER_MODULE_CREATE_INFO
+            info.codeSize = code.count * 4
+            info.pCode = code.baseAddress
+            try VulkanError.check(fns.createShaderModule(handle, &info, nil, &module), "vkCreateShaderModule(\(name))")
+        }
+        defer { fns.destroyShaderModule(handle, module, nil) }
+        var entries = specialization.indices.map { i -> VkSpecializationMapEntry in
+            VkSpecializationMapEntry(constantID: UInt32(i), offset: UInt32(i * 4), size: 4)
+        }
+        var data = specialization
+        var pipeline: VkPipeline?
+        let result: VkResult = "main".withCString { entry in
+            entries.withUnsafeMutableBufferPointer { ep in
+                data.withUnsafeMutableBytes { dp in
+                    var spec = VkSpecializationInfo()
+                    spec.mapEntryCount = UInt32(ep.count)
+                    spec.pMapEntries = UnsafePointer(ep.baseAddress)
+                    spec.dataSize = dp.count
+                    spec.pData = UnsafeRawPointer(dp.baseAddress)
+                    return withUnsafePointer(to: &spec) { specPtr in
+                        var stage = VkPipelineShaderStageCreateInfo()
+                        stage.sType = VK_STRUCTURE_TYPE_PIPELINE_SHADER_STAGE_CREATE_INFO
+                        stage.stage = VK_SHADER_STAGE_COMPUTE_BIT
+                        stage.module = module
+                        stage.pName = entry
+                        stage.pSpecializationInfo = specialization.isEmpty ? nil : specPtr
+                        var info = VkComputePipelineCreateInfo()
+                        info.sType = VK_STRUCTURE_TYPE_COMPUTE_PIPELINE_CREATE_INFO
+                        info.stage = stage
+                        info.layout = layout
+                        return fns.createComputePipelines(handle, nil, 1, &info, nil, &pipeline)
+                    }
+                }
+            }
+        }
+        try VulkanError.check(result, "vkCreateComputePipelines(\(name))")
+        return Kernel(name: name, access: access, pushConstantWords: pushConstantWords, specialization: specialization,
+                      pipeline: pipeline!, layout: layout!, setLayout: setLayout!)
+    }
+}

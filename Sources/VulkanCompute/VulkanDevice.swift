@@ -1,0 +1,103 @@
+import CVulkan
+import Foundation
+
+/// One logical Vulkan device with a compute queue: owns memory, kernels and streams.
+/// Everything here knows nothing about language models.
+public final class VulkanDevice: @unchecked Sendable {
+    public let info: DeviceInfo
+    public var limits: DeviceLimits { info.limits }
+    let instance: VulkanInstance
+    let physical: VkPhysicalDevice
+    let handle: VkDevice
+    let fns: DeviceFunctions
+    let queue: VkQueue
+    let queueFamily: UInt32
+    let memoryTypes: MemoryTypes
+    let lock = NSLock()
+    var arenas: [MemoryArena] = []
+    var kernels: [KernelKey: Kernel] = [:]
+    var stagingBuffer: StagingBuffer?
+
+    /// Whether the validation layer is on (tests and `ROAST_VALIDATION=1`).
+    public var validationEnabled: Bool
+    /// Validation-layer warnings and errors seen so far.
+    public var validationMessages: [String] { instance.log.all }
+
+    /// Lists every Vulkan device with its limits, in the order of preference.
+    public static func list() throws -> [DeviceInfo] {
+        let instance = try VulkanInstance(validation: false)
+        return try instance.physicalDevices().enumerated().map { instance.info(of: $0.element, index: $0.offset) }
+    }
+
+    /// Opens device `index` (else `ROAST_DEVICE`, else the first discrete GPU, integrated GPU,
+    /// then CPU device). `validation` defaults to `ROAST_VALIDATION=1`.
+    public init(index: Int? = nil, validation: Bool? = nil) throws {
+        let env = ProcessInfo.processInfo.environment
+        let validate = validation ?? (env["ROAST_VALIDATION"] == "1")
+        let instance = try VulkanInstance(validation: validate)
+        self.instance = instance
+        validationEnabled = validate
+        let devices = try instance.physicalDevices()
+        guard !devices.isEmpty else {
+            throw VulkanError("no Vulkan device found: install a driver (Debian/Ubuntu: apt-get install mesa-vulkan-drivers gives the CPU device lavapipe)")
+        }
+        let infos = devices.enumerated().map { instance.info(of: $0.element, index: $0.offset) }
+        var chosen: Int
+        if let i = index ?? env["ROAST_DEVICE"].flatMap({ Int($0) }) {
+            guard infos.indices.contains(i) else {
+                throw VulkanError("device \(i) does not exist: \(infos.count) Vulkan device(s), numbered 0–\(infos.count - 1) (see `roast devices`)")
+            }
+            chosen = i
+        } else {
+            chosen = infos.min { ($0.kind.preference, $0.index) < ($1.kind.preference, $1.index) }!.index
+        }
+        if env["ROAST_DEVICE"].map({ Int($0) == nil }) == true, index == nil {
+            throw VulkanError("ROAST_DEVICE=\(env["ROAST_DEVICE"]!) is not a device number (see `roast devices`)")
+        }
+        let physical = devices[chosen]
+        self.physical = physical
+        info = infos[chosen]
+        guard let family = instance.computeQueueFamily(physical) else {
+            throw VulkanError("device \(infos[chosen].name) has no compute queue")
+        }
+        queueFamily = family.index
+        var mem = VkPhysicalDeviceMemoryProperties()
+        instance.fns.getPhysicalDeviceMemoryProperties(physical, &mem)
+        memoryTypes = MemoryTypes(mem)
+
+        var priority: Float = 1
+        var device: VkDevice?
+        let result = withUnsafePointer(to: &priority) { prio in
+            var q = VkDeviceQueueCreateInfo()
+            q.sType = VK_STRUCTURE_TYPE_DEVICE_QUEUE_CREATE_INFO
+            q.queueFamilyIndex = family.index
+            q.queueCount = 1
+            q.pQueuePriorities = prio
+            return withUnsafePointer(to: &q) { qp in
+                var info = VkDeviceCreateInfo()
+                info.sType = VK_STRUCTURE_TYPE_DEVICE_CREATE_INFO
+                info.queueCreateInfoCount = 1
+                info.pQueueCreateInfos = qp
+                return instance.fns.createDevice(physical, &info, nil, &device)
+            }
+        }
+        try VulkanError.check(result, "vkCreateDevice(\(infos[chosen].name))")
+        handle = device!
+        fns = try DeviceFunctions(instance.fns.getDeviceProcAddr, handle)
+        var q: VkQueue?
+        fns.getDeviceQueue(handle, family.index, 0, &q)
+        queue = q!
+    }
+
+    deinit {
+        _ = fns.deviceWaitIdle(handle)
+        for k in kernels.values { k.destroy(fns, handle) }
+        kernels.removeAll()
+        stagingBuffer?.destroy(fns, handle)
+        for a in arenas { a.destroy(fns, handle) }
+        fns.destroyDevice(handle, nil)
+    }
+
+    /// Waits until the device has finished everything submitted.
+    public func waitIdle() throws { try VulkanError.check(fns.deviceWaitIdle(handle), "vkDeviceWaitIdle") }
+}
