@@ -12,10 +12,10 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
     ],
     targets: [
-        // Headers only: the loader is opened with dlopen at run time so that a machine without
-        // libvulkan gets a one-line error instead of a dynamic-linker failure.
-        .systemLibrary(name: "CVulkan", path: "Sources/CVulkan", pkgConfig: "vulkan",
-                       providers: [.apt(["libvulkan-dev"])]),
+        // Headers only (libvulkan-dev). No pkgConfig: its `-lvulkan` would make libvulkan.so.1 a
+        // load-time dependency, and a machine without the loader would die in the dynamic linker.
+        // The loader is opened with dlopen instead, so its absence is a one-line error.
+        .systemLibrary(name: "CVulkan", path: "Sources/CVulkan", providers: [.apt(["libvulkan-dev"])]),
         // Turns each Shaders/*.comp into SPIR-V (glslangValidator) embedded in Swift source.
         .executableTarget(name: "ShaderCompiler", path: "Sources/ShaderCompiler"),
         .plugin(name: "CompileShaders", capability: .buildTool(),
@@ -28,7 +28,7 @@ let package = Package(
         .executableTarget(name: "RoastCLI", dependencies: [
             "Roast", .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
-        .testTarget(name: "VulkanComputeTests", dependencies: ["VulkanCompute"]),
+        .testTarget(name: "VulkanComputeTests", dependencies: ["VulkanCompute", "Shaders"]),
         .testTarget(name: "BackendTests", dependencies: ["Backend", "Roast"]),
     ]
 )

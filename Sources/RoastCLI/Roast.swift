@@ -14,7 +14,7 @@ struct RoastCommand: ParsableCommand {
         Any Vulkan device works, including the CPU through Mesa lavapipe.
         Environment: ROAST_DEVICE=N picks a device, ROAST_VALIDATION=1 turns on the Khronos validation layer.
         """,
-        subcommands: [Devices.self, Verify.self])
+        subcommands: [Devices.self, Verify.self, Bench.self])
 }
 
 /// Options shared by the commands that open a device.
@@ -102,5 +102,28 @@ struct Verify: ParsableCommand {
         }
         for m in validation.prefix(10) { FileHandle.standardError.write("\(m)\n".data(using: .utf8)!) }
         if results.contains(where: { !$0.pass }) || !validation.isEmpty { throw ExitCode(1) }
+    }
+}
+
+struct Bench: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Measure the engine's speed on a device.",
+        discussion: "Now: the cost of one dispatch (recorded into one command buffer, with and without barriers).")
+
+    @OptionGroup var deviceOptions: DeviceOptions
+    @Option(help: "Dispatches per batch.") var dispatches = 2000
+    @Flag(help: "Print JSON.") var json = false
+
+    func run() throws {
+        let device = try deviceOptions.open()
+        let backend = try VulkanBackend(device: device)
+        let r = try DispatchBenchmark.run(device: backend, dispatches: dispatches)
+        if json { return try printJSON(r) }
+        print("device: \(r.device)")
+        printTable(["measure", "µs per dispatch"], [
+            ["independent dispatches (no barrier), submit → fence", String(format: "%.1f", r.independentMicroseconds)],
+            ["chained dispatches (barrier before each), submit → fence", String(format: "%.1f", r.chainedMicroseconds)],
+            ["host recording", String(format: "%.1f", r.recordMicroseconds)],
+        ])
     }
 }

@@ -1,17 +1,22 @@
 import CVulkan
+import Foundation
 
 /// The Vulkan loader, opened with dlopen so that a machine without it gets a one-line error.
 final class VulkanLoader: @unchecked Sendable {
     let getInstanceProcAddr: PFN_vkGetInstanceProcAddr
 
-    static let shared: Result<VulkanLoader, VulkanError> = {
-        let names = ["libvulkan.so.1", "libvulkan.so", "libvulkan.1.dylib", "libMoltenVK.dylib"]
+    /// `ROAST_VULKAN_LOADER` names a loader to use instead of the system's.
+    static let shared: Result<VulkanLoader, VulkanError> = open(
+        ProcessInfo.processInfo.environment["ROAST_VULKAN_LOADER"].map { [$0] }
+            ?? ["libvulkan.so.1", "libvulkan.so", "libvulkan.1.dylib", "libMoltenVK.dylib"])
+
+    static func open(_ names: [String]) -> Result<VulkanLoader, VulkanError> {
         for name in names {
             guard let handle = roast_dlopen(name), let sym = roast_dlsym(handle, "vkGetInstanceProcAddr") else { continue }
             return .success(VulkanLoader(getInstanceProcAddr: unsafeBitCast(sym, to: PFN_vkGetInstanceProcAddr.self)))
         }
-        return .failure(VulkanError("Vulkan loader libvulkan.so.1 not found: install it (Debian/Ubuntu: apt-get install libvulkan1 mesa-vulkan-drivers)"))
-    }()
+        return .failure(VulkanError("Vulkan loader \(names[0]) not found: install it (Debian/Ubuntu: apt-get install libvulkan1 mesa-vulkan-drivers)"))
+    }
 
     private init(getInstanceProcAddr: @escaping PFN_vkGetInstanceProcAddr) {
         self.getInstanceProcAddr = getInstanceProcAddr

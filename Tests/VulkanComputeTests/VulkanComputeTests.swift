@@ -1,0 +1,148 @@
+import Shaders
+@testable import VulkanCompute
+import XCTest
+
+/// The runtime on the machine's Vulkan device (lavapipe in CI) with the Khronos validation layer
+/// on; every test fails if the layer reports anything.
+final class VulkanComputeTests: XCTestCase {
+    var device: VulkanDevice!
+
+    override func setUpWithError() throws {
+        device = try VulkanDevice(validation: true)
+    }
+
+    override func tearDownWithError() throws {
+        XCTAssertEqual(device.validationMessages, [], "validation layer reported problems")
+        device = nil
+    }
+
+    /// `add.comp`: out = a + b (+ s·v), bindings a, b, out, s, v; push W, R, hasB, steer.
+    func addKernel(_ d: VulkanDevice) throws -> Kernel {
+        try d.kernel(name: "add", spirv: SPIRV.add, access: [.read, .read, .write, .read, .read], pushConstantWords: 4,
+                     specialization: [64])
+    }
+
+    func buffer(_ d: VulkanDevice, _ values: [Float]) throws -> BufferSlice {
+        let a = try d.allocate(values.count * 4)
+        try values.withUnsafeBytes { try d.write($0, to: a.slice) }
+        return a.slice
+    }
+
+    func read(_ d: VulkanDevice, _ s: BufferSlice, _ n: Int) throws -> [Float] {
+        var out = [Float](repeating: 0, count: n)
+        try out.withUnsafeMutableBytes { try d.read(s, into: $0) }
+        return out
+    }
+
+    func testLimitsAreReadFromTheDevice() throws {
+        let l = device.limits
+        XCTAssertGreaterThanOrEqual(l.maxStorageBufferRange, 1 << 27 - 1)
+        XCTAssertGreaterThan(l.subgroupSize, 0)
+        XCTAssertGreaterThanOrEqual(l.maxComputeSharedMemorySize, 16384)
+        XCTAssertEqual(l.maxComputeWorkGroupCount.count, 3)
+        XCTAssertGreaterThanOrEqual(l.maxPushConstantsSize, 128)
+        let listed = try VulkanDevice.list()
+        XCTAssertTrue(listed.contains { $0.name == device.info.name })
+    }
+
+    func testBarriersOnlyWhereDataDepends() throws {
+        let k = try addKernel(device)
+        let n = 100
+        let a = try buffer(device, (0..<n).map(Float.init)), b = try buffer(device, [Float](repeating: 1, count: n))
+        let x = try buffer(device, [Float](repeating: 0, count: n)), y = try buffer(device, [Float](repeating: 0, count: n))
+        let z = try buffer(device, [Float](repeating: 0, count: n))
+        let stream = try CommandStream(device: device)
+        let push: [UInt32] = [UInt32(n), 1, 1, 0]
+        try stream.dispatch(k, [a, b, x, a, a], push: push, groups: (2, 1, 1))    // x = a + b
+        try stream.dispatch(k, [a, b, y, a, a], push: push, groups: (2, 1, 1))    // y = a + b: independent
+        XCTAssertEqual(stream.barrierCount, 0)
+        try stream.dispatch(k, [x, y, z, a, a], push: push, groups: (2, 1, 1))    // z = x + y: reads x, y
+        XCTAssertEqual(stream.barrierCount, 1)
+        try stream.dispatch(k, [b, b, a, a, a], push: push, groups: (2, 1, 1))    // a = 2b: overwrites what was read
+        XCTAssertEqual(stream.barrierCount, 2)
+        try stream.submit()
+        XCTAssertEqual(try read(device, z, n), (0..<n).map { 2 * Float($0) + 2 })
+        XCTAssertEqual(try read(device, a, n), [Float](repeating: 2, count: n))
+    }
+
+    func testStagingPathOnADeviceWithoutMappableMemory() throws {
+        let d = try VulkanDevice(validation: true, forceStaging: true)
+        XCTAssertTrue(d.usesStaging)
+        let k = try addKernel(d)
+        let n = 1000
+        let a = try buffer(d, (0..<n).map { Float($0) * 0.5 }), out = try buffer(d, [Float](repeating: .nan, count: n))
+        let stream = try CommandStream(device: d)
+        try stream.dispatch(k, [a, a, out, a, a], push: [UInt32(n), 1, 1, 0], groups: (16, 1, 1))
+        try stream.submit()
+        XCTAssertEqual(try read(d, out, n), (0..<n).map { Float($0) })
+        XCTAssertEqual(d.validationMessages, [])
+    }
+
+    func testMistakesAreCaughtBeforeDispatch() throws {
+        let k = try addKernel(device)
+        let a = try buffer(device, [1, 2, 3, 4])
+        let stream = try CommandStream(device: device)
+        XCTAssertThrowsError(try stream.dispatch(k, [a, a, a], push: [4, 1, 1, 0], groups: (1, 1, 1))) {
+            XCTAssertTrue("\($0)".contains("3 buffers bound, it takes 5"), "\($0)")
+        }
+        XCTAssertThrowsError(try stream.dispatch(k, [a, a, a, a, a], push: [4, 1], groups: (1, 1, 1))) {
+            XCTAssertTrue("\($0)".contains("push-constant words"), "\($0)")
+        }
+        XCTAssertThrowsError(try stream.dispatch(k, [a, a, a, a, a], push: [4, 1, 1, 0], groups: (device.limits.maxComputeWorkGroupCount[0] + 1, 1, 1)))
+        let other = try VulkanDevice(validation: false)
+        let foreign = try other.allocate(16).slice
+        XCTAssertThrowsError(try stream.dispatch(k, [a, a, foreign, a, a], push: [4, 1, 1, 0], groups: (1, 1, 1)))
+        XCTAssertThrowsError(try device.kernel(name: "too-many-push", spirv: SPIRV.add, access: [.read], pushConstantWords: 64))
+        XCTAssertEqual(stream.dispatchCount, 0)
+    }
+
+    func testTimestampsLabelEveryDispatch() throws {
+        guard device.limits.timestamps else { return XCTAssertFalse(try CommandStream(device: device, profiling: true).profiling) }
+        let k = try addKernel(device)
+        let a = try buffer(device, [Float](repeating: 1, count: 4096))
+        let stream = try CommandStream(device: device, profiling: true)
+        for i in 0..<3 {
+            try stream.dispatch(k, [a, a, a, a, a], push: [4096, 1, 1, 0], groups: (64, 1, 1), label: "step \(i)")
+        }
+        try stream.submit()
+        XCTAssertEqual(stream.timings.map(\.label), ["step 0", "step 1", "step 2"])
+        XCTAssertTrue(stream.timings.allSatisfy { $0.nanoseconds > 0 && $0.nanoseconds < 1e10 })
+        XCTAssertEqual(try read(device, a, 1), [8])
+    }
+
+    func testSubAllocationReusesFreedRanges() throws {
+        var first: DeviceAllocation? = try device.allocate(1 << 20)
+        let offset = first!.offset
+        let arenas = device.arenas.count
+        first = nil
+        let second = try device.allocate(1 << 19)
+        let third = try device.allocate(1 << 19)
+        XCTAssertEqual(second.offset, offset)
+        XCTAssertEqual(third.offset, offset + (1 << 19))
+        XCTAssertEqual(device.arenas.count, arenas)
+        XCTAssertEqual(third.offset % device.limits.minStorageBufferOffsetAlignment, 0)
+    }
+
+    func testRowChunksCoverEveryRowWithinTheLimit() {
+        let chunks = rowChunks(rows: 1000, rowBytes: 34 * 3, limit: 4096, alignment: 16)
+        XCTAssertEqual(chunks.map(\.count).reduce(0, +), 1000)
+        XCTAssertEqual(chunks.first?.first, 0)
+        for (c, next) in zip(chunks, chunks.dropFirst()) { XCTAssertEqual(c.first + c.count, next.first) }
+        for c in chunks {
+            XCTAssertLessThanOrEqual(c.count * 102, 4096)
+            XCTAssertEqual(c.first * 102 % 16, 0)
+        }
+        XCTAssertEqual(rowChunks(rows: 10, rowBytes: 8, limit: 4096, alignment: 16), [RowChunk(first: 0, count: 10)])
+    }
+
+    func testMissingLoaderNamesThePackage() {
+        guard case .failure(let e) = VulkanLoader.open(["/nonexistent/libvulkan.so.1"]) else { return XCTFail("opened a missing loader") }
+        XCTAssertTrue(e.description.contains("apt-get install libvulkan1"), e.description)
+    }
+
+    func testMissingDeviceNumberIsAnError() {
+        XCTAssertThrowsError(try VulkanDevice(index: 99, validation: false)) {
+            XCTAssertTrue("\($0)".contains("device 99 does not exist"), "\($0)")
+        }
+    }
+}
