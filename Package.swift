@@ -24,11 +24,18 @@ let package = Package(
                 plugins: ["CompileShaders"]),
         .target(name: "VulkanCompute", dependencies: ["CVulkan"]),
         .target(name: "Backend", dependencies: ["VulkanCompute", "Shaders"]),
-        .target(name: "Roast", dependencies: ["Backend"]),
+        .target(name: "Formats", dependencies: ["Backend"]),
+        .target(name: "Tokenizers", dependencies: ["Formats"]),
+        .target(name: "Model", dependencies: ["Formats", "Tokenizers", "Backend"]),
+        .target(name: "Generation", dependencies: ["Model"]),
+        .target(name: "Roast", dependencies: ["Generation"]),
         .executableTarget(name: "RoastCLI", dependencies: [
             "Roast", .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
         .testTarget(name: "VulkanComputeTests", dependencies: ["VulkanCompute", "Shaders"]),
         .testTarget(name: "BackendTests", dependencies: ["Backend", "Roast"]),
+        .testTarget(name: "FormatsTests", dependencies: ["Formats"]),
+        .testTarget(name: "TokenizersTests", dependencies: ["Tokenizers"]),
+        .testTarget(name: "ModelTests", dependencies: ["Roast"]),
     ]
 )

@@ -28,7 +28,7 @@ public enum DispatchBenchmark {
         for _ in 0..<repeats {
             let record = try time { for o in outs { try device.add(src, src, output: o, rows: 1, width: width, steering: nil) } }
             let independent = try time { try device.synchronize() }
-            try time { for _ in 0..<dispatches { try device.add(chain, src, output: chain, rows: 1, width: width, steering: nil) } }
+            _ = try time { for _ in 0..<dispatches { try device.add(chain, src, output: chain, rows: 1, width: width, steering: nil) } }
             let chained = try time { try device.synchronize() }
             best = (min(best.independent, independent), min(best.chained, chained), min(best.record, record))
         }

@@ -1,0 +1,1 @@
+// Formats: safetensors, GGUF, config.json, llama2.c checkpoints.

@@ -1,0 +1,2 @@
+import Formats
+import Tokenizers

@@ -1,0 +1,2 @@
+import XCTest
+final class PlaceholderFormatsTests: XCTestCase { func testBuilds() {} }

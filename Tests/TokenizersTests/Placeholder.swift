@@ -1,0 +1,2 @@
+import XCTest
+final class PlaceholderTokenizersTests: XCTestCase { func testBuilds() {} }
