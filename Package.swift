@@ -28,7 +28,9 @@ let package = Package(
         .target(name: "Tokenizers", dependencies: ["Formats"]),
         .target(name: "Model", dependencies: ["Formats", "Tokenizers", "Backend"]),
         .target(name: "Generation", dependencies: ["Model"]),
-        .target(name: "Roast", dependencies: ["Generation"]),
+        .target(name: "Tasks", dependencies: ["Formats"]),
+        .target(name: "Steering", dependencies: ["Generation", "Tasks"]),
+        .target(name: "Roast", dependencies: ["Steering"]),
         .executableTarget(name: "RoastCLI", dependencies: [
             "Roast", .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
@@ -37,5 +39,6 @@ let package = Package(
         .testTarget(name: "FormatsTests", dependencies: ["Formats"]),
         .testTarget(name: "TokenizersTests", dependencies: ["Tokenizers"]),
         .testTarget(name: "ModelTests", dependencies: ["Roast"]),
+        .testTarget(name: "SteeringTests", dependencies: ["Roast"]),
     ]
 )

@@ -3,7 +3,8 @@
 
 // Out[t, :] = decode(W[ids[t] - rowStart, :]) for the t whose id lies in this weight chunk
 // [rowStart, rowStart + rowCount); other rows of Out are left untouched.
-// Grid: x = ceil(K / WG), y = t.
+// Grid: x = ceil(K / WG), y = t. One element per invocation (w_elem decodes any format; for
+// quantised formats K is a multiple of the block size, so rows start on block boundaries).
 
 layout(local_size_x_id = 0) in;
 layout(constant_id = 1) const uint FORMAT = 0;

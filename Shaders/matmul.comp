@@ -2,8 +2,9 @@
 #extension GL_GOOGLE_include_directive : require
 
 // Y[m, yOffset + n] = Σ_k W[n, k] · X[m, k], any M: 32 (n) × 32 (m) output tile per workgroup,
-// K stepped by 32 through shared tiles. Needs exactly 64 threads (spec 0 = 64): thread
-// (tn = tid % 8, tm = tid / 8) computes n = n0 + 4tn + i, m = m0 + 4tm + j for i, j < 4.
+// K stepped by 32 through shared tiles (for q4_k / q6_k: one 32-element sub-block of a
+// super-block per step). Needs exactly 64 threads (spec 0 = 64): thread (tn = tid % 8,
+// tm = tid / 8) computes n = n0 + 4tn + i, m = m0 + 4tm + j for i, j < 4.
 // The K loop body has no inner loops on the main path (manual unrolling), so an invocation
 // loops about K/32 times: lavapipe's 65,535-iteration limit is never near.
 
@@ -70,7 +71,7 @@ void main() {
                 v[0] = v[1] = v[2] = v[3] = vec4(0.0);
             } else if (k + 16u <= K) {
                 w_run16((n0 + r) * K + k, v);
-            } else { // K tail, float formats only
+            } else { // K tail, float formats only (quantised K is a multiple of 32 or 256)
                 for (uint i = 0u; i < 4u; ++i) {
                     for (uint c = 0u; c < 4u; ++c) {
                         uint kk = k + 4u * i + c;

@@ -3,7 +3,8 @@
 
 // Y[m, yOffset + n] = Σ_k W[n, k] · X[m, k] for m < M ≤ 8: one workgroup per weight row n.
 // Threads stride over the 32-element blocks of K (K = 32768 → 16 blocks per thread at WG 64),
-// each accumulating all M columns, then one shared-memory tree reduction per column.
+// each accumulating all M columns, then one shared-memory tree reduction per column. A 32-element
+// block is a whole q8_0 / q4_1 / q4_0 block or one sub-block of a q4_k / q6_k super-block.
 
 layout(local_size_x_id = 0) in;
 layout(constant_id = 1) const uint FORMAT = 0;
@@ -60,7 +61,7 @@ void main() {
                 acc[m] += dot16(lo, xo) + dot16(hi, xo + 16u);
             }
         } else {
-            // K tail (float formats only; q8_0/q4_1 have K % 32 == 0).
+            // K tail (float formats only: quantised K is a multiple of the block, 32 or 256).
             for (uint k = k0; k < K; ++k) {
                 float wv = w_elem(rowE + k);
                 for (uint m = 0u; m < M; ++m) acc[m] += wv * x[m * K + k];

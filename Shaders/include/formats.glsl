@@ -1,4 +1,5 @@
-// Weight decoding for the GGUF layouts listed in docs/KERNELS.md (FORMAT 0..4).
+// Weight decoding for the GGUF layouts listed in docs/KERNELS.md (FORMAT 0..7), bit-exact with
+// ggml's dequantize_row_* and with Quantization.decode (the CPU twin).
 //
 // The including shader must, before `#include "formats.glsl"`:
 //   - declare `layout(constant_id = 1) const uint FORMAT = 0;`
@@ -22,6 +23,18 @@ const uint FMT_F16 = 1u;
 const uint FMT_BF16 = 2u;
 const uint FMT_Q8_0 = 3u;
 const uint FMT_Q4_1 = 4u;
+const uint FMT_Q4_0 = 5u;
+const uint FMT_Q4_K = 6u;
+const uint FMT_Q6_K = 7u;
+
+// Block alignment: q8_0 (34 bytes), q4_0 (18) and q6_k (210) blocks are only 2-byte aligned, so
+// their fields are read as bytes / halfwords / stitched words; q4_1 (20) and q4_k (144) blocks
+// are word aligned.
+
+// One byte at any byte offset.
+uint w_u8(uint byteOff) {
+    return (WBUF[byteOff >> 2] >> ((byteOff & 3u) << 3)) & 0xffu;
+}
 
 // 16-bit little-endian value at a 2-byte-aligned byte offset.
 uint w_u16(uint byteOff) {
@@ -30,6 +43,38 @@ uint w_u16(uint byteOff) {
 
 float w_f16(uint byteOff) {
     return unpackHalf2x16(w_u16(byteOff)).x;
+}
+
+// 16 bytes at a 2-byte-aligned byte offset as 4 little-endian words (stitched from 5 words when
+// the offset is 2 mod 4; never reads past the word holding the 16th byte).
+uvec4 w_bytes16(uint o) {
+    uint wi = o >> 2;
+    if ((o & 3u) == 0u) return uvec4(WBUF[wi], WBUF[wi + 1u], WBUF[wi + 2u], WBUF[wi + 3u]);
+    uint a0 = WBUF[wi], a1 = WBUF[wi + 1u], a2 = WBUF[wi + 2u], a3 = WBUF[wi + 3u], a4 = WBUF[wi + 4u];
+    return uvec4((a0 >> 16) | (a1 << 16), (a1 >> 16) | (a2 << 16),
+                 (a2 >> 16) | (a3 << 16), (a3 >> 16) | (a4 << 16));
+}
+
+// q4_k super-block (144 bytes = 36 words from word bw): word 0 = (d, dmin) as f16, bytes 4..15 =
+// scales[12], bytes 16..143 = qs[128]. Returns (scale, min) of sub-block s < 8 as ggml's
+// get_scale_min_k4: s < 4: (scales[s] & 63, scales[s+4] & 63); s >= 4: the low 4 bits are the
+// low / high nibble of scales[s+4], the high 2 bits the top bits of scales[s-4] / scales[s].
+uvec2 q4k_scale_min(uint bw, uint s) {
+    uint sb = (bw << 2) + 4u;
+    if (s < 4u) {
+        return uvec2(w_u8(sb + s) & 63u, w_u8(sb + s + 4u) & 63u);
+    }
+    uint lo = w_u8(sb + s + 4u);
+    return uvec2((lo & 15u) | ((w_u8(sb + s - 4u) >> 6) << 4), (lo >> 4) | ((w_u8(sb + s) >> 6) << 4));
+}
+
+// q6_k super-block (210 bytes from byte `base`): ql[128] at 0, qh[64] at 128, int8 scales[16] at
+// 192, f16 d at 208. Element r < 256: h = r / 128, q = (r % 128) / 32, l = r % 32;
+// quant = (ql[64h + 32(q & 1) + l] >> 4(q / 2) & 15) | ((qh[32h + l] >> 2q & 3) << 4);
+// scale = scales[8h + l / 16 + 2q]; value = d · scale · (quant − 32).
+int q6k_scale(uint base, uint r) {
+    uint h = r >> 7, q = (r >> 5) & 3u, l = r & 31u;
+    return bitfieldExtract(int(w_u8(base + 192u + 8u * h + (l >> 4) + 2u * q)), 0, 8);
 }
 
 // Decode one element.
@@ -46,7 +91,7 @@ float w_elem(uint e) {
         uint o = base + 2u + (e & 31u);
         int q = bitfieldExtract(int(WBUF[o >> 2]), int((o & 3u) << 3), 8);
         return w_f16(base) * float(q);
-    } else { // FMT_Q4_1
+    } else if (FORMAT == FMT_Q4_1) {
         uint b = e >> 5;
         uint j = e & 31u;
         vec2 dm = unpackHalf2x16(WBUF[b * 5u]);
@@ -55,6 +100,30 @@ float w_elem(uint e) {
         // low nibble for j < 16, high nibble for j >= 16
         uint nib = bitfieldExtract(qw, int(((jj & 3u) << 3) + ((j >> 4) << 2)), 4);
         return dm.x * float(nib) + dm.y;
+    } else if (FORMAT == FMT_Q4_0) {
+        uint base = (e >> 5) * 18u;
+        uint j = e & 31u;
+        // low nibble of qs[j] for j < 16, high nibble of qs[j - 16] for j >= 16
+        uint nib = (w_u8(base + 2u + (j & 15u)) >> ((j >> 4) << 2)) & 15u;
+        return w_f16(base) * (float(nib) - 8.0);
+    } else if (FORMAT == FMT_Q4_K) {
+        uint bw = (e >> 8) * 36u;
+        uint s = (e >> 5) & 7u; // sub-block of 32
+        vec2 dm = unpackHalf2x16(WBUF[bw]);
+        uvec2 scm = q4k_scale_min(bw, s);
+        // sub-blocks 2p and 2p+1 share qs[32p … 32p+31]: low nibbles, then high nibbles
+        uint j = e & 31u;
+        uint qw = WBUF[bw + 4u + 8u * (s >> 1) + (j >> 2)];
+        uint nib = bitfieldExtract(qw, int(((j & 3u) << 3) + ((s & 1u) << 2)), 4);
+        return (dm.x * float(scm.x)) * float(nib) - dm.y * float(scm.y);
+    } else { // FMT_Q6_K
+        uint base = (e >> 8) * 210u;
+        uint r = e & 255u;
+        uint h = r >> 7, q = (r >> 5) & 3u, l = r & 31u;
+        uint nib = (w_u8(base + 64u * h + 32u * (q & 1u) + l) >> ((q >> 1) << 2)) & 15u;
+        uint hi = (w_u8(base + 128u + 32u * h + l) >> (2u * q)) & 3u;
+        float d = w_f16(base + 208u);
+        return d * float(q6k_scale(base, r)) * float(int(nib | (hi << 4)) - 32);
     }
 }
 
@@ -87,14 +156,24 @@ vec4 w_q8x4(uint u) {
                 bitfieldExtract(int(u), 16, 8), bitfieldExtract(int(u), 24, 8));
 }
 
-// Four q4_1 nibbles (shift 0 = low nibbles, 4 = high nibbles) of one qs word.
+// Four 4-bit quants (shift 0 = low nibbles, 4 = high nibbles) of one qs word.
 vec4 w_q4x4(uint u, int sh) {
     return vec4(bitfieldExtract(u, sh, 4), bitfieldExtract(u, 8 + sh, 4),
                 bitfieldExtract(u, 16 + sh, 4), bitfieldExtract(u, 24 + sh, 4));
 }
 
+// Four q6_k quants minus 32: the nibbles at shift nsh (0 / 4) of an ql word joined with the
+// 2 bits at shift hsh (0, 2, 4, 6) of the matching qh word.
+vec4 w_q6x4(uint lw, uint hw, uint nsh, uint hsh) {
+    uvec4 sh = uvec4(0u, 8u, 16u, 24u);
+    uvec4 lo = (uvec4(lw) >> (sh + nsh)) & 15u;
+    uvec4 hi = (uvec4(hw) >> (sh + hsh)) & 3u;
+    return vec4(lo | (hi << 4)) - 32.0;
+}
+
 // Decode the 16 elements e0 … e0+15 into v[0..3] (v[i] = elements 4i … 4i+3).
-// q8_0 / q4_1: e0 must be a multiple of 16 (one half of a 32-block; the scale is read once).
+// Quantised formats: e0 must be a multiple of 16 (half of a 32-element block or sub-block; q6_k's
+// 16-element scale groups line up with it), so the scales are read once.
 // f32 / f16 / bf16: any e0; the caller guarantees all 16 elements are in range.
 void w_run16(uint e0, out vec4 v[4]) {
     if (FORMAT == FMT_F32) {
@@ -114,25 +193,15 @@ void w_run16(uint e0, out vec4 v[4]) {
         v[3] = w_bf16x4(e0 + 12u);
     } else if (FORMAT == FMT_Q8_0) {
         // Block b starts at byte 34b, so its quants start at a 4-byte boundary when b is odd and
-        // at a 2-byte boundary when b is even; in that case each word is stitched from two.
+        // at a 2-byte boundary when b is even (w_bytes16 stitches).
         uint base = (e0 >> 5) * 34u;
         float d = w_f16(base);
-        uint o = base + 2u + (e0 & 16u);
-        uint wi = o >> 2;
-        uvec4 u;
-        if ((o & 3u) == 0u) {
-            u = uvec4(WBUF[wi], WBUF[wi + 1u], WBUF[wi + 2u], WBUF[wi + 3u]);
-        } else {
-            uint a0 = WBUF[wi], a1 = WBUF[wi + 1u], a2 = WBUF[wi + 2u], a3 = WBUF[wi + 3u];
-            uint a4 = WBUF[wi + 4u];
-            u = uvec4((a0 >> 16) | (a1 << 16), (a1 >> 16) | (a2 << 16),
-                      (a2 >> 16) | (a3 << 16), (a3 >> 16) | (a4 << 16));
-        }
+        uvec4 u = w_bytes16(base + 2u + (e0 & 16u));
         v[0] = d * w_q8x4(u.x);
         v[1] = d * w_q8x4(u.y);
         v[2] = d * w_q8x4(u.z);
         v[3] = d * w_q8x4(u.w);
-    } else { // FMT_Q4_1: 20-byte blocks are word aligned: word 0 = (d, m), words 1..4 = qs.
+    } else if (FORMAT == FMT_Q4_1) { // 20-byte blocks are word aligned: word 0 = (d, m), words 1..4 = qs.
         uint bw = (e0 >> 5) * 5u;
         vec2 dm = unpackHalf2x16(WBUF[bw]);
         int sh = int((e0 & 16u) >> 2); // elements 16..31 are the high nibbles of qs[0..15]
@@ -140,6 +209,41 @@ void w_run16(uint e0, out vec4 v[4]) {
         v[1] = dm.x * w_q4x4(WBUF[bw + 2u], sh) + dm.y;
         v[2] = dm.x * w_q4x4(WBUF[bw + 3u], sh) + dm.y;
         v[3] = dm.x * w_q4x4(WBUF[bw + 4u], sh) + dm.y;
+    } else if (FORMAT == FMT_Q4_0) { // 18-byte blocks: f16 d, qs[16]
+        uint base = (e0 >> 5) * 18u;
+        float d = w_f16(base);
+        uvec4 u = w_bytes16(base + 2u);
+        int sh = int((e0 & 16u) >> 2); // elements 16..31 are the high nibbles of qs[0..15]
+        v[0] = d * (w_q4x4(u.x, sh) - 8.0);
+        v[1] = d * (w_q4x4(u.y, sh) - 8.0);
+        v[2] = d * (w_q4x4(u.z, sh) - 8.0);
+        v[3] = d * (w_q4x4(u.w, sh) - 8.0);
+    } else if (FORMAT == FMT_Q4_K) { // 144-byte super-blocks; the 32-element sub-block s of e0
+        uint bw = (e0 >> 8) * 36u;
+        uint s = (e0 >> 5) & 7u;
+        vec2 dm = unpackHalf2x16(WBUF[bw]);
+        uvec2 scm = q4k_scale_min(bw, s);
+        float d1 = dm.x * float(scm.x);
+        float m1 = dm.y * float(scm.y);
+        uint qw = bw + 4u + 8u * (s >> 1) + ((e0 & 16u) >> 2);
+        int sh = int((s & 1u) << 2);
+        v[0] = d1 * w_q4x4(WBUF[qw], sh) - m1;
+        v[1] = d1 * w_q4x4(WBUF[qw + 1u], sh) - m1;
+        v[2] = d1 * w_q4x4(WBUF[qw + 2u], sh) - m1;
+        v[3] = d1 * w_q4x4(WBUF[qw + 3u], sh) - m1;
+    } else { // FMT_Q6_K: 210-byte super-blocks; the 16 elements share one scale
+        uint base = (e0 >> 8) * 210u;
+        uint r = e0 & 255u;
+        uint h = r >> 7, q = (r >> 5) & 3u, l = r & 31u;
+        float ds = w_f16(base + 208u) * float(q6k_scale(base, r));
+        // base is 2-byte aligned and the field offsets are multiples of 16
+        uvec4 lq = w_bytes16(base + 64u * h + 32u * (q & 1u) + l);
+        uvec4 hq = w_bytes16(base + 128u + 32u * h + l);
+        uint nsh = (q >> 1) << 2, hsh = 2u * q;
+        v[0] = ds * w_q6x4(lq.x, hq.x, nsh, hsh);
+        v[1] = ds * w_q6x4(lq.y, hq.y, nsh, hsh);
+        v[2] = ds * w_q6x4(lq.z, hq.z, nsh, hsh);
+        v[3] = ds * w_q6x4(lq.w, hq.w, nsh, hsh);
     }
 }
 

@@ -18,8 +18,8 @@ enum OpCheck {
 
     static func matmul(_ w: Tensor, _ x: Tensor, _ y: Tensor, m: Int, n: Int, k: Int, kernel: MatmulKernel, backend: AnyObject) throws {
         try positive([("m", m), ("n", n), ("k", k)], of: "matmul")
-        if w.type.isQuantized, k % 32 != 0 {
-            throw BackendError("matmul: \(w.type.rawValue) weights need k to be a multiple of 32, got \(k)")
+        if k % w.type.blockElements != 0 {
+            throw BackendError("matmul: \(w.type.rawValue) weights come in blocks of \(w.type.blockElements), so k must be a multiple of \(w.type.blockElements), got \(k)")
         }
         if kernel == .vector, m > 8 { throw BackendError("matmul: the matrix × vector kernel takes at most 8 columns, got m = \(m)") }
         try tensor(w, "weight", of: "matmul", types: ElementType.weightFormats, atLeast: n * k, backend: backend)
@@ -29,8 +29,8 @@ enum OpCheck {
 
     static func embedding(_ w: Tensor, _ ids: Tensor, _ out: Tensor, tokens: Int, rows: Int, width: Int, backend: AnyObject) throws {
         try positive([("tokens", tokens), ("rows", rows), ("width", width)], of: "embedding")
-        if w.type.isQuantized, width % 32 != 0 {
-            throw BackendError("embedding: \(w.type.rawValue) rows need a width that is a multiple of 32, got \(width)")
+        if width % w.type.blockElements != 0 {
+            throw BackendError("embedding: \(w.type.rawValue) tables come in blocks of \(w.type.blockElements), so the width must be a multiple of \(w.type.blockElements), got \(width)")
         }
         try tensor(w, "table", of: "embedding", types: ElementType.weightFormats, atLeast: rows * width, backend: backend)
         try tensor(ids, "ids", of: "embedding", types: [.u32], atLeast: tokens, backend: backend)

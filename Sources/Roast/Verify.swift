@@ -105,10 +105,12 @@ public struct KernelVerifier {
     public func cases() -> [Case] {
         var rng = SeededRandom(seed: seed)
         var list: [Case] = []
-        // Matmul: both kernels, every format, odd sizes; float formats also take a ragged K.
+        // Matmul: both kernels, every format, odd sizes; float formats also take a ragged K, the
+        // 32-blocks an odd number of blocks, the 256-element K-quants 3 super-blocks.
         for format in ElementType.weightFormats {
-            let kOdd = format.isQuantized ? 96 : 77
-            for (m, n, k) in [(1, 777, 1024), (3, 130, kOdd), (8, 65, 512), (37, 300, 256), (70, 33, kOdd)] {
+            let kOdd = format.blockElements == 256 ? 768 : (format.isQuantized ? 96 : 77)
+            for (m, n, k) in [(1, 777, 1024), (3, 130, kOdd), (5, 67, kOdd), (8, 65, 512), (37, 300, 256), (33, 67, kOdd),
+                              (70, 33, kOdd)] {
                 let kind: MatmulKernel = m <= 8 ? .vector : .tiled
                 let w = rng.floats(n * k), x = rng.floats(m * k)
                 list.append(("matmul", { try self.matmul(format, kind, m: m, n: n, k: k, w: w, x: x) }))
@@ -120,8 +122,12 @@ public struct KernelVerifier {
         // More than 65,535 output rows: the 2-D grid.
         let wl = rng.floats(70_001 * 64), xl = rng.floats(2 * 64)
         list.append(("matmul", { try self.matmul(.q8_0, .vector, m: 2, n: 70_001, k: 64, w: wl, x: xl) }))
+        // A long K (32,768 = 128 super-blocks): both kernels stay far below lavapipe's loop limit.
+        let wk = rng.floats(33 * 32_768), xk = rng.floats(5 * 32_768)
+        list.append(("matmul", { try self.matmul(.q4_k, .vector, m: 1, n: 33, k: 32_768, w: wk, x: xk) }))
+        list.append(("matmul", { try self.matmul(.q6_k, .tiled, m: 5, n: 33, k: 32_768, w: wk, x: xk) }))
         for format in ElementType.weightFormats {
-            let width = format.isQuantized ? 320 : 250
+            let width = format.blockElements == 256 ? 768 : (format.isQuantized ? 320 : 250)
             let table = rng.floats(1000 * width)
             let ids = (0..<17).map { _ in UInt32.random(in: 0..<1000, using: &rng) }
             list.append(("embedding", { try self.embedding(format, rows: 1000, width: width, table: table, ids: ids) }))

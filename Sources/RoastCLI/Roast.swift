@@ -1,6 +1,7 @@
 import ArgumentParser
 import Backend
 import Foundation
+import Model
 import Roast
 import VulkanCompute
 
@@ -14,7 +15,7 @@ struct RoastCommand: ParsableCommand {
         Any Vulkan device works, including the CPU through Mesa lavapipe.
         Environment: ROAST_DEVICE=N picks a device, ROAST_VALIDATION=1 turns on the Khronos validation layer.
         """,
-        subcommands: [Devices.self, Verify.self, Bench.self])
+        subcommands: [Generate.self, Tokenize.self, Forward.self, Devices.self, Verify.self, Bench.self])
 }
 
 /// Options shared by the commands that open a device.
@@ -107,14 +108,40 @@ struct Verify: ParsableCommand {
 
 struct Bench: ParsableCommand {
     static let configuration = CommandConfiguration(
-        abstract: "Measure the engine's speed on a device.",
-        discussion: "Now: the cost of one dispatch (recorded into one command buffer, with and without barriers).")
+        abstract: "Measure speed: the cost of one dispatch, and with --model prefill and decode throughput.",
+        discussion: """
+        Without --model: 2,000 tiny dispatches recorded into one command buffer, with and without barriers.
+        With --model: prefill tokens/s for a --prompt-tokens prompt, greedy decode tokens/s at batch 1 and the summed
+        throughput at --batch, peak host memory and device memory. Figures go in docs/PERFORMANCE.md.
+        """)
 
+    @Option(help: "A model to benchmark (folder, .gguf or .bin).") var model: String?
+    @Option(help: "vulkan (default) or cpu.") var backend: BackendKind = .vulkan
     @OptionGroup var deviceOptions: DeviceOptions
-    @Option(help: "Dispatches per batch.") var dispatches = 2000
+    @Option(help: "Prompt length of the prefill measurement.") var promptTokens = 512
+    @Option(help: "Tokens decoded per sequence.") var genTokens = 128
+    @Option(help: "Batch size of the batched decode measurement.") var batch = 8
+    @Option(help: "Dispatches per batch (without --model).") var dispatches = 2000
     @Flag(help: "Print JSON.") var json = false
 
     func run() throws {
+        if let model {
+            let b: Backend = backend == .cpu ? CPUBackend() : try VulkanBackend(device: deviceOptions.open())
+            let m = try LanguageModel(path: model, backend: b)
+            let r = try ModelBenchmark.run(model: m, promptTokens: promptTokens, decodeTokens: genTokens, batch: batch) { step in
+                if !json { stderr("bench: \(step)") }
+            }
+            if json { return try printJSON(r) }
+            print("model: \(r.model) (\(String(format: "%.1f", r.weightMiB)) MiB of weights) on \(r.device)")
+            printTable(["measure", "value"], [
+                ["prefill, \(r.prefillTokens)-token prompt", String(format: "%.1f tok/s", r.prefillTokensPerSecond)],
+                ["decode, batch 1, \(r.decodeTokens) tokens", String(format: "%.2f tok/s", r.decodeTokensPerSecondBatch1)],
+                ["decode, batch \(r.batch), summed over sequences", String(format: "%.2f tok/s", r.decodeTokensPerSecondBatched)],
+                ["peak host memory (VmHWM)", String(format: "%.0f MiB", r.peakHostMiB)],
+                ["device memory allocated", r.deviceMiB.map { String(format: "%.0f MiB", $0) } ?? "-"],
+            ])
+            return
+        }
         let device = try deviceOptions.open()
         let backend = try VulkanBackend(device: device)
         let r = try DispatchBenchmark.run(device: backend, dispatches: dispatches)

@@ -160,6 +160,13 @@ public func rowChunks(rows: Int, rowBytes: Int, limit: Int, alignment: Int) -> [
 extension VulkanDevice {
     static let arenaBytes = 256 << 20
 
+    /// Device memory held in arenas (allocated from the driver, used or not).
+    public var allocatedBytes: Int {
+        lock.lock()
+        defer { lock.unlock() }
+        return arenas.map(\.size).reduce(0, +)
+    }
+
     /// Allocates `bytes` of device memory (host-mapped where the device allows it).
     public func allocate(_ bytes: Int) throws -> DeviceAllocation {
         let bytes = max(bytes, 4)

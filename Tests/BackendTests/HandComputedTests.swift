@@ -42,10 +42,126 @@ final class HandComputedTests: XCTestCase {
         XCTAssertEqual(Quantization.bf16Bits(1.00390625), 0x3F80)  // ties to even
     }
 
+    /// Decodes `block` (one block of `type`, `k` elements) with the CPU twin and, stored twice so
+    /// the second copy sits at the other 4-byte alignment when the block size is 2 mod 4, with the
+    /// shaders: the embedding gather (element decoder) and both matmul kernels against unit
+    /// vectors (run decoder). Every path must give exactly `expected`.
+    func assertBlockDecodes(_ type: ElementType, _ block: [UInt8], k: Int, _ expected: [Float],
+                            file: StaticString = #filePath, line: UInt = #line) throws {
+        XCTAssertEqual(block.count, type.blockBytes, file: file, line: line)
+        XCTAssertEqual(block.withUnsafeBytes { Quantization.decode($0, as: type, count: k) }, expected, "\(type) CPU decode",
+                       file: file, line: line)
+        for b in try backends {
+            let w = try b.makeTensor(type, count: 2 * k, bytes: block + block)
+            let out = try b.makeTensor(.f32, count: 2 * k)
+            try b.embedding(table: w, ids: try b.makeTensor(uints: [1, 0]), output: out, tokens: 2, rows: 2, width: k)
+            XCTAssertEqual(try b.readFloats(out), expected + expected, "\(b.name) \(type) embedding", file: file, line: line)
+
+            // Y[m, n] = W[n, m] for the identity X (tiled kernel, every element of both rows).
+            var identity = [Float](repeating: 0, count: k * k)
+            for i in 0..<k { identity[i * k + i] = 1 }
+            let y = try b.makeTensor(.f32, count: 2 * k)
+            try b.matmul(weight: w, input: try b.makeTensor(floats: identity), output: y, m: k, n: 2, k: k, kernel: .tiled)
+            let interleaved = expected.flatMap { [$0, $0] }
+            XCTAssertEqual(try b.readFloats(y), interleaved, "\(b.name) \(type) tiled matmul", file: file, line: line)
+
+            // Eight unit vectors through the matrix × vector kernel.
+            let picks = [0, 1, k / 2 - 1, k / 2, k / 2 + 1, k - 17, k - 16, k - 1]
+            var units = [Float](repeating: 0, count: 8 * k)
+            for (j, p) in picks.enumerated() { units[j * k + p] = 1 }
+            let yv = try b.makeTensor(.f32, count: 16)
+            try b.matmul(weight: w, input: try b.makeTensor(floats: units), output: yv, m: 8, n: 2, k: k, kernel: .vector)
+            XCTAssertEqual(try b.readFloats(yv), picks.flatMap { [expected[$0], expected[$0]] }, "\(b.name) \(type) matvec",
+                           file: file, line: line)
+        }
+    }
+
+    func testQ4_0BlockDecodes() throws {
+        // d = 0.5, qs[j] = j | (15 - j) << 4: element j < 16 is 0.5·(j − 8), element 16 + j is 0.5·(7 − j).
+        let block: [UInt8] = [0x00, 0x38] + (0..<16).map { UInt8($0) | UInt8(15 - $0) << 4 }
+        let expected: [Float] = (0..<16).map { 0.5 * Float($0 - 8) } + (0..<16).map { 0.5 * Float(7 - $0) }
+        XCTAssertEqual(expected[0], -4)
+        XCTAssertEqual(expected[31], -4)
+        XCTAssertEqual(expected[16], 3.5)
+        try assertBlockDecodes(.q4_0, block, k: 32, expected)
+    }
+
+    func testQ4_KSuperBlockDecodes() throws {
+        // d = 0.5, dmin = 0.25; sub-block scales sc = [1, 2, 3, 4, 17, 33, 50, 63] and
+        // mins m = [0, 1, 2, 3, 20, 40, 5, 63], packed by hand as get_scale_min_k4 reads them:
+        //   bytes 0–3:  sc[j] | (sc[j+4] >> 4) << 6   = 1|1<<6, 2|2<<6, 3|3<<6, 4|3<<6
+        //   bytes 4–7:  m[j]  | (m[j+4] >> 4) << 6    = 0|1<<6, 1|2<<6, 2|0<<6, 3|3<<6
+        //   bytes 8–11: (sc[j+4] & 15) | (m[j+4] & 15) << 4 = 1|4<<4, 1|8<<4, 2|5<<4, 15|15<<4
+        // qs[i] = (i % 16) | (15 − i % 16) << 4; sub-block 2p + h reads qs[32p …] (h = 0 low, 1 high nibbles).
+        let scales: [UInt8] = [0x41, 0x82, 0xC3, 0xC4, 0x40, 0x81, 0x02, 0xC3, 0x41, 0x81, 0x52, 0xFF]
+        let qs: [UInt8] = (0..<128).map { UInt8($0 % 16) | UInt8(15 - $0 % 16) << 4 }
+        let block: [UInt8] = [0x00, 0x38, 0x00, 0x34] + scales + qs
+        let sc: [Float] = [1, 2, 3, 4, 17, 33, 50, 63], mn: [Float] = [0, 1, 2, 3, 20, 40, 5, 63]
+        let expected: [Float] = (0..<256).map { (e: Int) -> Float in
+            let p = e / 64, h = e / 32 % 2
+            let q: UInt8 = qs[32 * p + e % 32]
+            let nib = Float(h == 0 ? q & 15 : q >> 4)
+            return 0.5 * sc[2 * p + h] * nib - 0.25 * mn[2 * p + h]
+        }
+        // Worked by hand: element 33 = sub-block 1, high nibble of qs[1] = 14: 0.5·2·14 − 0.25·1;
+        // 130 = sub-block 4, low nibble of qs[66] = 2: 0.5·17·2 − 0.25·20; 180 = sub-block 5, high
+        // nibble of qs[84] = 11: 0.5·33·11 − 0.25·40; 200 = sub-block 6, low nibble of qs[104] = 8;
+        // 255 = sub-block 7, high nibble of qs[127] = 0.
+        XCTAssertEqual([0, 33, 130, 180, 191, 200, 255].map { expected[$0] }, [0, 13.75, 12, 171.5, -10, 198.75, -15.75])
+        try assertBlockDecodes(.q4_k, block, k: 256, expected)
+    }
+
+    func testQ6_KSuperBlockDecodes() throws {
+        // ql[i] = i, qh[i] = 37·i mod 256, scales[g] = ±(g + 1) (negative for odd g), d = 0.5.
+        // Element e: h = e / 128, q = e % 128 / 32, l = e % 32; nibble of ql[64h + 32(q & 1) + l]
+        // (low for q < 2), 2 bits 2q of qh[32h + l] on top, minus 32, times d · scales[8h + l/16 + 2q].
+        let ql: [UInt8] = (0..<128).map { UInt8($0) }
+        let qh: [UInt8] = (0..<64).map { UInt8(($0 * 37) & 0xFF) }
+        let sc: [Int8] = (0..<16).map { (g: Int) -> Int8 in Int8(g % 2 == 0 ? g + 1 : -(g + 1)) }
+        let scBytes: [UInt8] = sc.map { UInt8(bitPattern: $0) }
+        let block: [UInt8] = ql + qh + scBytes + [0x00, 0x38]
+        let expected: [Float] = (0..<256).map { (e: Int) -> Float in
+            let h = e / 128, q = e % 128 / 32, l = e % 32
+            let lq: UInt8 = ql[64 * h + 32 * (q & 1) + l]
+            let nib = Int(q < 2 ? lq & 15 : lq >> 4)
+            let hi = Int(qh[32 * h + l] >> UInt8(2 * q)) & 3
+            let scale = Float(sc[8 * h + l / 16 + 2 * q])
+            return 0.5 * scale * Float((nib | (hi << 4)) - 32)
+        }
+        // Worked by hand: e = 40: ql[40] = 0x28 → 8, qh[8] = 40 → bits 2–3 = 2: 40 − 32 = 8, scale 3;
+        // e = 120: ql[56] = 0x38 → high 3, qh[24] = 120 → bits 6–7 = 1: 19 − 32, scale −8;
+        // e = 150: ql[86] = 0x56 → 6, qh[54] = 206 → bits 0–1 = 2: 38 − 32, scale −10;
+        // e = 255: ql[127] = 0x7F → high 7, qh[63] = 27 → bits 6–7 = 0: 7 − 32, scale −16.
+        XCTAssertEqual([0, 40, 120, 150, 255].map { expected[$0] }, [-16, 12, 52, -30, 200])
+        try assertBlockDecodes(.q6_k, block, k: 256, expected)
+    }
+
+    func testKQuantsNeedWholeSuperBlocks() throws {
+        let v = try Self.vulkan.get()
+        try v.synchronize()
+        let before = v.stream.dispatchCount
+        for b in try backends {
+            for type in [ElementType.q4_k, .q6_k] {
+                let w = try b.makeTensor(type, count: 512, bytes: [UInt8](repeating: 0, count: 2 * type.blockBytes))
+                let x = try b.makeTensor(floats: [Float](repeating: 1, count: 512))
+                let y = try b.makeTensor(.f32, count: 8)
+                XCTAssertThrowsError(try b.matmul(weight: w, input: x, output: y, m: 1, n: 4, k: 128, kernel: .auto)) {
+                    XCTAssertTrue("\($0)".contains("multiple of 256"), "\($0)")
+                }
+                XCTAssertThrowsError(try b.embedding(table: w, ids: try b.makeTensor(uints: [0]), output: x, tokens: 1, rows: 2,
+                                                     width: 96)) {
+                    XCTAssertTrue("\($0)".contains("multiple of 256"), "\($0)")
+                }
+            }
+        }
+        XCTAssertEqual(v.stream.dispatchCount, before)
+    }
+
     func testEncodersRoundTripWithinTheFormatsPrecision() {
         var rng = SystemRandomNumberGenerator()
-        let x = (0..<256).map { _ in Float.random(in: -2...2, using: &rng) }
-        for (type, tol) in [(ElementType.f16, Float(1e-3)), (.bf16, 1e-2), (.q8_0, 2.0 / 127), (.q4_1, 4.0 / 15)] {
+        let x = (0..<512).map { _ in Float.random(in: -2...2, using: &rng) }
+        for (type, tol) in [(ElementType.f16, Float(1e-3)), (.bf16, 1e-2), (.q8_0, 2.0 / 127), (.q4_1, 4.0 / 15),
+                            (.q4_0, 2.0 / 8 + 1e-2), (.q4_k, 0.2), (.q6_k, 0.1)] {
             let back = Quantization.encode(x, as: type).withUnsafeBytes { Quantization.decode($0, as: type, count: x.count) }
             assertClose(back, x, tol: tol, "\(type) round trip")
         }

@@ -1,0 +1,188 @@
+import Backend
+import Foundation
+import Model
+import Tokenizers
+
+/// One sequence to continue.
+public struct GenerationRequest: Sendable {
+    public var promptIDs: [Int]
+    public var maxTokens: Int
+    public var sampling: SamplingParameters
+    public var stopStrings: [String]
+    public var stopAtEOS: Bool
+
+    public init(promptIDs: [Int], maxTokens: Int = 128, sampling: SamplingParameters = .greedy, stopStrings: [String] = [], stopAtEOS: Bool = true) {
+        self.promptIDs = promptIDs
+        self.maxTokens = maxTokens
+        self.sampling = sampling
+        self.stopStrings = stopStrings
+        self.stopAtEOS = stopAtEOS
+    }
+}
+
+public struct GenerationResult: Sendable, Codable {
+    public enum FinishReason: String, Sendable, Codable { case eos, stop, length }
+    public var promptIDs: [Int]
+    /// Generated ids (the EOS token included when it ended the sequence; text excludes it).
+    public var ids: [Int]
+    public var text: String
+    public var finishReason: FinishReason
+}
+
+/// Batched generation: B independent sequences (different prompts and lengths) share every
+/// forward step, so the weights are read once per step for the whole batch.
+public final class Generator {
+    public let model: LanguageModel
+    /// The most tokens one prefill step takes; longer prompts are prefilled in chunks.
+    public var maxStepTokens = 512
+    private let scratch: ForwardScratchHandle
+    private var topValues: Tensor?
+    private var topIndices: Tensor?
+
+    public init(model: LanguageModel) {
+        self.model = model
+        scratch = model.makeScratch()
+    }
+
+    /// Called with (request index, token id, newly decodable text) as tokens arrive.
+    public typealias TokenHandler = (Int, Int, String) -> Void
+    /// Steering for a step: the layers to steer, with their row scales sized to the step.
+    public typealias SteeringProvider = (ForwardStep, _ prefill: Bool) throws -> [Int: LayerSteering]
+
+    public func generate(_ requests: [GenerationRequest], steering: SteeringProvider? = nil,
+                         onToken: TokenHandler? = nil) throws -> [GenerationResult] {
+        guard !requests.isEmpty else { return [] }
+        let ctx = model.config.contextLength
+        for (i, r) in requests.enumerated() {
+            try r.sampling.validate()
+            guard !r.promptIDs.isEmpty else { throw GenerationError("request \(i): empty prompt") }
+            guard r.maxTokens >= 0 else { throw GenerationError("request \(i): max tokens must be ≥ 0") }
+            guard r.promptIDs.count + r.maxTokens <= ctx else {
+                throw GenerationError("prompt of \(r.promptIDs.count) tokens + \(r.maxTokens) new tokens exceeds the model's context of \(ctx)")
+            }
+        }
+        let capacity = requests.map { $0.promptIDs.count + max($0.maxTokens, 1) }.max()!
+        let cache = try KVCache(model: model, sequences: requests.count, capacity: min(capacity, ctx))
+        var states = requests.enumerated().map { SequenceState(request: $0.element, index: $0.offset, tokenizer: model.tokenizer, eos: Set(model.config.eosTokenIDs)) }
+
+        // Prefill: every prompt token of every sequence, in steps of at most maxStepTokens.
+        var pending: [(seq: Int, pos: Int)] = []
+        for (i, r) in requests.enumerated() { pending += r.promptIDs.indices.map { (i, $0) } }
+        var start = 0
+        while start < pending.count {
+            let chunk = pending[start..<min(start + maxStepTokens, pending.count)]
+            let lastRows = chunk.enumerated().filter { $0.element.pos == requests[$0.element.seq].promptIDs.count - 1 }
+            let step = ForwardStep(ids: chunk.map { requests[$0.seq].promptIDs[$0.pos] }, sequences: chunk.map(\.seq),
+                                   positions: chunk.map(\.pos), logitRows: lastRows.map(\.offset))
+            start += chunk.count
+            if lastRows.isEmpty {
+                // Only part of a prompt: the step still needs one logit row; its result is unused.
+                var s = step
+                s.logitRows = [0]
+                _ = try model.forward(s, cache: cache, steering: try steering?(s, true) ?? [:], scratch: scratch)
+                continue
+            }
+            let logits = try model.forward(step, cache: cache, steering: try steering?(step, true) ?? [:], scratch: scratch)
+            let seqs = lastRows.map(\.element.seq)
+            let next = try pick(logits, rows: seqs.count, states: seqs.map { states[$0] }, update: { i, s in states[seqs[i]] = s })
+            for (i, id) in zip(seqs, next) { states[i].accept(id, onToken: onToken) }
+        }
+        // Decode: one token per unfinished sequence per step.
+        while true {
+            let active = states.indices.filter { !states[$0].finished }
+            if active.isEmpty { break }
+            let step = ForwardStep(ids: active.map { states[$0].generated.last! }, sequences: active,
+                                   positions: active.map { states[$0].request.promptIDs.count + states[$0].generated.count - 1 },
+                                   logitRows: Array(active.indices))
+            let logits = try model.forward(step, cache: cache, steering: try steering?(step, false) ?? [:], scratch: scratch)
+            let next = try pick(logits, rows: active.count, states: active.map { states[$0] }, update: { i, s in states[active[i]] = s })
+            for (i, id) in zip(active, next) { states[i].accept(id, onToken: onToken) }
+        }
+        return states.map { $0.result() }
+    }
+
+    /// The next token of each row: argmax on the device when every row is greedy, the device's
+    /// top-k when every row limits k ≤ 64, else the full rows read back.
+    private func pick(_ logits: Tensor, rows: Int, states: [SequenceState], update: (Int, SequenceState) -> Void) throws -> [Int] {
+        let b = model.backend, vocab = model.config.vocabSize
+        let params = states.map(\.request.sampling)
+        let maxK = 64
+        if params.allSatisfy({ $0.isGreedy || (1...maxK).contains($0.topK) }) {
+            let k = params.map { $0.isGreedy ? 1 : $0.topK }.max()!
+            if topValues == nil || topValues!.count < rows * k {
+                topValues = try b.makeTensor(.f32, count: max(rows * k, 64 * 8))
+                topIndices = try b.makeTensor(.u32, count: max(rows * k, 64 * 8))
+            }
+            try b.topK(logits, rows: rows, length: vocab, k: k, outValues: topValues!, outIndices: topIndices!)
+            let values = try b.readFloats(topValues!), indices = try b.readUInts(topIndices!)
+            return try (0..<rows).map { r in
+                let cands = (0..<k).map { (logit: values[r * k + $0], id: Int(indices[r * k + $0])) }.filter { $0.id < vocab }
+                var s = states[r]
+                let id = Sampler.sample(cands, params[r], rng: &s.rng)
+                update(r, s)
+                guard id < vocab else { throw GenerationError("sampling produced id \(id) outside the vocabulary") }
+                return id
+            }
+        }
+        let all = try b.readFloats(logits)
+        return (0..<rows).map { r in
+            let cands = (0..<vocab).map { (logit: all[r * vocab + $0], id: $0) }
+            var s = states[r]
+            let id = Sampler.sample(cands, params[r], rng: &s.rng)
+            update(r, s)
+            return id
+        }
+    }
+}
+
+/// Host-side state of one sequence.
+struct SequenceState {
+    let request: GenerationRequest
+    let requestIndex: Int
+    var rng: SplitMix64
+    var generated: [Int] = []
+    var decoder: StreamingDecoder?
+    var text = ""
+    var finished = false
+    var reason: GenerationResult.FinishReason = .length
+    let eos: Set<Int>
+
+    init(request: GenerationRequest, index: Int, tokenizer: Tokenizer?, eos configEOS: Set<Int>) {
+        self.request = request
+        requestIndex = index
+        // One stream per request (seed + index), so a sample does not depend on its batch.
+        rng = SplitMix64(seed: request.sampling.seed &+ UInt64(index) &* 0x9E37_79B9)
+        decoder = tokenizer.map { StreamingDecoder(tokenizer: $0) }
+        eos = tokenizer?.eosIDs.union(configEOS) ?? configEOS
+        finished = request.maxTokens == 0
+    }
+
+    mutating func accept(_ id: Int, onToken: Generator.TokenHandler?) {
+        guard !finished else { return }
+        generated.append(id)
+        if request.stopAtEOS, eos.contains(id) {
+            finished = true
+            reason = .eos
+            let tail = decoder?.flush() ?? ""
+            text += tail
+            if !tail.isEmpty { onToken?(requestIndex, id, tail) }
+            return
+        }
+        let piece = decoder?.push(id) ?? ""
+        text += piece
+        onToken?(requestIndex, id, piece)
+        if let stop = request.stopStrings.first(where: { !$0.isEmpty && text.contains($0) }) {
+            text = String(text[..<text.range(of: stop)!.lowerBound])
+            finished = true
+            reason = .stop
+        } else if generated.count >= request.maxTokens {
+            text += decoder?.flush() ?? ""
+            finished = true
+            reason = .length
+        }
+    }
+
+    func result() -> GenerationResult {
+        GenerationResult(promptIDs: request.promptIDs, ids: generated, text: text, finishReason: reason)
+    }
+}

@@ -1,0 +1,256 @@
+import Backend
+import Formats
+import Foundation
+
+/// Keys and values of every layer for `sequences` independent sequences of up to `capacity`
+/// positions each: per layer two f32 tensors [sequences × capacity × kvHeads × headDim].
+public final class KVCache {
+    public let sequences: Int
+    public let capacity: Int
+    let keys: [Tensor]
+    let values: [Tensor]
+
+    public init(model: LanguageModel, sequences: Int, capacity: Int) throws {
+        guard sequences > 0, capacity > 0 else { throw ModelError("KV cache of \(sequences) sequences × \(capacity) positions") }
+        let c = model.config
+        guard capacity <= c.contextLength else {
+            throw ModelError("a context of \(capacity) tokens exceeds the model's \(c.contextLength)")
+        }
+        self.sequences = sequences
+        self.capacity = capacity
+        let n = sequences * capacity * c.kvHeadCount * c.headDim
+        keys = try (0..<c.layerCount).map { _ in try model.backend.makeTensor(.f32, count: n) }
+        values = try (0..<c.layerCount).map { _ in try model.backend.makeTensor(.f32, count: n) }
+    }
+
+    /// Bytes held on the backend.
+    public var byteCount: Int { (keys + values).map(\.byteCount).reduce(0, +) }
+}
+
+/// The tokens of one forward step: any mix of prompt chunks and decode tokens of different
+/// sequences. Token t is `ids[t]` at `positions[t]` of sequence `sequences[t]`; logits are
+/// computed for the tokens listed in `logitRows` (indices into the step), in that order.
+public struct ForwardStep: Sendable {
+    public var ids: [Int]
+    public var sequences: [Int]
+    public var positions: [Int]
+    public var logitRows: [Int]
+
+    public init(ids: [Int], sequences: [Int], positions: [Int], logitRows: [Int]) {
+        self.ids = ids
+        self.sequences = sequences
+        self.positions = positions
+        self.logitRows = logitRows
+    }
+
+    /// One sequence's prompt (or continuation) starting at `start`, logits for its last token.
+    public static func prompt(_ ids: [Int], sequence: Int = 0, start: Int = 0, allLogits: Bool = false) -> ForwardStep {
+        ForwardStep(ids: ids, sequences: Array(repeating: sequence, count: ids.count), positions: Array(start..<start + ids.count),
+                    logitRows: allLogits ? Array(ids.indices) : [ids.count - 1])
+    }
+}
+
+/// Steering for one layer: the row scales (α on the rows in scope, 0 elsewhere) and a vector at
+/// the `act` site (SiLU output, intermediate width) and/or the `residual` site (layer output).
+public struct LayerSteering {
+    public var act: Steering?
+    public var residual: Steering?
+    public init(act: Steering? = nil, residual: Steering? = nil) {
+        self.act = act
+        self.residual = residual
+    }
+}
+
+/// The two places a layer's activations are read (capture) and steered (injection).
+public enum ActivationSite: String, Sendable, Codable, CaseIterable {
+    /// The MLP's SiLU(gate) output, before the product with up (intermediate width). ROAST's default.
+    case act
+    /// The layer's output, the residual stream (hidden width); llama.cpp / repeng control vectors.
+    case residual
+
+    public func width(_ c: ModelConfig) -> Int { self == .act ? c.intermediateSize : c.hiddenSize }
+}
+
+/// Reads activations during a forward step: at `site`, for `layers`, at the step's token
+/// indices `rows` (in that order). Unsteered values: the `act` site is read before injection.
+public final class ActivationCapture {
+    public let site: ActivationSite
+    public let layers: [Int]
+    public let rows: [Int]
+    var tensors: [Int: Tensor] = [:]
+    var rowIndex: Tensor?
+
+    public init(site: ActivationSite, layers: [Int], rows: [Int]) {
+        self.site = site
+        self.layers = layers
+        self.rows = rows
+    }
+
+    func prepare(_ m: LanguageModel, stepTokens: Int) throws {
+        guard !rows.isEmpty else { throw ModelError("capture of no rows") }
+        for r in rows where r < 0 || r >= stepTokens { throw ModelError("capture row \(r) is not a token of the step") }
+        for l in layers where l < 0 || l >= m.config.layerCount {
+            throw ModelError("capture of layer \(l); the model has \(m.config.layerCount) layers")
+        }
+        let width = site.width(m.config)
+        rowIndex = try m.backend.makeTensor(uints: rows.map { UInt32($0) })
+        for l in layers where tensors[l] == nil { tensors[l] = try m.backend.makeTensor(.f32, count: rows.count * width) }
+    }
+
+    /// Records the gather of this layer's rows from `source` ([stepTokens × width]).
+    func record(_ m: LanguageModel, layer: Int, source: Tensor, stepTokens: Int) throws {
+        guard let out = tensors[layer], let idx = rowIndex else { return }
+        try m.backend.embedding(table: source, ids: idx, output: out, tokens: rows.count, rows: stepTokens, width: site.width(m.config))
+    }
+
+    /// The captured activations: layer → one vector per requested row. For `act` the gate was
+    /// captured and SiLU is applied here, with the CPU twin's formula.
+    public func read(_ m: LanguageModel) throws -> [Int: [[Float]]] {
+        let width = site.width(m.config)
+        var out: [Int: [[Float]]] = [:]
+        for l in layers {
+            let flat = try m.backend.readFloats(tensors[l]!)
+            out[l] = rows.indices.map { r in
+                let row = flat[r * width..<(r + 1) * width]
+                return site == .act ? row.map { $0 / (1 + exp(-$0)) } : Array(row)
+            }
+        }
+        return out
+    }
+}
+
+/// Activation buffers of a step, grown when a step has more tokens than any before it.
+final class ForwardScratch {
+    var tokens = 0, rows = 0
+    var x, h, q, k, v, att, o, gate, up, act, last, logits: Tensor!
+    var ids, seq, pos, cacheRows, logitRows: Tensor!
+    var ones: Tensor!
+
+    func ensure(_ m: LanguageModel, tokens t: Int, rows r: Int) throws {
+        let b = m.backend, c = m.config
+        if t > tokens {
+            let n = max(t, 2 * tokens)
+            (x, h, o) = (try b.makeTensor(.f32, count: n * c.hiddenSize), try b.makeTensor(.f32, count: n * c.hiddenSize),
+                         try b.makeTensor(.f32, count: n * c.hiddenSize))
+            q = try b.makeTensor(.f32, count: n * c.headCount * c.headDim)
+            att = try b.makeTensor(.f32, count: n * c.headCount * c.headDim)
+            k = try b.makeTensor(.f32, count: n * c.kvHeadCount * c.headDim)
+            v = try b.makeTensor(.f32, count: n * c.kvHeadCount * c.headDim)
+            (gate, up, act) = (try b.makeTensor(.f32, count: n * c.intermediateSize), try b.makeTensor(.f32, count: n * c.intermediateSize),
+                               try b.makeTensor(.f32, count: n * c.intermediateSize))
+            (ids, seq, pos, cacheRows) = (try b.makeTensor(.u32, count: n), try b.makeTensor(.u32, count: n),
+                                          try b.makeTensor(.u32, count: n), try b.makeTensor(.u32, count: n))
+            ones = try b.makeTensor(floats: [Float](repeating: 1, count: n))
+            tokens = n
+        }
+        if r > rows {
+            let n = max(r, 2 * rows)
+            last = try b.makeTensor(.f32, count: n * c.hiddenSize)
+            logits = try b.makeTensor(.f32, count: n * c.vocabSize)
+            logitRows = try b.makeTensor(.u32, count: n)
+            rows = n
+        }
+    }
+}
+
+extension LanguageModel {
+    /// Runs one step through every layer, writing its keys and values into `cache`, and returns
+    /// the logits [logitRows.count × vocab] (on the backend; read them or sample on the device).
+    /// Everything is recorded into the backend's stream; nothing waits until the caller reads.
+    public func forward(_ step: ForwardStep, cache: KVCache, steering: [Int: LayerSteering] = [:],
+                        capture: ActivationCapture? = nil, scratch: ForwardScratchHandle) throws -> Tensor {
+        let c = config, b = backend, s = scratch.storage
+        let t = step.ids.count, r = step.logitRows.count
+        guard t > 0, r > 0 else { throw ModelError("a forward step needs at least one token and one logit row") }
+        guard step.sequences.count == t, step.positions.count == t else { throw ModelError("forward step: ids, sequences and positions differ in length") }
+        for (i, id) in step.ids.enumerated() where id < 0 || id >= c.vocabSize {
+            throw ModelError("token \(i) has id \(id), outside the vocabulary of \(c.vocabSize)")
+        }
+        for (i, (sq, p)) in zip(step.sequences, step.positions).enumerated() {
+            guard sq >= 0, sq < cache.sequences else { throw ModelError("token \(i) belongs to sequence \(sq); the cache holds \(cache.sequences)") }
+            guard p >= 0, p < cache.capacity else {
+                throw ModelError("token \(i) at position \(p) does not fit the context of \(cache.capacity) tokens")
+            }
+        }
+        for row in step.logitRows where row < 0 || row >= t { throw ModelError("logit row \(row) is not a token of the step") }
+        for (l, st) in steering {
+            guard l >= 0, l < c.layerCount else { throw ModelError("steering names layer \(l); the model has \(c.layerCount)") }
+            _ = st
+        }
+
+        try capture?.prepare(self, stepTokens: t)
+        try s.ensure(self, tokens: t, rows: r)
+        try b.write(s.ids, uints: step.ids.map { UInt32($0) })
+        try b.write(s.seq, uints: step.sequences.map { UInt32($0) })
+        try b.write(s.pos, uints: step.positions.map { UInt32($0) })
+        try b.write(s.cacheRows, uints: zip(step.sequences, step.positions).map { UInt32($0 * cache.capacity + $1) })
+        try b.write(s.logitRows, uints: step.logitRows.map { UInt32($0) })
+
+        let (h, hq, hkv, d, inter) = (c.hiddenSize, c.headCount, c.kvHeadCount, c.headDim, c.intermediateSize)
+        let contextBound = step.positions.max()! + 1
+        let bias = { (v: Tensor) in Steering(scales: s.ones, vector: v) }
+        try b.embedding(table: embed, ids: s.ids, output: s.x, tokens: t, rows: c.vocabSize, width: h)
+        for (l, w) in layers.enumerated() {
+            // Attention block.
+            try b.rmsNorm(input: s.x, weight: w.attnNorm, output: s.h, rows: t, width: h, eps: c.rmsNormEps)
+            try b.matmul(weight: w.q, input: s.h, output: s.q, m: t, n: hq * d, k: h, kernel: .auto)
+            try b.matmul(weight: w.k, input: s.h, output: s.k, m: t, n: hkv * d, k: h, kernel: .auto)
+            try b.matmul(weight: w.v, input: s.h, output: s.v, m: t, n: hkv * d, k: h, kernel: .auto)
+            if let qb = w.qBias { try b.add(s.q, nil, output: s.q, rows: t, width: hq * d, steering: bias(qb)) }
+            if let kb = w.kBias { try b.add(s.k, nil, output: s.k, rows: t, width: hkv * d, steering: bias(kb)) }
+            if let vb = w.vBias { try b.add(s.v, nil, output: s.v, rows: t, width: hkv * d, steering: bias(vb)) }
+            if let qn = w.qNorm, let kn = w.kNorm {
+                try b.rmsNorm(input: s.q, weight: qn, output: s.q, rows: t * hq, width: d, eps: c.rmsNormEps)
+                try b.rmsNorm(input: s.k, weight: kn, output: s.k, rows: t * hkv, width: d, eps: c.rmsNormEps)
+            }
+            try b.rope(s.q, positions: s.pos, inverseFrequencies: inverseFrequencies, tokens: t, heads: hq, headDim: d,
+                       rotaryDim: d, layout: ropeLayout)
+            try b.rope(s.k, positions: s.pos, inverseFrequencies: inverseFrequencies, tokens: t, heads: hkv, headDim: d,
+                       rotaryDim: d, layout: ropeLayout)
+            try b.scatterRows(input: s.k, rows: s.cacheRows, output: cache.keys[l], tokens: t, width: hkv * d)
+            try b.scatterRows(input: s.v, rows: s.cacheRows, output: cache.values[l], tokens: t, width: hkv * d)
+            try b.attention(query: s.q, keys: cache.keys[l], values: cache.values[l], sequenceOf: s.seq, positions: s.pos,
+                            output: s.att, tokens: t, heads: hq, kvHeads: hkv, headDim: d, sequences: cache.sequences,
+                            capacity: cache.capacity, contextBound: contextBound, scale: 1 / Float(d).squareRoot())
+            try b.matmul(weight: w.o, input: s.att, output: s.o, m: t, n: h, k: hq * d, kernel: .auto)
+            try b.add(s.x, s.o, output: s.x, rows: t, width: h, steering: nil)
+            // MLP block: down((SiLU(gate) + α·v) ⊙ up), then the residual add (+ α·v at `residual`).
+            try b.rmsNorm(input: s.x, weight: w.ffnNorm, output: s.h, rows: t, width: h, eps: c.rmsNormEps)
+            try b.matmul(weight: w.gate, input: s.h, output: s.gate, m: t, n: inter, k: h, kernel: .auto)
+            try b.matmul(weight: w.up, input: s.h, output: s.up, m: t, n: inter, k: h, kernel: .auto)
+            if let cap = capture, cap.site == .act, cap.layers.contains(l) { try cap.record(self, layer: l, source: s.gate, stepTokens: t) }
+            try b.siluMul(gate: s.gate, up: s.up, output: s.act, rows: t, width: inter, steering: steering[l]?.act)
+            try b.matmul(weight: w.down, input: s.act, output: s.o, m: t, n: h, k: inter, kernel: .auto)
+            try b.add(s.x, s.o, output: s.x, rows: t, width: h, steering: steering[l]?.residual)
+            if let cap = capture, cap.site == .residual, cap.layers.contains(l) { try cap.record(self, layer: l, source: s.x, stepTokens: t) }
+        }
+        // Only the rows that need logits go through the final norm and the LM head.
+        try b.embedding(table: s.x, ids: s.logitRows, output: s.last, tokens: r, rows: t, width: h)
+        try b.rmsNorm(input: s.last, weight: outputNorm, output: s.last, rows: r, width: h, eps: c.rmsNormEps)
+        try b.matmul(weight: lmHead, input: s.last, output: s.logits, m: r, n: c.vocabSize, k: h, kernel: .auto)
+        return s.logits
+    }
+
+    /// Scratch buffers for `forward`, reusable across steps of any size.
+    public func makeScratch() -> ForwardScratchHandle { ForwardScratchHandle() }
+}
+
+/// Opaque holder of a model's activation buffers.
+public final class ForwardScratchHandle {
+    let storage = ForwardScratch()
+    public init() {}
+}
+
+extension LanguageModel {
+    /// Logits at every position of one sequence (a fresh cache): for parity checks.
+    public func logits(ids: [Int]) throws -> [[Float]] {
+        guard ids.count <= config.contextLength else {
+            throw ModelError("\(ids.count) tokens exceed the model's context of \(config.contextLength)")
+        }
+        let cache = try KVCache(model: self, sequences: 1, capacity: ids.count)
+        let out = try forward(.prompt(ids, allLogits: true), cache: cache, scratch: makeScratch())
+        let flat = try backend.readFloats(out)
+        let v = config.vocabSize
+        return (0..<ids.count).map { Array(flat[$0 * v..<($0 + 1) * v]) }
+    }
+}

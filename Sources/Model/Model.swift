@@ -1,2 +1,0 @@
-import Formats
-import Tokenizers

@@ -1,0 +1,150 @@
+import Backend
+import Foundation
+import Generation
+import Model
+
+/// Where a steering vector is added (defined by the model, which captures and injects there).
+public typealias SteeringSite = ActivationSite
+
+/// Which tokens are steered.
+public enum SteeringScope: String, Sendable, Codable, CaseIterable {
+    /// The last prompt token and every generated token (the default).
+    case generated
+    /// Every prompt token, no generated token.
+    case prefill
+    /// Every prompt and generated token.
+    case all
+}
+
+/// A set of layers, written `first:N`, `last:N`, `all`, a range `a-b` or a list `0,3,5`.
+public struct LayerSelection: Sendable, Codable, Equatable, CustomStringConvertible {
+    public let text: String
+
+    public init(_ text: String) throws {
+        self.text = text.trimmingCharacters(in: .whitespaces)
+        _ = try resolve(layerCount: Int.max / 2, check: false)
+    }
+
+    public var description: String { text }
+
+    /// The layer indices for a model with `layerCount` layers.
+    public func resolve(layerCount: Int, check: Bool = true) throws -> [Int] {
+        func bad() -> Error { SteeringError("layers '\(text)': expected first:N, last:N, all, a range a-b or a list 0,3,5") }
+        var out: [Int]
+        if text == "all" {
+            out = Array(0..<layerCount)
+        } else if let n = text.split(separator: ":").last.flatMap({ Int($0) }), text.hasPrefix("first:") || text.hasPrefix("last:") {
+            guard n > 0 else { throw bad() }
+            out = text.hasPrefix("first:") ? Array(0..<min(n, layerCount)) : Array(max(0, layerCount - n)..<layerCount)
+            if check, n > layerCount { throw SteeringError("layers '\(text)': the model has \(layerCount) layers") }
+        } else if text.contains("-"), !text.contains(",") {
+            let parts = text.split(separator: "-").map { Int($0) }
+            guard parts.count == 2, let a = parts[0], let b = parts[1], a >= 0, a <= b else { throw bad() }
+            out = Array(a...b)
+        } else {
+            let parts = text.split(separator: ",").map { Int($0.trimmingCharacters(in: .whitespaces)) }
+            guard !parts.isEmpty, parts.allSatisfy({ $0 != nil && $0! >= 0 }) else { throw bad() }
+            out = parts.map { $0! }
+        }
+        if check, let m = out.first(where: { $0 >= layerCount }) {
+            throw SteeringError("layers '\(text)': layer \(m) does not exist (the model has \(layerCount))")
+        }
+        return Array(Set(out)).sorted()
+    }
+}
+
+public struct SteeringError: Error, CustomStringConvertible, Equatable {
+    public let description: String
+    public init(_ d: String) { description = d }
+}
+
+/// What to inject: one or more vectors (summed), the site, layers, α and scope.
+public struct Intervention {
+    public var site: SteeringSite
+    /// Per-layer direction (width of the site). Several vectors are summed layer by layer.
+    public var vectors: [Int: [Float]]
+    public var alpha: Float
+    public var scope: SteeringScope
+
+    public init(site: SteeringSite, vectors: [Int: [Float]], alpha: Float, scope: SteeringScope = .generated) {
+        self.site = site
+        self.vectors = vectors
+        self.alpha = alpha
+        self.scope = scope
+    }
+
+    /// Sums interventions at the same site (their α folded into the vectors).
+    public static func combine(_ list: [Intervention]) throws -> Intervention? {
+        guard let first = list.first else { return nil }
+        guard list.allSatisfy({ $0.site == first.site && $0.scope == first.scope }) else {
+            throw SteeringError("vectors to combine must share a site and a scope")
+        }
+        var sum: [Int: [Float]] = [:]
+        for iv in list {
+            for (l, v) in iv.vectors {
+                let scaled = v.map { $0 * iv.alpha }
+                sum[l] = sum[l].map { zip($0, scaled).map { $0 + $1 } } ?? scaled
+            }
+        }
+        return Intervention(site: first.site, vectors: sum, alpha: 1, scope: first.scope)
+    }
+}
+
+/// Turns an intervention into the per-step steering of the forward pass: the vectors uploaded
+/// once, and for each step the row scales (α on the rows in scope, 0 elsewhere).
+public final class SteeringInjector {
+    let model: LanguageModel
+    let intervention: Intervention
+    let tensors: [Int: Tensor]
+    /// Prompt length of each sequence of the batch being generated.
+    public var promptLengths: [Int] = []
+
+    public init(model: LanguageModel, intervention: Intervention) throws {
+        self.model = model
+        self.intervention = intervention
+        let width = intervention.site.width(model.config)
+        var t: [Int: Tensor] = [:]
+        for (l, v) in intervention.vectors {
+            guard l >= 0, l < model.config.layerCount else {
+                throw SteeringError("the vector steers layer \(l); the model has \(model.config.layerCount) layers")
+            }
+            guard v.count == width else {
+                throw SteeringError("the vector for layer \(l) has \(v.count) values; the \(intervention.site.rawValue) site of this model is \(width) wide")
+            }
+            guard v.allSatisfy(\.isFinite) else { throw SteeringError("the vector for layer \(l) holds NaN or infinity") }
+            t[l] = try model.backend.makeTensor(floats: v)
+        }
+        tensors = t
+    }
+
+    /// Whether row t of a step is in scope.
+    func inScope(_ step: ForwardStep, row t: Int, prefill: Bool) -> Bool {
+        let seq = step.sequences[t]
+        let promptLength = seq < promptLengths.count ? promptLengths[seq] : Int.max
+        let isPrompt = step.positions[t] < promptLength
+        switch intervention.scope {
+        case .all: return true
+        case .prefill: return isPrompt
+        case .generated: return !isPrompt || step.positions[t] == promptLength - 1
+        }
+    }
+
+    /// The steering of one step.
+    public func steering(for step: ForwardStep, prefill: Bool) throws -> [Int: LayerSteering] {
+        let scales = step.ids.indices.map { inScope(step, row: $0, prefill: prefill) ? intervention.alpha : 0 }
+        if scales.allSatisfy({ $0 == 0 }) { return [:] }
+        let s = try model.backend.makeTensor(floats: scales)
+        var out: [Int: LayerSteering] = [:]
+        for (l, v) in tensors {
+            let st = Steering(scales: s, vector: v)
+            out[l] = intervention.site == .act ? LayerSteering(act: st) : LayerSteering(residual: st)
+        }
+        return out
+    }
+
+    /// A provider for `Generator.generate` over these requests.
+    public func provider(for requests: [GenerationRequest]) -> Generator.SteeringProvider {
+        promptLengths = requests.map(\.promptIDs.count)
+        return { [self] step, prefill in try steering(for: step, prefill: prefill) }
+    }
+}

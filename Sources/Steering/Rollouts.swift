@@ -1,0 +1,200 @@
+import Backend
+import Foundation
+import Generation
+import Model
+import Tasks
+import Tokenizers
+
+/// Settings of ROC: rollout-based on-distribution contrast.
+public struct RolloutSettings: Sendable, Codable {
+    public var rollouts = 8
+    public var temperature: Float = 0.8
+    public var topP: Float = 0.9
+    public var seed: UInt64 = 42
+    /// Generation budget per answer (nil: the task's).
+    public var maxTokens: Int?
+    /// With no incorrect rollout: use the task's synthetic wrong answer (else skip the question).
+    public var syntheticNegatives = true
+    public init() {}
+}
+
+/// What extraction used, for the report.
+public struct ExtractionStats: Sendable, Codable, Equatable {
+    public var questions = 0
+    public var questionsUsed = 0
+    public var questionsSkipped = 0
+    public var rollouts = 0
+    public var correctRollouts = 0
+    public var pairs = 0
+    /// Questions with no correct rollout (the gold answer stood in, pairs weighted 0.5).
+    public var goldFallbacks = 0
+    /// Questions with no incorrect rollout (a synthetic wrong answer stood in).
+    public var syntheticFallbacks = 0
+    public init() {}
+}
+
+/// A response to contrast: token ids after the prompt, and where it came from.
+struct Response {
+    var ids: [Int]
+    var weight: Float
+}
+
+/// Forms the pairs of one question from graded rollouts (the fallbacks of DESIGN.md):
+/// every correct × every incorrect; no correct → the gold answer is the positive with weight 0.5;
+/// no incorrect → the synthetic wrong answer, or nothing (skip).
+public enum PairFormation {
+    public struct Plan: Equatable {
+        /// Indices into the candidate list: positives and negatives, with the pair weight.
+        public var pairs: [(positive: Int, negative: Int, weight: Float)]
+        public var usedGold: Bool
+        public var usedSynthetic: Bool
+        public static func == (a: Plan, b: Plan) -> Bool {
+            a.usedGold == b.usedGold && a.usedSynthetic == b.usedSynthetic &&
+                a.pairs.map { [$0.positive, $0.negative] } == b.pairs.map { [$0.positive, $0.negative] } &&
+                a.pairs.map(\.weight) == b.pairs.map(\.weight)
+        }
+    }
+
+    /// Candidates are: the rollouts 0..<n, then the gold answer at index n, then the synthetic
+    /// wrong answer at n + 1 (if `hasSynthetic`).
+    public static func plan(correct: [Bool], hasSynthetic: Bool) -> Plan? {
+        let n = correct.count
+        var positives = correct.indices.filter { correct[$0] }
+        var negatives = correct.indices.filter { !correct[$0] }
+        var weight: Float = 1
+        var usedGold = false, usedSynthetic = false
+        if positives.isEmpty {
+            positives = [n]
+            weight = 0.5
+            usedGold = true
+        }
+        if negatives.isEmpty {
+            guard hasSynthetic else { return nil }
+            negatives = [n + 1]
+            usedSynthetic = true
+        }
+        let pairs = positives.flatMap { p in negatives.map { (positive: p, negative: $0, weight: weight) } }
+        return Plan(pairs: pairs, usedGold: usedGold, usedSynthetic: usedSynthetic)
+    }
+}
+
+/// Reads activations of prompt + response sequences, teacher forced, at each sequence's last
+/// response token: many sequences in one forward step.
+public struct TeacherForcing {
+    public let model: LanguageModel
+    public let site: ActivationSite
+    public let layers: [Int]
+
+    public init(model: LanguageModel, site: ActivationSite, layers: [Int]) {
+        self.model = model
+        self.site = site
+        self.layers = layers
+    }
+
+    /// For each sequence (prompt ids + response ids), the activation at its last token, per layer.
+    public func lastTokenActivations(_ sequences: [[Int]]) throws -> [[Int: [Float]]] {
+        guard !sequences.isEmpty else { return [] }
+        let capacity = sequences.map(\.count).max()!
+        let cache = try KVCache(model: model, sequences: sequences.count, capacity: capacity)
+        var ids: [Int] = [], seqs: [Int] = [], pos: [Int] = [], last: [Int] = []
+        for (s, tokens) in sequences.enumerated() {
+            ids += tokens
+            seqs += Array(repeating: s, count: tokens.count)
+            pos += Array(tokens.indices)
+            last.append(ids.count - 1)
+        }
+        let capture = ActivationCapture(site: site, layers: layers, rows: last)
+        let step = ForwardStep(ids: ids, sequences: seqs, positions: pos, logitRows: [last[0]])
+        _ = try model.forward(step, cache: cache, capture: capture, scratch: model.makeScratch())
+        let acts = try capture.read(model)
+        return sequences.indices.map { s in Dictionary(uniqueKeysWithValues: layers.map { ($0, acts[$0]![s]) }) }
+    }
+}
+
+/// ROC: sample the model's own answers, grade them, pair correct with incorrect, and read the
+/// contrast at the last response token of each, teacher forced.
+public final class RolloutContrast {
+    public let model: LanguageModel
+    public let task: ReasoningTask
+    public let site: ActivationSite
+    public let layers: [Int]
+    public let settings: RolloutSettings
+    public let generator: Generator
+
+    public init(model: LanguageModel, task: ReasoningTask, site: ActivationSite, layers: [Int], settings: RolloutSettings) {
+        self.model = model
+        self.task = task
+        self.site = site
+        self.layers = layers
+        self.settings = settings
+        generator = Generator(model: model)
+    }
+
+    /// The prompt ids of a task item, through the model's chat template.
+    public static func promptIDs(_ model: LanguageModel, _ task: ReasoningTask, _ item: TaskItem) throws -> [Int] {
+        var messages: [ChatMessage] = []
+        if let s = task.systemPrompt { messages.append(ChatMessage(role: "system", content: s)) }
+        messages.append(ChatMessage(role: "user", content: item.prompt))
+        let text = model.chatTemplate.render(messages, addGenerationPrompt: true, enableThinking: false)
+        return try model.requireTokenizer().encode(text, addSpecialTokens: false)
+    }
+
+    /// Response text → ids, without special tokens.
+    func responseIDs(_ text: String) throws -> [Int] { try model.requireTokenizer().encode(text, addSpecialTokens: false) }
+
+    /// Pairs per layer for the given items. `progress(done, total, pairs)` after each question.
+    public func collect(_ items: [TaskItem], progress: (Int, Int, Int) -> Void = { _, _, _ in })
+        throws -> (pairs: [Int: [ContrastPair]], stats: ExtractionStats) {
+        var stats = ExtractionStats()
+        var pairs: [Int: [ContrastPair]] = [:]
+        var rng = TaskRandom(seed: settings.seed ^ 0x5EED)
+        let eos = try model.requireTokenizer().eosIDs.union(model.config.eosTokenIDs)
+        for (q, item) in items.enumerated() {
+            stats.questions += 1
+            let prompt = try Self.promptIDs(model, task, item)
+            let sampling = SamplingParameters(temperature: settings.temperature, topP: settings.topP,
+                                              seed: settings.seed &+ UInt64(q) &* 1_000_003)
+            let requests = (0..<settings.rollouts).map { _ in
+                GenerationRequest(promptIDs: prompt, maxTokens: settings.maxTokens ?? task.maxTokens, sampling: sampling)
+            }
+            let results = try generator.generate(requests)
+            let correct = results.map { task.grade($0.text, item) }
+            stats.rollouts += results.count
+            stats.correctRollouts += correct.filter { $0 }.count
+            let synthetic = settings.syntheticNegatives ? task.syntheticWrongResponse(item, rng: &rng) : nil
+            guard let plan = PairFormation.plan(correct: correct, hasSynthetic: synthetic != nil) else {
+                stats.questionsSkipped += 1
+                progress(q + 1, items.count, stats.pairs)
+                continue
+            }
+            // Candidates: rollouts (their sampled ids, EOS dropped), gold, synthetic.
+            var candidates = results.map { r in Array(r.ids.reversed().drop { eos.contains($0) }.reversed()) }
+            candidates.append(try responseIDs(item.goldResponse))
+            candidates.append(try synthetic.map(responseIDs) ?? [])
+            let needed = Array(Set(plan.pairs.flatMap { [$0.positive, $0.negative] })).sorted()
+            // An empty response has no last response token: its pairs are dropped.
+            let usable = needed.filter { !candidates[$0].isEmpty }
+            let acts = try TeacherForcing(model: model, site: site, layers: layers)
+                .lastTokenActivations(usable.map { prompt + candidates[$0] })
+            let byCandidate = Dictionary(uniqueKeysWithValues: zip(usable, acts))
+            var formed = 0
+            for p in plan.pairs {
+                guard let pos = byCandidate[p.positive], let neg = byCandidate[p.negative] else { continue }
+                for l in layers {
+                    pairs[l, default: []].append(ContrastPair(question: q, delta: zip(pos[l]!, neg[l]!).map { $0 - $1 }, weight: p.weight))
+                }
+                formed += 1
+            }
+            if formed == 0 {
+                stats.questionsSkipped += 1
+            } else {
+                stats.questionsUsed += 1
+                stats.pairs += formed
+                if plan.usedGold { stats.goldFallbacks += 1 }
+                if plan.usedSynthetic { stats.syntheticFallbacks += 1 }
+            }
+            progress(q + 1, items.count, stats.pairs)
+        }
+        return (pairs, stats)
+    }
+}

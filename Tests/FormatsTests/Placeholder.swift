@@ -1,2 +1,0 @@
-import XCTest
-final class PlaceholderFormatsTests: XCTestCase { func testBuilds() {} }

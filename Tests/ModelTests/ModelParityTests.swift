@@ -1,0 +1,94 @@
+import Backend
+import Foundation
+import Generation
+import Model
+import VulkanCompute
+import XCTest
+
+/// Fixtures copied from ../shared into Tests/Fixtures, so a fresh clone runs without ../shared.
+let fixtures = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().appendingPathComponent("Fixtures")
+/// The default model, downloaded by `make model` (which `make test` runs first).
+let smolLM2 = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+    .appendingPathComponent("models/SmolLM2-135M-Instruct.Q4_1.gguf")
+
+func json(_ url: URL) throws -> [String: Any] {
+    try JSONSerialization.jsonObject(with: Data(contentsOf: url)) as! [String: Any]
+}
+
+/// The two backends every parity test runs on. lavapipe is installed by `make test`, so a missing
+/// Vulkan device fails rather than skips.
+func backends() throws -> [Backend] {
+    [CPUBackend(), try VulkanBackend(device: VulkanDevice(validation: true))]
+}
+
+func greedy(_ model: LanguageModel, _ prompt: [Int], _ n: Int) throws -> [Int] {
+    let r = try Generator(model: model).generate([GenerationRequest(promptIDs: prompt, maxTokens: n, stopAtEOS: false)])
+    return r[0].ids
+}
+
+final class ModelParityTests: XCTestCase {
+    func testTinyQwen3MatchesTransformersOnBothBackends() throws {
+        let ref = try json(fixtures.appendingPathComponent("tiny-qwen3/reference.json"))
+        let cases = ref["cases"] as! [[String: Any]]
+        for backend in try backends() {
+            let model = try LanguageModel(path: fixtures.appendingPathComponent("tiny-qwen3").path, backend: backend)
+            XCTAssertEqual(model.config.architecture, .qwen3)
+            for c in cases {
+                let ids = c["input_ids"] as! [Int]
+                let expected = (c["logits"] as! [[Double]]).map { $0.map(Float.init) }
+                let got = try model.logits(ids: ids)
+                XCTAssertEqual(got.count, expected.count)
+                var worst: Float = 0
+                for (g, e) in zip(got, expected) { for (a, b) in zip(g, e) { worst = max(worst, abs(a - b)) } }
+                XCTAssertLessThanOrEqual(worst, 1e-2, "\(backend.name): logits of \(ids.count) tokens differ by \(worst)")
+                XCTAssertEqual(try greedy(model, ids, 16), c["greedy_continuation"] as! [Int], "\(backend.name) greedy continuation")
+            }
+            if let v = backend as? VulkanBackend { XCTAssertEqual(v.device.validationMessages, []) }
+        }
+    }
+
+    func testStories260KMatchesTransformersOnBothBackends() throws {
+        let dir = fixtures.appendingPathComponent("models/stories260K-hf")
+        let ref = try json(dir.appendingPathComponent("reference.json"))
+        for backend in try backends() {
+            let model = try LanguageModel(path: dir.path, backend: backend)
+            for c in ref["cases"] as! [[String: Any]] {
+                let ids = c["input_ids"] as! [Int]
+                let expected = c["greedy_continuation"] as! [Int]
+                let last = try model.logits(ids: ids).last!
+                let want = (c["last_logits"] as! [Double]).map(Float.init)
+                let worst = zip(last, want).map { abs($0 - $1) }.max()!
+                XCTAssertLessThanOrEqual(worst, 1e-3, "\(backend.name) last logits")
+                XCTAssertEqual(try greedy(model, ids, expected.count), expected, "\(backend.name) '\(c["prompt"]!)'")
+            }
+        }
+    }
+
+    func testSmolLM2GGUFMatchesTransformers() throws {
+        guard FileManager.default.fileExists(atPath: smolLM2.path) else {
+            return XCTFail("\(smolLM2.path) is missing: run `make model` (make test does)")
+        }
+        let ref = try json(fixtures.appendingPathComponent("smollm2/reference.json"))
+        let cases = ref["cases"] as! [[String: Any]]
+        let vulkan = try VulkanBackend(device: VulkanDevice(validation: true))
+        // The CPU reference runs one prompt (it is the slow twin); Vulkan runs all four.
+        for (backend, count) in [(vulkan as Backend, cases.count), (CPUBackend(), 1)] {
+            let model = try LanguageModel(path: smolLM2.path, backend: backend)
+            XCTAssertEqual(model.config.architecture, .llama)
+            for c in cases.prefix(count) {
+                let ids = c["input_ids"] as! [Int]
+                let last = try model.logits(ids: ids).last!
+                let top = last.indices.max { last[$0] < last[$1] }!
+                XCTAssertEqual(top, (c["top20_ids"] as! [Int])[0], "\(backend.name) top-1 for '\(c["prompt"]!)'")
+                let top20 = (c["top20_logits"] as! [Double]).map(Float.init)
+                for (id, want) in zip(c["top20_ids"] as! [Int], top20) {
+                    XCTAssertEqual(last[id], want, accuracy: 0.05, "\(backend.name) logit of \(id)")
+                }
+                let expected = c["greedy_continuation"] as! [Int]
+                XCTAssertEqual(try greedy(model, ids, 32).prefix(expected.count).map { $0 }, expected,
+                               "\(backend.name) greedy continuation of '\(c["prompt"]!)'")
+            }
+        }
+        XCTAssertEqual(vulkan.device.validationMessages, [])
+    }
+}

@@ -1,2 +1,0 @@
-import XCTest
-final class PlaceholderTokenizersTests: XCTestCase { func testBuilds() {} }
