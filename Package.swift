@@ -28,9 +28,10 @@ let package = Package(
         .target(name: "Tokenizers", dependencies: ["Formats"]),
         .target(name: "Model", dependencies: ["Formats", "Tokenizers", "Backend"]),
         .target(name: "Generation", dependencies: ["Model"]),
-        .target(name: "Tasks", dependencies: ["Formats"]),
+        .target(name: "Tasks", dependencies: ["Formats", "Backend"]),
         .target(name: "Steering", dependencies: ["Generation", "Tasks"]),
-        .target(name: "Roast", dependencies: ["Steering"]),
+        .target(name: "Evaluation", dependencies: ["Steering"]),
+        .target(name: "Roast", dependencies: ["Evaluation"]),
         .executableTarget(name: "RoastCLI", dependencies: [
             "Roast", .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),

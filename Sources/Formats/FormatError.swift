@@ -11,7 +11,8 @@ public struct FormatError: Error, CustomStringConvertible, Equatable, Sendable {
             .replacingOccurrences(of: "\n", with: "\\n")
     }
 
-    init(_ url: URL, _ what: String) {
+    /// "<path>: <what>".
+    public init(_ url: URL, _ what: String) {
         self.init("\(url.path): \(what)")
     }
 }

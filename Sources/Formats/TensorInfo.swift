@@ -51,12 +51,13 @@ public struct TensorInfo: @unchecked Sendable {  // the bytes are read-only and 
     /// The elements as floats (f32 / f16 / bf16 and any quantised type the Backend decodes).
     /// For small tensors (norms, biases, tests); large weights go to the Backend undecoded.
     public func floats() throws -> [Float] {
+        let source = file.map { "\($0.url.path): " } ?? ""
         guard let e = type.elementType, e != .u32 else {
-            throw FormatError("tensor \(name): cannot decode type \(type) to floats")
+            throw FormatError("\(source)tensor \(name): cannot decode type \(type) to floats")
         }
         let count = elementCount
         guard count % e.blockElements == 0, count / e.blockElements * e.blockBytes == data.count else {
-            throw FormatError("tensor \(name): \(count) \(e.rawValue) elements do not fill its \(data.count) bytes")
+            throw FormatError("\(source)tensor \(name): \(count) \(e.rawValue) elements do not fill its \(data.count) bytes")
         }
         return Quantization.decode(data, as: e, count: count)
     }

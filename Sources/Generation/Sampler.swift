@@ -1,3 +1,4 @@
+import Backend
 import Foundation
 
 /// How the next token is chosen. Temperature 0 is greedy (argmax on the device).
@@ -29,19 +30,6 @@ public struct SamplingParameters: Sendable, Codable, Equatable {
 public struct GenerationError: Error, CustomStringConvertible, Equatable {
     public let description: String
     public init(_ d: String) { description = d }
-}
-
-/// SplitMix64: seeded and identical on every platform, so sampling is reproducible.
-public struct SplitMix64: RandomNumberGenerator, Sendable {
-    private var state: UInt64
-    public init(seed: UInt64) { state = seed }
-    public mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
-    }
 }
 
 /// Picks a token from candidates (logit, id): temperature, then top-k, then top-p, then a draw.

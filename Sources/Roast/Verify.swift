@@ -13,21 +13,8 @@ public struct VerifyResult: Codable, Sendable {
     public var note: String?
 }
 
-/// SplitMix64: small, seeded, identical on every platform.
-public struct SeededRandom: RandomNumberGenerator, Sendable {
-    private var state: UInt64
-    public init(seed: UInt64) { state = seed }
-    public mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
-    }
-    public mutating func floats(_ n: Int, scale: Float = 1) -> [Float] {
-        (0..<n).map { _ in Float.random(in: -scale...scale, using: &self) }
-    }
-}
+/// Random inputs of `roast verify`.
+public typealias SeededRandom = SplitMix64
 
 /// NMSE = Σ(a−b)²/Σb² and the largest |a−b|; any NaN in `a` makes both infinite.
 public func compare(_ a: [Float], _ b: [Float]) -> (nmse: Double, maxAbs: Double) {

@@ -1,3 +1,4 @@
+import Backend
 import Foundation
 
 /// One question of a task.
@@ -38,18 +39,8 @@ public protocol ReasoningTask: Sendable {
     func syntheticWrongResponse(_ item: TaskItem, rng: inout TaskRandom) -> String?
 }
 
-/// SplitMix64 for tasks (question generation, shuffles, wrong answers): seeded, portable.
-public struct TaskRandom: RandomNumberGenerator, Sendable {
-    private var state: UInt64
-    public init(seed: UInt64) { state = seed }
-    public mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
-    }
-}
+/// Question generation, shuffles and wrong answers: seeded and portable.
+public typealias TaskRandom = SplitMix64
 
 /// Reading numbers out of model answers.
 public enum NumberGrader {

@@ -154,3 +154,22 @@ final class SafetensorsTests: XCTestCase {
         assertFormatError(nothing, "no such file or folder") { try SafetensorsModel(url: nothing) }
     }
 }
+
+final class TensorInfoTests: XCTestCase {
+    func testFloatsRefusesWhatItCannotDecode() throws {
+        let url = try temporaryFolder(self).appendingPathComponent("t.gguf")
+        var w = GGUFWriter()
+        try w.addTensor("k", type: .unsupported("q5_0"), shape: [32], bytes: [UInt8](repeating: 0, count: 22))
+        try w.write(to: url)
+        let f = try GGUFFile(url: url)
+        assertFormatError(url, "tensor k: cannot decode type q5_0 to floats") { try f.requireTensor("k").floats() }
+        let bytes: [UInt8] = [0, 0, 128, 63, 0, 0, 0, 64]
+        try bytes.withUnsafeBytes { raw in
+            let t = TensorInfo(name: "m", type: .element(.f32), shape: [2], data: raw)
+            XCTAssertEqual(try t.floats(), [1, 2])
+            XCTAssertEqual(t.rows, 1)
+            XCTAssertEqual(t.columns, 2)
+            XCTAssertThrowsError(try TensorInfo(name: "m", type: .element(.f32), shape: [3], data: raw).floats())
+        }
+    }
+}

@@ -1,0 +1,106 @@
+import Backend
+import Foundation
+import Generation
+import Model
+import Tasks
+
+public enum ExtractionMethod: String, Sendable, Codable, CaseIterable {
+    /// Rollout pairs, grouped mean normalisation, continuous soft scaling.
+    case roast
+    /// Contrastive activation addition: teacher-forced gold vs wrong answers, plain mean difference.
+    case caa
+}
+
+public struct ExtractionOptions: Sendable {
+    public var method: ExtractionMethod = .roast
+    public var site: ActivationSite = .act
+    public var layers: LayerSelection
+    public var css: CSSMode = .max
+    public var grouping = true
+    public var rollout = RolloutSettings()
+    /// The default α written into the file.
+    public var defaultAlpha: Float = 0.2
+    /// K of the top-K mask the energy report compares CSS with, as a fraction of the width.
+    public var topKFraction: Double = 0.05
+    public init(layers: LayerSelection) { self.layers = layers }
+}
+
+public struct ExtractionResult: Sendable {
+    public var file: SteeringVectorFile
+    public var stats: ExtractionStats
+    /// Per layer: CSS vs top-K mask of the same μ.
+    public var energy: [Int: (css: EnergyReport, topK: EnergyReport)]
+    public var seconds: Double
+}
+
+/// Estimates a steering vector per layer from a task's training questions.
+public enum Extractor {
+    public static func extract(model: LanguageModel, task: ReasoningTask, items: [TaskItem], options o: ExtractionOptions,
+                               progress: (Int, Int, Int) -> Void = { _, _, _ in }) throws -> ExtractionResult {
+        let t0 = Date()
+        let layers = try o.layers.resolve(layerCount: model.config.layerCount)
+        guard !items.isEmpty else { throw SteeringError("no training questions") }
+        var pairs: [Int: [ContrastPair]]
+        var stats: ExtractionStats
+        switch o.method {
+        case .roast:
+            let roc = RolloutContrast(model: model, task: task, site: o.site, layers: layers, settings: o.rollout)
+            (pairs, stats) = try roc.collect(items, progress: progress)
+        case .caa:
+            (pairs, stats) = try teacherForcedPairs(model: model, task: task, items: items, site: o.site, layers: layers,
+                                                   seed: o.rollout.seed, progress: progress)
+        }
+        guard stats.pairs > 0 else {
+            throw SteeringError("no contrast pairs: every question was skipped (\(stats.questionsSkipped) of \(stats.questions))")
+        }
+        var vectors: [Int: [Float]] = [:]
+        var energy: [Int: (css: EnergyReport, topK: EnergyReport)] = [:]
+        for l in layers {
+            let p = pairs[l] ?? []
+            guard let mu = (o.method == .roast && o.grouping) ? Aggregation.groupedMeanNormalized(p) : Aggregation.weightedMean(p) else {
+                throw SteeringError("layer \(l): the contrasts average to zero")
+            }
+            let beta = o.method == .roast ? Aggregation.css(mu, mode: o.css) : mu
+            vectors[l] = beta
+            energy[l] = EnergyReport.compare(mu: mu, css: beta, topK: max(1, Int(Double(mu.count) * o.topKFraction)))
+        }
+        var meta = VectorMetadata(model: model, site: o.site, layers: layers, method: o.method.rawValue, defaultAlpha: o.defaultAlpha)
+        meta.css = o.method == .roast ? o.css.rawValue : nil
+        meta.grouping = o.method == .roast ? o.grouping : nil
+        meta.task = task.name
+        meta.rollouts = o.method == .roast ? o.rollout.rollouts : nil
+        meta.seed = o.rollout.seed
+        meta.stats = stats
+        meta.energy = Dictionary(uniqueKeysWithValues: energy.map { ("layer \($0.key) css", $0.value.css) } +
+            energy.map { ("layer \($0.key) top-k", $0.value.topK) })
+        return ExtractionResult(file: SteeringVectorFile(metadata: meta, vectors: vectors), stats: stats, energy: energy,
+                                seconds: Date().timeIntervalSince(t0))
+    }
+
+    /// CAA's pairs: the gold answer vs the task's wrong answer, both teacher forced.
+    public static func teacherForcedPairs(model: LanguageModel, task: ReasoningTask, items: [TaskItem], site: ActivationSite,
+                                          layers: [Int], seed: UInt64, progress: (Int, Int, Int) -> Void)
+        throws -> ([Int: [ContrastPair]], ExtractionStats) {
+        var stats = ExtractionStats()
+        var pairs: [Int: [ContrastPair]] = [:]
+        var rng = TaskRandom(seed: seed ^ 0xCAA)
+        let tok = try model.requireTokenizer()
+        let forcing = TeacherForcing(model: model, site: site, layers: layers)
+        for (q, item) in items.enumerated() {
+            stats.questions += 1
+            guard let wrong = task.syntheticWrongResponse(item, rng: &rng) else {
+                stats.questionsSkipped += 1
+                continue
+            }
+            let prompt = try RolloutContrast.promptIDs(model, task, item)
+            let pos = tok.encode(item.goldResponse, addSpecialTokens: false), neg = tok.encode(wrong, addSpecialTokens: false)
+            guard !pos.isEmpty, !neg.isEmpty else { stats.questionsSkipped += 1; continue }
+            let acts = try forcing.lastTokenActivations([prompt + pos, prompt + neg])
+            for l in layers { pairs[l, default: []].append(ContrastPair(question: q, delta: zip(acts[0][l]!, acts[1][l]!).map { $0 - $1 })) }
+            stats.questionsUsed += 1
+            stats.pairs += 1
+            progress(q + 1, items.count, stats.pairs)
+        }
+        return (pairs, stats)
+    }
+}
