@@ -7,6 +7,8 @@
 //   Llama2cCheckpoint   llama2.c .bin (legacy v0 and fp32 v1) exposed under HF tensor names
 //   ModelConfig         llama / qwen2 / qwen3 shape, from config.json, GGUF metadata or llama2.c
 //   TensorNames         GGUF ↔ HF tensor names; RopePermutation: interleaved ↔ rotate-half q/k rows
+//   JSON                the one JSON parser (config.json, safetensors headers, index.json, and
+//                       Tokenizers' tokenizer.json): members in file order, keys matched by bytes
 //   FormatError         "<path>: <what is wrong> [at byte N]", always one line
 //
 // RoPE layout by source: HF safetensors rotate-half; GGUF llama-arch interleaved (q/k rows permuted

@@ -105,7 +105,7 @@ public struct ModelConfig: Sendable, Equatable, Codable {
     /// Optional fields take the defaults transformers gives them.
     public static func fromHF(configJSON url: URL) throws -> ModelConfig {
         let json = try JSON.parse(file: url, what: "config")
-        guard json.object != nil else { throw FormatError(url, "config is \(json.brief), not a JSON object") }
+        guard json.members != nil else { throw FormatError(url, "config is \(json.brief), not a JSON object") }
         func fail(_ what: String) -> FormatError { FormatError(url, what) }
         func value(_ key: String) -> JSON? {
             guard let v = json[key], !v.isNull else { return nil }
@@ -167,7 +167,7 @@ public struct ModelConfig: Sendable, Equatable, Codable {
 
         // rope_theta: top level (transformers 4) or inside rope_parameters / rope_scaling (5).
         let ropeBlock = value("rope_parameters") ?? value("rope_scaling")
-        if let b = ropeBlock, b.object == nil { throw fail("rope parameters are \(b.brief), not an object") }
+        if let b = ropeBlock, b.members == nil { throw fail("rope parameters are \(b.brief), not an object") }
         let theta = try double(value("rope_theta"), "rope_theta") ?? double(ropeBlock?["rope_theta"], "rope_theta") ?? 10000
 
         var scaling: RopeScaling?

@@ -47,11 +47,11 @@ public final class SafetensorsModel: Sendable {
         // Sharded: the index maps each tensor to a shard file in the same folder.
         let indexURL = index!
         let json = try JSON.parse(file: indexURL, what: "the shard index")
-        guard let weightMap = json["weight_map"]?.object else {
+        guard let weightMap = json["weight_map"]?.members else {
             throw FormatError(indexURL, "missing \"weight_map\" object")
         }
         var metadata = [String: String]()
-        for (k, v) in json["metadata"]?.object ?? [:] {
+        for (k, v) in json["metadata"]?.members ?? [] {
             metadata[k] = v.string ?? v.int.map(String.init) ?? v.double.map { "\($0)" } ?? v.brief
         }
         var shardNames = [String: [String]]()  // shard file → tensors the index puts there
@@ -111,14 +111,14 @@ public final class SafetensorsModel: Sendable {
         let dataStart = r.offset
         let dataSize = bytes.count - dataStart
         let header = try JSON.parse(headerBytes, url: url, what: "the header", base: 8)
-        guard let entries = header.object else { throw FormatError(url, "the header is \(header.brief), not a JSON object") }
+        guard let entries = header.members else { throw FormatError(url, "the header is \(header.brief), not a JSON object") }
 
         var metadata = [String: String]()
         var tensors = [String: TensorInfo](minimumCapacity: entries.count)
         var ranges = [(name: String, range: Range<Int>)]()
         for (name, entry) in entries {
             if name == "__metadata__" {
-                guard let m = entry.object else { throw FormatError(url, "__metadata__ is \(entry.brief), not an object") }
+                guard let m = entry.members else { throw FormatError(url, "__metadata__ is \(entry.brief), not an object") }
                 for (k, v) in m {
                     guard let s = v.string else { throw FormatError(url, "__metadata__ value for \(printable(k)) is \(v.brief), not a string") }
                     metadata[k] = s
@@ -126,6 +126,8 @@ public final class SafetensorsModel: Sendable {
                 continue
             }
             let tn = "tensor \(printable(name))"
+            // Names become dictionary keys: a repeated (or canonically equal) name is a damaged header.
+            guard tensors[name] == nil else { throw FormatError(url, "duplicate \(tn) in the header") }
             guard let dtypeValue = entry["dtype"] else { throw FormatError(url, "\(tn): missing dtype") }
             guard let dtype = dtypeValue.string else { throw FormatError(url, "\(tn): dtype is \(dtypeValue.brief), not a string") }
             guard let type = dtypes[dtype] else {

@@ -4,6 +4,7 @@ import Foundation
 import Generation
 import Model
 import Roast
+import Steering
 import Tokenizers
 import VulkanCompute
 
@@ -56,6 +57,9 @@ struct Generate: ParsableCommand {
     @Option(help: "Random seed.") var seed: UInt64 = 42
     @Option(help: "Number of samples, decoded as one batch.") var samples = 1
     @Option(help: "Stop when the text contains this string (repeatable).") var stop: [String] = []
+    @Option(help: "A steering-vector file (.safetensors or control-vector .gguf); repeat to sum several.") var steer: [String] = []
+    @Option(help: "Steering strength α (default: the file's).") var alpha: Float?
+    @Option(help: "Steered tokens: generated (last prompt token + every generated token), prefill or all.") var scope: SteeringScope = .generated
     @Flag(help: "Print one JSON object per sample: {\"prompt_ids\":[..],\"ids\":[..],\"text\":\"..\"}.") var json = false
 
     func validate() throws {
@@ -69,7 +73,8 @@ struct Generate: ParsableCommand {
         let sampling = SamplingParameters(temperature: temperature, topK: topK, topP: topP, seed: seed)
         let requests = (0..<samples).map { _ in GenerationRequest(promptIDs: ids, maxTokens: maxTokens, sampling: sampling, stopStrings: stop) }
         let stream = !json && samples == 1
-        let results = try Generator(model: model).generate(requests, onToken: { _, _, piece in
+        let injector = try SteeringFiles.injector(paths: steer, alpha: alpha, scope: scope, model: model)
+        let results = try Generator(model: model).generate(requests, steering: injector?.provider(for: requests), onToken: { _, _, piece in
             if stream { FileHandle.standardOutput.write(piece.data(using: .utf8)!) }
         })
         if stream { print(""); return }
@@ -154,5 +159,17 @@ struct Forward: ParsableCommand {
         let model = try modelOptions.load()
         let logits = try model.logits(ids: parsed)
         try printJSON(["logits": logits])
+    }
+}
+
+/// Steering files → one injector (vectors at one site summed, each with its α).
+enum SteeringFiles {
+    static func injector(paths: [String], alpha: Float?, scope: SteeringScope, model: LanguageModel) throws -> SteeringInjector? {
+        guard !paths.isEmpty else { return nil }
+        let files = try paths.map { try SteeringVectorFile.read(URL(fileURLWithPath: $0)) }
+        for f in files { try f.check(against: model) }
+        let interventions = files.map { Intervention(site: $0.metadata.site, vectors: $0.vectors, alpha: alpha ?? $0.metadata.defaultAlpha, scope: scope) }
+        guard let combined = try Intervention.combine(interventions) else { return nil }
+        return try SteeringInjector(model: model, intervention: combined)
     }
 }

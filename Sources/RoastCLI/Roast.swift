@@ -15,7 +15,8 @@ struct RoastCommand: ParsableCommand {
         Any Vulkan device works, including the CPU through Mesa lavapipe.
         Environment: ROAST_DEVICE=N picks a device, ROAST_VALIDATION=1 turns on the Khronos validation layer.
         """,
-        subcommands: [Generate.self, Tokenize.self, Forward.self, Devices.self, Verify.self, Bench.self])
+        subcommands: [DemoCommand.self, Generate.self, Extract.self, VectorCommand.self, Tokenize.self, Forward.self,
+                      Devices.self, Verify.self, Bench.self])
 }
 
 /// Options shared by the commands that open a device.

@@ -1,3 +1,4 @@
+import Formats
 import Foundation
 
 // Building a `TokenizerSpec` from the three sources the engine meets: a Hugging Face
@@ -28,41 +29,41 @@ extension Tokenizer {
         guard let model = root["model"] else { throw fail("missing 'model'") }
         guard case .object = model else { throw fail("'model' is \(model.typeName), expected an object") }
         if let t = model["type"], !t.isNull {
-            guard let ts = t.stringValue else { throw fail("'model.type' is \(t.typeName), expected a string") }
+            guard let ts = t.string else { throw fail("'model.type' is \(t.typeName), expected a string") }
             guard ts == "BPE" else { throw fail("unsupported model type '\(ts)' (only BPE is supported)") }
         }
         guard let vocabValue = model["vocab"] else { throw fail("missing 'model.vocab'") }
-        guard let vocabMembers = vocabValue.objectValue else {
+        guard let vocabMembers = vocabValue.members else {
             throw fail("'model.vocab' is \(vocabValue.typeName), expected an object of token -> id")
         }
         guard let mergesValue = model["merges"] else { throw fail("missing 'model.merges'") }
-        guard let mergeItems = mergesValue.arrayValue else {
+        guard let mergeItems = mergesValue.array else {
             throw fail("'model.merges' is \(mergesValue.typeName), expected an array")
         }
         for key in ["continuing_subword_prefix", "end_of_word_suffix"] {
-            if let v = model[key]?.stringValue, !v.isEmpty { throw fail("unsupported 'model.\(key)' '\(v)'") }
+            if let v = model[key]?.string, !v.isEmpty { throw fail("unsupported 'model.\(key)' '\(v)'") }
         }
 
         // Collect ids; the id space also covers added tokens (Qwen's sit past the BPE vocabulary).
         let maxID = 4_000_000  // far above any real vocabulary; keeps a bad id from allocating gigabytes
         var entries: [(String, Int)] = []
         entries.reserveCapacity(vocabMembers.count)
-        for m in vocabMembers {
-            guard case .number(let d) = m.value else {
-                throw fail("'model.vocab' entry '\(m.key)' is \(m.value.typeName), expected an integer id")
+        for (token, value) in vocabMembers {
+            guard value.double != nil else {
+                throw fail("'model.vocab' entry '\(token)' is \(value.typeName), expected an integer id")
             }
-            guard let id = m.value.intValue, id >= 0, id < maxID else {
-                throw fail("'model.vocab' entry '\(m.key)' has id \(d), expected an integer in 0..<\(maxID)")
+            guard let id = value.int, id >= 0, id < maxID else {
+                throw fail("'model.vocab' entry '\(token)' has id \(value.brief), expected an integer in 0..<\(maxID)")
             }
-            entries.append((m.key, id))
+            entries.append((token, id))
         }
         var added: [(content: String, id: Int, special: Bool)] = []
         if let a = root["added_tokens"], !a.isNull {
-            guard let items = a.arrayValue else { throw fail("'added_tokens' is \(a.typeName), expected an array") }
+            guard let items = a.array else { throw fail("'added_tokens' is \(a.typeName), expected an array") }
             for (k, item) in items.enumerated() {
-                guard let content = item["content"]?.stringValue else { throw fail("added_tokens[\(k)] has no string 'content'") }
-                guard let id = item["id"]?.intValue, id >= 0, id < maxID else { throw fail("added_tokens[\(k)] has no valid integer 'id'") }
-                added.append((content, id, item["special"]?.boolValue ?? false))
+                guard let content = item["content"]?.string else { throw fail("added_tokens[\(k)] has no string 'content'") }
+                guard let id = item["id"]?.int, id >= 0, id < maxID else { throw fail("added_tokens[\(k)] has no valid integer 'id'") }
+                added.append((content, id, item["special"]?.bool ?? false))
             }
         }
         let size = max(entries.map { $0.1 }.max() ?? -1, added.map { $0.id }.max() ?? -1) + 1
@@ -81,7 +82,7 @@ extension Tokenizer {
                 guard parts.count == 2 else { throw fail("merges[\(k)] '\(s)' is not of the form 'a b'") }
                 merges.append((String(parts[0]), String(parts[1])))
             case .array(let pair):
-                guard pair.count == 2, let a = pair[0].stringValue, let b = pair[1].stringValue else {
+                guard pair.count == 2, let a = pair[0].string, let b = pair[1].string else {
                     throw fail("merges[\(k)] is not a pair of strings")
                 }
                 merges.append((a, b))
@@ -112,23 +113,23 @@ extension Tokenizer {
                                  normalization: normalization)
         spec.addPrefixSpace = kind == .sentencePieceBPE ? prependMetaspace : pre.byteLevelPrefixSpace
         spec.prefixSpaceRule = prefixRule
-        spec.byteFallback = model["byte_fallback"]?.boolValue ?? false
-        spec.fuseUnk = model["fuse_unk"]?.boolValue ?? false
-        spec.ignoreMerges = model["ignore_merges"]?.boolValue ?? false
+        spec.byteFallback = model["byte_fallback"]?.bool ?? false
+        spec.fuseUnk = model["fuse_unk"]?.bool ?? false
+        spec.ignoreMerges = model["ignore_merges"]?.bool ?? false
         var spellings: [[UInt8]: Int] = [:]
         for (id, t) in tokens.enumerated() where !t.isEmpty && spellings[Array(t.utf8)] == nil { spellings[Array(t.utf8)] = id }
         func idOf(_ s: String?) -> Int? { s.flatMap { spellings[Array($0.utf8)] } }
-        if let u = model["unk_token"]?.stringValue { spec.unk = idOf(u) }
+        if let u = model["unk_token"]?.string { spec.unk = idOf(u) }
         for a in added { spec.specialTokens[a.content] = a.id }
         spec.controlTokens = Set(added.filter { $0.special }.map { $0.id })
 
         // BOS from the post-processor template ("<s> $A"), overridden by tokenizer_config.json.
-        if let single = root["post_processor"]?["single"]?.arrayValue ?? firstTemplate(root["post_processor"]) {
-            if let first = single.first?["SpecialToken"]?["id"]?.stringValue, let id = idOf(first) {
+        if let single = root["post_processor"]?["single"]?.array ?? firstTemplate(root["post_processor"]) {
+            if let first = single.first?["SpecialToken"]?["id"]?.string, let id = idOf(first) {
                 spec.bos = id
                 spec.addBOS = true
             }
-            if single.count > 1, let last = single.last?["SpecialToken"]?["id"]?.stringValue, let id = idOf(last) {
+            if single.count > 1, let last = single.last?["SpecialToken"]?["id"]?.string, let id = idOf(last) {
                 spec.eos = id
                 spec.addEOS = true
             }
@@ -145,7 +146,7 @@ extension Tokenizer {
                 switch v {
                 case .null: return (true, nil)
                 case .string(let s): return (true, s)
-                case .object: return (true, v["content"]?.stringValue)
+                case .object: return (true, v["content"]?.string)
                 default: throw TokenizerError(file: cfile, "'\(key)' is \(v.typeName), expected a string, object or null")
                 }
             }
@@ -156,16 +157,16 @@ extension Tokenizer {
             }
             let e = try tokenName("eos_token")
             if e.present { spec.eos = idOf(e.name) ?? spec.eos }
-            if config["legacy"]?.boolValue == false, spec.kind == .sentencePieceBPE { spec.prefixSpaceRule = .metaspaceFirst }
-            if let v = config["add_bos_token"]?.boolValue { spec.addBOS = v && spec.bos != nil }
-            if let v = config["add_eos_token"]?.boolValue { spec.addEOS = v && spec.eos != nil }
+            if config["legacy"]?.bool == false, spec.kind == .sentencePieceBPE { spec.prefixSpaceRule = .metaspaceFirst }
+            if let v = config["add_bos_token"]?.bool { spec.addBOS = v && spec.bos != nil }
+            if let v = config["add_eos_token"]?.bool { spec.addEOS = v && spec.eos != nil }
             if let t = config["chat_template"] {
-                if let s = t.stringValue {
+                if let s = t.string {
                     spec.chatTemplate = s
-                } else if let list = t.arrayValue {
+                } else if let list = t.array {
                     // [{name, template}]: prefer "default".
                     let named = list.compactMap { item -> (String, String)? in
-                        guard let n = item["name"]?.stringValue, let tt = item["template"]?.stringValue else { return nil }
+                        guard let n = item["name"]?.string, let tt = item["template"]?.string else { return nil }
                         return (n, tt)
                     }
                     spec.chatTemplate = named.first { $0.0 == "default" }?.1 ?? named.first?.1
@@ -179,8 +180,8 @@ extension Tokenizer {
         var extra: Set<Int> = []
         let genURL = dir.appendingPathComponent("generation_config.json")
         if FileManager.default.fileExists(atPath: genURL.path), let gen = try? readJSON(genURL) {
-            if let one = gen["eos_token_id"]?.intValue { extra.insert(one) }
-            for v in gen["eos_token_id"]?.arrayValue ?? [] { if let i = v.intValue { extra.insert(i) } }
+            if let one = gen["eos_token_id"]?.int { extra.insert(one) }
+            for v in gen["eos_token_id"]?.array ?? [] { if let i = v.int { extra.insert(i) } }
         }
         extra.formUnion(endOfTurnIDs(spec.specialTokens))
         spec.extraEOS = extra.filter { $0 >= 0 && $0 < tokens.count }
@@ -354,29 +355,30 @@ extension Tokenizer {
         return nil
     }
 
-    static func readJSON(_ url: URL) throws -> JSONValue {
-        let bytes: [UInt8]
-        do { bytes = [UInt8](try Data(contentsOf: url)) } catch {
+    /// A JSON file, any failure a one-line TokenizerError "<path>: not valid JSON: <why> at byte N".
+    static func readJSON(_ url: URL) throws -> JSON {
+        let data: Data
+        do { data = try Data(contentsOf: url) } catch {
             throw TokenizerError(file: url.path, "cannot read the file (\(error.localizedDescription))")
         }
-        do { return try JSONParser.parse(bytes) } catch let e as JSONParseError {
-            throw TokenizerError(file: url.path, "invalid JSON at byte \(e.offset): \(e.message)")
+        do { return try data.withUnsafeBytes { try JSON.parse($0) } } catch let e as JSON.SyntaxError {
+            throw TokenizerError(file: url.path, "not valid JSON: \(e)")
         }
     }
 
-    private static func containsType(_ v: JSONValue?, _ type: String) -> Bool {
+    private static func containsType(_ v: JSON?, _ type: String) -> Bool {
         guard let v else { return false }
-        if v["type"]?.stringValue == type { return true }
+        if v["type"]?.string == type { return true }
         for key in ["pretokenizers", "decoders", "normalizers"] {
-            for item in v[key]?.arrayValue ?? [] where containsType(item, type) { return true }
+            for item in v[key]?.array ?? [] where containsType(item, type) { return true }
         }
         return false
     }
 
-    private static func firstTemplate(_ pp: JSONValue?) -> [JSONValue]? {
+    private static func firstTemplate(_ pp: JSON?) -> [JSON]? {
         // A Sequence post-processor holding a TemplateProcessing.
-        for item in pp?["processors"]?.arrayValue ?? [] {
-            if let s = item["single"]?.arrayValue { return s }
+        for item in pp?["processors"]?.array ?? [] {
+            if let s = item["single"]?.array { return s }
         }
         return nil
     }
@@ -389,12 +391,12 @@ extension Tokenizer {
 
     /// Maps the tokenizer.json pre_tokenizer onto one of the known scanners; anything else is an
     /// error rather than a silently different tokenisation.
-    private static func parsePreTokenizer(_ v: JSONValue?, _ fail: (String) -> TokenizerError) throws
+    private static func parsePreTokenizer(_ v: JSON?, _ fail: (String) -> TokenizerError) throws
         -> (kind: PreTokenizer, special: PreSpecial, byteLevelPrefixSpace: Bool) {
         guard let v, !v.isNull else { return (.none, .none, false) }
-        var steps: [JSONValue] = []
-        if v["type"]?.stringValue == "Sequence" {
-            guard let items = v["pretokenizers"]?.arrayValue else { throw fail("'pre_tokenizer' Sequence has no 'pretokenizers' array") }
+        var steps: [JSON] = []
+        if v["type"]?.string == "Sequence" {
+            guard let items = v["pretokenizers"]?.array else { throw fail("'pre_tokenizer' Sequence has no 'pretokenizers' array") }
             steps = items
         } else {
             steps = [v]
@@ -405,15 +407,15 @@ extension Tokenizer {
         var prefixSpace = false
         var special = PreSpecial.none
         for s in steps {
-            let type = s["type"]?.stringValue ?? "?"
+            let type = s["type"]?.string ?? "?"
             switch type {
             case "ByteLevel":
-                if s["use_regex"]?.boolValue ?? true { byteLevelRegex = true }
-                prefixSpace = s["add_prefix_space"]?.boolValue ?? false
+                if s["use_regex"]?.bool ?? true { byteLevelRegex = true }
+                prefixSpace = s["add_prefix_space"]?.bool ?? false
             case "Split":
-                guard let pattern = s["pattern"]?["Regex"]?.stringValue else { throw fail("unsupported 'pre_tokenizer' Split without a Regex pattern") }
-                let behavior = s["behavior"]?.stringValue ?? "Isolated"
-                guard behavior == "Isolated", !(s["invert"]?.boolValue ?? false) else {
+                guard let pattern = s["pattern"]?["Regex"]?.string else { throw fail("unsupported 'pre_tokenizer' Split without a Regex pattern") }
+                let behavior = s["behavior"]?.string ?? "Isolated"
+                guard behavior == "Isolated", !(s["invert"]?.bool ?? false) else {
                     throw fail("unsupported 'pre_tokenizer' Split behavior '\(behavior)'")
                 }
                 switch pattern {
@@ -423,12 +425,12 @@ extension Tokenizer {
                 default: throw fail("unsupported 'pre_tokenizer' Split regex \(pattern.debugDescription)")
                 }
             case "Digits":
-                guard s["individual_digits"]?.boolValue ?? false else { throw fail("unsupported 'pre_tokenizer' Digits without individual_digits") }
+                guard s["individual_digits"]?.bool ?? false else { throw fail("unsupported 'pre_tokenizer' Digits without individual_digits") }
                 digits = true
             case "Metaspace":
-                if s["split"]?.boolValue ?? false { throw fail("unsupported 'pre_tokenizer' Metaspace with split: true") }
-                let scheme = s["prepend_scheme"]?.stringValue
-                let prepend = scheme.map { $0 != "never" } ?? (s["add_prefix_space"]?.boolValue ?? true)
+                if s["split"]?.bool ?? false { throw fail("unsupported 'pre_tokenizer' Metaspace with split: true") }
+                let scheme = s["prepend_scheme"]?.string
+                let prepend = scheme.map { $0 != "never" } ?? (s["add_prefix_space"]?.bool ?? true)
                 special = .metaspace(prepend: prepend, firstOnly: scheme == "first")
             default:
                 throw fail("unsupported 'pre_tokenizer' type '\(type)'")
@@ -445,23 +447,23 @@ extension Tokenizer {
         return (regex ?? .none, special, prefixSpace)
     }
 
-    private static func parseNormalizer(_ v: JSONValue?, _ form: inout UnicodeNormalization, _ prepend: inout Bool,
+    private static func parseNormalizer(_ v: JSON?, _ form: inout UnicodeNormalization, _ prepend: inout Bool,
                                         _ fail: (String) -> TokenizerError) throws {
         guard let v, !v.isNull else { return }
-        let type = v["type"]?.stringValue ?? "?"
+        let type = v["type"]?.string ?? "?"
         switch type {
         case "Sequence":
-            for item in v["normalizers"]?.arrayValue ?? [] { try parseNormalizer(item, &form, &prepend, fail) }
+            for item in v["normalizers"]?.array ?? [] { try parseNormalizer(item, &form, &prepend, fail) }
         case "NFC": form = .nfc
         case "NFD": form = .nfd
         case "NFKC": form = .nfkc
         case "NFKD": form = .nfkd
         case "Prepend":
-            guard v["prepend"]?.stringValue == "\u{2581}" else { throw fail("unsupported 'normalizer' Prepend of something other than '▁'") }
+            guard v["prepend"]?.string == "\u{2581}" else { throw fail("unsupported 'normalizer' Prepend of something other than '▁'") }
             prepend = true
         case "Replace":
             // Only the sentencepiece " " -> "▁", which the sentencepiece kind does anyway.
-            guard v["pattern"]?["String"]?.stringValue == " ", v["content"]?.stringValue == "\u{2581}" else {
+            guard v["pattern"]?["String"]?.string == " ", v["content"]?.string == "\u{2581}" else {
                 throw fail("unsupported 'normalizer' Replace (only ' ' -> '▁')")
             }
         default:

@@ -155,11 +155,60 @@ final class JSONTests: XCTestCase {
 
     func testValues() throws {
         XCTAssertEqual(try parse(" {\"a\": [1, -2.5e1, true, false, null, \"x\\n\\u00e9\\ud83d\\ude00\\/\"], \"b\": {}} "),
-                       .object(["a": .array([.int(1), .double(-25), .bool(true), .bool(false), .null, .string("x\né😀/")]), "b": .object([:])]))
+                       .object([("a", .array([.int(1), .double(-25), .bool(true), .bool(false), .null, .string("x\né😀/")])), ("b", .object([]))]))
         XCTAssertEqual(try parse("9223372036854775807"), .int(Int.max))
         XCTAssertEqual(try parse("92233720368547758070"), .double(9.223372036854775807e19))
         XCTAssertEqual(try parse("4096.0").int, 4096)
         XCTAssertEqual(try parse("\"é\"").string, "é")
+        XCTAssertEqual(try parse("-0"), .int(0))
+        XCTAssertEqual(try parse("-123456789012345678"), .int(-123_456_789_012_345_678))
+        XCTAssertEqual(try parse("1e3"), .double(1000))
+        XCTAssertEqual(try parse("1e3").int, 1000)
+        XCTAssertNil(try parse("1.5").int)
+        XCTAssertEqual(try parse("[\"a\\\"b\", \"\\u0041\\t\"]"), .array([.string("a\"b"), .string("A\t")]))
+    }
+
+    /// Members keep file order, repeated keys, and their exact bytes: an NFC and an NFD key are
+    /// two members (a `[String: …]` dictionary would merge them), and lookups match bytes.
+    func testObjectsKeepOrderAndBytes() throws {
+        let nfc = "\u{E9}", nfd = "e\u{301}"
+        XCTAssertEqual(nfc, nfd)  // canonical equivalence: what a String-keyed dictionary compares
+        let v = try parse("{\"z\": 1, \"\(nfd)\": 2, \"\(nfc)\": 3, \"a\": 4, \"z\": 5}")
+        let members = try XCTUnwrap(v.members)
+        XCTAssertEqual(members.map(\.key.utf8.count), [1, 3, 2, 1, 1])
+        XCTAssertEqual(members.map(\.value), [.int(1), .int(2), .int(3), .int(4), .int(5)])
+        XCTAssertEqual(v[nfc], .int(3))
+        XCTAssertEqual(v[nfd], .int(2))
+        XCTAssertEqual(v["z"], .int(5), "a repeated key means its last value")
+        XCTAssertNil(v["missing"])
+        XCTAssertNil(JSON.array([])["a"])
+        // Equality is byte-exact too, and order matters.
+        XCTAssertNotEqual(JSON.string(nfc), .string(nfd))
+        XCTAssertNotEqual(JSON.object([(nfc, .null)]), .object([(nfd, .null)]))
+        XCTAssertNotEqual(JSON.object([("a", .null), ("b", .null)]), .object([("b", .null), ("a", .null)]))
+        XCTAssertNotEqual(JSON.int(1), .double(1))
+    }
+
+    func testAccessorsAndMessages() throws {
+        let v = try parse("{\"s\": \"t\", \"b\": false, \"n\": null, \"a\": [1, 2], \"o\": {}, \"d\": 0.5}")
+        XCTAssertEqual(v["s"]?.string, "t")
+        XCTAssertEqual(v["b"]?.bool, false)
+        XCTAssertEqual(v["n"]?.isNull, true)
+        XCTAssertEqual(v["a"]?.array, [.int(1), .int(2)])
+        XCTAssertEqual(v["o"]?.members?.count, 0)
+        XCTAssertEqual(v["d"]?.double, 0.5)
+        XCTAssertNil(v["s"]?.int)
+        XCTAssertNil(v["s"]?.bool)
+        XCTAssertEqual(["s", "b", "n", "a", "o", "d"].map { v[$0]!.typeName },
+                       ["a string", "a boolean", "null", "an array", "an object", "a number"])
+        XCTAssertEqual(["s", "b", "n", "a", "o", "d"].map { v[$0]!.brief }, ["\"t\"", "false", "null", "an array of 2", "an object", "0.5"])
+    }
+
+    func testSyntaxErrorWithoutAFile() {
+        XCTAssertThrowsError(try Data("[1,]".utf8).withUnsafeBytes { try JSON.parse($0) }) { e in
+            XCTAssertEqual("\(e)", "unexpected character at byte 3")
+            XCTAssertEqual((e as? JSON.SyntaxError)?.offset, 3)
+        }
     }
 
     func testErrors() {
@@ -173,6 +222,20 @@ final class JSONTests: XCTestCase {
                                 (String(repeating: "[", count: 200), "nested deeper than 128")] {
             assertFormatError(u, "doc is not valid JSON: \(message)") { try parse(text) }
         }
-        assertFormatError(u, "string is not UTF-8") { try JSON.parse(Data([0x22, 0xFF, 0x22]), url: u, what: "doc") }
+        assertFormatError(u, "string is not UTF-8 at byte 1") { try JSON.parse(Data([0x22, 0xFF, 0x22]), url: u, what: "doc") }
+        // The byte named is where the bad sequence starts, with or without escapes before it.
+        assertFormatError(u, "string is not UTF-8 at byte 4") { try JSON.parse(Data([0x22, 0x61, 0xC3, 0xA9, 0xC3, 0x22]), url: u, what: "doc") }
+        assertFormatError(u, "string is not UTF-8 at byte 3") { try JSON.parse(Data([0x22, 0x5C, 0x6E, 0xE9, 0x22]), url: u, what: "doc") }
+        assertFormatError(u, "unpaired surrogate") { try parse("\"\\udc00\"") }
+        // Overlong forms, encoded surrogates, scalars past U+10FFFF and stray continuation bytes.
+        for bad: [UInt8] in [[0xC0, 0xAF], [0xE0, 0x80, 0xAF], [0xED, 0xA0, 0x80], [0xF4, 0x90, 0x80, 0x80], [0x80], [0xE2, 0x82]] {
+            assertFormatError(u, "string is not UTF-8 at byte 2") { try JSON.parse(Data([0x22, 0x61] + bad + [0x22]), url: u, what: "doc") }
+        }
+        XCTAssertEqual(try JSON.parse(Data([0x22, 0xF0, 0x9F, 0x98, 0x80, 0xE2, 0x82, 0xAC, 0xC3, 0xA9, 0x5C, 0x6E, 0xC3, 0xA9, 0x22]), url: u, what: "doc"),
+                       .string("😀€é\né"))
+        // `base` is where the bytes start in the file (a safetensors header starts at byte 8).
+        assertFormatError(u, "doc is not valid JSON: unexpected character at byte 103") {
+            try Data("[1,]".utf8).withUnsafeBytes { try JSON.parse($0, url: u, what: "doc", base: 100) }
+        }
     }
 }

@@ -140,6 +140,8 @@ final class SafetensorsTests: XCTestCase {
         assertFormatError(u, "tensor \"w\": data at byte", "not aligned to its 4-byte elements") { try SafetensorsModel(url: u) }
         u = try file("{\"w\": \(entry("F32", "[4]", "[0, 16]")), \"v\": \(entry("F32", "[4]", "[8, 24]"))}")
         assertFormatError(u, "overlap") { try SafetensorsModel(url: u) }
+        u = try file("{\"w\": \(entry()), \"w\": \(entry("F32", "[4]", "[16, 32]"))}")
+        assertFormatError(u, "duplicate tensor \"w\" in the header") { try SafetensorsModel(url: u) }
         u = try file("{\"w\": {\"shape\": [4], \"data_offsets\": [0, 16]}}")
         assertFormatError(u, "tensor \"w\": missing dtype") { try SafetensorsModel(url: u) }
         u = try file("{\"w\": {\"dtype\": \"F32\", \"shape\": [4], \"data_offsets\": [0]}}")

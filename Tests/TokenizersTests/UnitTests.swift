@@ -229,8 +229,9 @@ final class MalformedInputTests: XCTestCase {
     }
 
     func testBrokenTokenizerJSON() throws {
-        try expectError("this is not json", "invalid JSON at byte 0")
-        try expectError(#"{"model": {"vocab": {"a": 0"#, "invalid JSON")
+        try expectError("this is not json", "not valid JSON: invalid literal at byte 0")
+        try expectError(#"{"model": {"vocab": {"a": 0"#, "not valid JSON: unexpected end, expected ',' or '}' at byte 27")
+        try expectError("{\"model\": \"\u{1}\"}", "not valid JSON: control character in string at byte 11")
         try expectError("[]", "top level is an array")
         try expectError(#"{"version": "1.0"}"#, "missing 'model'")
         try expectError(#"{"model": 5}"#, "'model' is a number")
@@ -247,6 +248,18 @@ final class MalformedInputTests: XCTestCase {
         try expectError(#"{"model": {"type": "BPE", "vocab": {"a": 0}, "merges": []}, "added_tokens": {}}"#, "'added_tokens' is an object")
         try expectError(#"{"model": {"type": "BPE", "vocab": {"a": 0}, "merges": []}, "normalizer": {"type": "Lowercase"}}"#, "unsupported 'normalizer' type 'Lowercase'")
         try expectError(#"{"model": {"type": "BPE", "vocab": {"a": 0}, "merges": []}, "pre_tokenizer": {"type": "Split", "pattern": {"Regex": "\\w+"}, "behavior": "Isolated"}}"#, "unsupported 'pre_tokenizer' Split regex")
+    }
+
+    /// tokenizer.json keys are kept byte for byte: an NFC and an NFD spelling are two tokens.
+    func testTokenizerJSONKeepsCanonicallyEquivalentKeys() throws {
+        let url = dir.appendingPathComponent("tokenizer.json")
+        try #"{"model": {"type": "BPE", "vocab": {"e": 0, "\u0301": 1, "\u00e9": 2, "e\u0301": 3}, "merges": [["e", "\u0301"]]}}"#
+            .write(to: url, atomically: true, encoding: .utf8)
+        let tok = try Tokenizer.load(tokenizerJSON: url)
+        XCTAssertEqual(tok.id(of: "\u{E9}"), 2)
+        XCTAssertEqual(tok.id(of: "e\u{301}"), 3)
+        XCTAssertEqual(tok.encode("e\u{301}"), [3])
+        XCTAssertEqual(tok.encode("\u{E9}"), [2])
     }
 
     func testMissingFile() {

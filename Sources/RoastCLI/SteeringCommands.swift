@@ -1,0 +1,203 @@
+import ArgumentParser
+import Backend
+import Foundation
+import Generation
+import Model
+import Roast
+import Steering
+import Tasks
+
+extension ActivationSite: ExpressibleByArgument {}
+extension SteeringScope: ExpressibleByArgument {}
+extension CSSMode: ExpressibleByArgument {}
+extension ExtractionMethod: ExpressibleByArgument {}
+
+enum TaskName: String, ExpressibleByArgument, CaseIterable {
+    case arithmetic, gsm8k, truthfulqa
+}
+
+/// The task a command works on, from its name and optional data file.
+func makeTask(_ name: TaskName, data: String?, seed: UInt64) throws -> ReasoningTask {
+    switch name {
+    case .arithmetic: return ArithmeticTask(seed: seed)
+    case .gsm8k, .truthfulqa:
+        throw ValidationError("--task \(name.rawValue) arrives with the evaluation work; use --task arithmetic")
+    }
+}
+
+struct Extract: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Estimate a steering vector from the model's own rollouts (ROAST) or teacher-forced pairs (CAA).",
+        discussion: """
+        ROAST: for each training question, sample --rollouts answers (temperature, top-p), grade them, pair every
+        correct answer with every incorrect one (no correct: the gold answer, pairs weighted 0.5; no incorrect: a
+        synthetic wrong answer), read the activation at the last response token (teacher forced), average the
+        differences per question, normalise, average over questions (grouped mean normalisation) and scale with CSS.
+        The file (.safetensors, or .gguf for --site residual: llama.cpp's control-vector format) is written atomically.
+        """)
+
+    @OptionGroup var modelOptions: ModelOptions
+    @Option(help: "arithmetic (built in), gsm8k or truthfulqa.") var task: TaskName = .arithmetic
+    @Option(help: "The task's data file (gsm8k/truthfulqa).") var data: String?
+    @Option(help: "Training questions to use.") var train = 32
+    @Option(help: "roast or caa.") var method: ExtractionMethod = .roast
+    @Option(help: "act (SiLU output in the MLP) or residual (layer output).") var site: ActivationSite = .act
+    @Option(help: "Layers: first:N, last:N, all, a-b or a list 0,2,4.") var layers = "first:5"
+    @Option(help: "Continuous soft scaling: max, l2 or softmax.") var css: CSSMode = .max
+    @Flag(help: "Plain weighted mean instead of grouped mean normalisation.") var noGrouping = false
+    @Option(help: "Rollouts per question.") var rollouts = 8
+    @Option(help: "Rollout temperature.") var temperature: Float = 0.8
+    @Option(help: "Rollout top-p.") var topP: Float = 0.9
+    @Option(help: "Default α stored in the file.") var alpha: Float = 0.2
+    @Option(help: "Random seed.") var seed: UInt64 = 42
+    @Option(help: "Output file (.safetensors or .gguf).") var out: String
+    @Flag(help: "Print the summary as JSON.") var json = false
+
+    func validate() throws {
+        guard out.hasSuffix(".safetensors") || out.hasSuffix(".gguf") else { throw ValidationError("--out must end in .safetensors or .gguf") }
+        if out.hasSuffix(".gguf"), site != .residual { throw ValidationError("a .gguf control vector needs --site residual") }
+        guard train > 0, rollouts > 0 else { throw ValidationError("--train and --rollouts must be positive") }
+    }
+
+    func run() throws {
+        let model = try modelOptions.load()
+        let t = try makeTask(task, data: data, seed: seed)
+        let items = Array(try t.train().prefix(train))
+        var o = ExtractionOptions(layers: try LayerSelection(layers))
+        o.method = method
+        o.site = site
+        o.css = css
+        o.grouping = !noGrouping
+        o.rollout.rollouts = rollouts
+        o.rollout.temperature = temperature
+        o.rollout.topP = topP
+        o.rollout.seed = seed
+        o.defaultAlpha = alpha
+        let bar = ProgressBar(method == .roast ? "rollouts" : "pairs", total: items.count)
+        bar.enabled = !json
+        let r = try Extractor.extract(model: model, task: t, items: items, options: o) { done, _, pairs in
+            bar.update(done, method == .roast ? "\(done * rollouts) rollouts · \(pairs) pairs" : "\(pairs) pairs")
+        }
+        try r.file.write(to: URL(fileURLWithPath: out))
+        if json {
+            return try printJSON(ExtractSummary(out: out, stats: r.stats, layers: r.file.metadata.layers, site: site.rawValue,
+                                                method: method.rawValue, seconds: r.seconds, energy: r.file.metadata.energy ?? [:]))
+        }
+        let s = r.stats
+        print("wrote \(out): \(method.rawValue) vector, site \(site.rawValue), layers \(r.file.metadata.layers.map(String.init).joined(separator: ","))")
+        print("questions \(s.questions): used \(s.questionsUsed), skipped \(s.questionsSkipped); rollouts \(s.rollouts) (\(s.correctRollouts) correct); pairs \(s.pairs); fallbacks: gold \(s.goldFallbacks), synthetic \(s.syntheticFallbacks)")
+        printTable(["layer", "cos(CSS, μ)", "energy kept (CSS)", "cos(top-K, μ)", "energy kept (top-K)"],
+                   r.energy.keys.sorted().map { l in
+                       let e = r.energy[l]!
+                       return ["\(l)", String(format: "%.3f", e.css.cosine), String(format: "%.3f", e.css.energyKept),
+                               String(format: "%.3f", e.topK.cosine), String(format: "%.3f", e.topK.energyKept)]
+                   })
+        print(String(format: "%.1f s", r.seconds))
+    }
+}
+
+struct ExtractSummary: Encodable {
+    let out: String
+    let stats: ExtractionStats
+    let layers: [Int]
+    let site: String
+    let method: String
+    let seconds: Double
+    let energy: [String: EnergyReport]
+}
+
+struct VectorCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "vector", abstract: "Inspect and convert steering-vector files.",
+                                                    subcommands: [Info.self, Convert.self])
+
+    struct Info: ParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Print a vector file's metadata and per-layer norms.")
+        @Argument(help: "A .safetensors or .gguf vector file.") var file: String
+        @Flag(help: "Print JSON.") var json = false
+
+        func run() throws {
+            let v = try SteeringVectorFile.read(URL(fileURLWithPath: file))
+            let norms = Dictionary(uniqueKeysWithValues: v.vectors.map { ("\($0.key)", Aggregation.l2($0.value)) })
+            if json { return try printJSON(VectorInfo(metadata: v.metadata, norms: norms)) }
+            let m = v.metadata
+            print("\(file): \(m.method) vector for \(m.architecture) (hidden \(m.hiddenSize), intermediate \(m.intermediateSize)), site \(m.site.rawValue)")
+            print("model \(m.model ?? "?"), task \(m.task ?? "-"), default α \(m.defaultAlpha), made \(m.date)")
+            printTable(["layer", "width", "L2 norm", "max |v|"], v.vectors.keys.sorted().map { l in
+                let x = v.vectors[l]!
+                return ["\(l)", "\(x.count)", String(format: "%.4f", Aggregation.l2(x)), String(format: "%.4f", x.map { abs($0) }.max() ?? 0)]
+            })
+        }
+    }
+
+    struct Convert: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Convert between .safetensors and llama.cpp's control-vector .gguf (residual site only).")
+        @Argument(help: "Input file.") var input: String
+        @Argument(help: "Output file.") var output: String
+
+        func run() throws {
+            let v = try SteeringVectorFile.read(URL(fileURLWithPath: input))
+            try v.write(to: URL(fileURLWithPath: output))
+            print("wrote \(output) (\(v.vectors.count) layers)")
+        }
+    }
+}
+
+struct VectorInfo: Encodable {
+    let metadata: VectorMetadata
+    let norms: [String: Float]
+}
+
+struct DemoCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "demo",
+        abstract: "ROAST end to end on the default model: extract from rollouts, pick α on dev, test baseline vs steered.",
+        discussion: "Writes the vector and a JSON report into --out-dir and prints the tables and timings.")
+
+    @Option(help: "The model (default: the GGUF that `make model` downloads).") var model = "models/SmolLM2-135M-Instruct.Q4_1.gguf"
+    @Option(help: "vulkan (default) or cpu.") var backend: BackendKind = .vulkan
+    @OptionGroup var deviceOptions: DeviceOptions
+    @Option(help: "Where the vector and report go.") var outDir = "roast-demo"
+    @Option(help: "Training questions used for extraction.") var trainQuestions = 40
+    @Option(help: "Dev questions (also from the training split) for choosing α.") var devQuestions = 30
+    @Option(help: "Held-out test questions.") var testQuestions = 100
+    @Option(help: "Rollouts per question.") var rollouts = 8
+    @Option(help: "Random seed.") var seed: UInt64 = 42
+
+    func run() throws {
+        guard FileManager.default.fileExists(atPath: model) else {
+            throw ValidationError("\(model) is missing: run `make model` (or give --model)")
+        }
+        let t0 = Date()
+        let b: Backend = backend == .cpu ? CPUBackend() : try VulkanBackend(device: deviceOptions.open())
+        let m = try LanguageModel(path: model, backend: b)
+        let loadSeconds = Date().timeIntervalSince(t0)
+        print("model: \(model) (\(m.config.architecture.rawValue), \(m.config.layerCount) layers) on \((b as? VulkanBackend)?.device.info.name ?? "CPU"), loaded in \(String(format: "%.1f", loadSeconds)) s")
+        try FileManager.default.createDirectory(atPath: outDir, withIntermediateDirectories: true)
+        var o = Demo.Options()
+        o.extractionQuestions = trainQuestions
+        o.devQuestions = devQuestions
+        o.testQuestions = testQuestions
+        o.rollouts = rollouts
+        o.seed = seed
+        let vector = URL(fileURLWithPath: outDir).appendingPathComponent("arithmetic-roast.safetensors")
+        let reportURL = URL(fileURLWithPath: outDir).appendingPathComponent("report.json")
+        let r = try Demo(model: m, options: o).run(vectorURL: vector, reportURL: reportURL)
+        print("")
+        printTable(["", "baseline", "ROAST (α = \(String(format: "%g", r.chosenAlpha)), \(r.site), layers \(r.layers.map(String.init).joined(separator: ",")))"], [
+            ["test accuracy (\(r.testQuestions) questions, greedy)", String(format: "%.1f%%", 100 * r.baselineAccuracy),
+             String(format: "%.1f%%", 100 * r.steeredAccuracy)],
+        ])
+        print("\nexamples:")
+        for e in r.examples {
+            print("Q: \(e.question)   (gold \(e.gold))")
+            print("  baseline \(e.baselineCorrect ? "✓" : "✗"): \(e.baseline.replacingOccurrences(of: "\n", with: " "))")
+            print("  steered  \(e.steeredCorrect ? "✓" : "✗"): \(e.steered.replacingOccurrences(of: "\n", with: " "))")
+        }
+        print("\ntimings:")
+        printTable(["phase", "seconds"], [["load model", String(format: "%.1f", loadSeconds)]] +
+            ["extract", "choose α", "test baseline", "test steered"].map { [$0, String(format: "%.1f", r.seconds[$0] ?? 0)] } +
+            [["total", String(format: "%.1f", Date().timeIntervalSince(t0))]])
+        print("\nwrote \(vector.path) and \(reportURL.path)")
+    }
+}
