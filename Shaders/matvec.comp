@@ -1,13 +1,19 @@
 #version 450
 #extension GL_GOOGLE_include_directive : require
+#extension GL_KHR_shader_subgroup_basic : require
+#extension GL_KHR_shader_subgroup_arithmetic : require
 
-// Y[m, yOffset + n] = Σ_k W[n, k] · X[m, k] for m < M ≤ 8: one workgroup per weight row n.
-// Threads stride over the 32-element blocks of K (K = 32768 → 16 blocks per thread at WG 64),
-// each accumulating all M columns, then one shared-memory tree reduction per column. A 32-element
-// block is a whole q8_0 / q4_1 / q4_0 block or one sub-block of a q4_k / q6_k super-block.
+// Y[m, yOffset + n] = Σ_k W[n, k] · X[m, k] for m < M ≤ 8: one SUBGROUP per weight row n, so a
+// workgroup of WG invocations covers gl_NumSubgroups rows and needs no barrier or shared memory
+// (on lavapipe a barrier splits the workgroup into a loop over its subgroups; removing them made
+// decode several times faster). Lanes stride over the 32-element blocks of K (a whole q8_0 / q4_1 /
+// q4_0 block or one sub-block of a q4_k / q6_k super-block), each accumulating all M columns, then
+// subgroupAdd reduces. K = 32768 on a subgroup of 8 is 128 blocks per lane.
 
 layout(local_size_x_id = 0) in;
 layout(constant_id = 1) const uint FORMAT = 0;
+// Columns, fixed per pipeline so the accumulators are registers, not an indexed array.
+layout(constant_id = 2) const uint MCOLS = 1;
 
 layout(std430, set = 0, binding = 0) readonly buffer WB { uint w[]; };
 layout(std430, set = 0, binding = 1) readonly buffer XB { float x[]; };
@@ -23,10 +29,7 @@ layout(push_constant) uniform P {
 
 #include "formats.glsl"
 
-const uint WG_MAX = 256u;
 const uint M_MAX = 8u;
-
-shared float red[M_MAX * WG_MAX];
 
 float dot16(vec4 v[4], uint xo) {
     return dot(v[0], vec4(x[xo], x[xo + 1u], x[xo + 2u], x[xo + 3u])) +
@@ -36,21 +39,20 @@ float dot16(vec4 v[4], uint xo) {
 }
 
 void main() {
-    const uint WG = gl_WorkGroupSize.x;
-    uint tid = gl_LocalInvocationID.x;
-    uint n = gl_WorkGroupID.x + gl_WorkGroupID.y * gl_NumWorkGroups.x;
-    // Uniform for the whole workgroup and before the first barrier.
+    uint n = (gl_WorkGroupID.x + gl_WorkGroupID.y * gl_NumWorkGroups.x) * gl_NumSubgroups + gl_SubgroupID;
+    // Uniform within the subgroup, and no barrier follows: a subgroup past the end just leaves.
     if (n >= p.N) return;
 
     uint K = p.K;
-    uint M = min(p.M, M_MAX);
+    const uint M = MCOLS;
     uint rowE = n * K;
     uint nb = (K + 31u) / 32u;
+    uint lane = gl_SubgroupInvocationID;
 
     float acc[M_MAX];
     for (uint m = 0u; m < M_MAX; ++m) acc[m] = 0.0;
 
-    for (uint b = tid; b < nb; b += WG) {
+    for (uint b = lane; b < nb; b += gl_SubgroupSize) {
         uint k0 = b * 32u;
         if (k0 + 32u <= K) {
             vec4 lo[4], hi[4];
@@ -69,16 +71,8 @@ void main() {
         }
     }
 
-    for (uint m = 0u; m < M_MAX; ++m) red[m * WG_MAX + tid] = acc[m];
-    barrier();
-
-    // Tree reduction that also works when WG is not a power of two.
-    for (uint s = (WG > 1u) ? (1u << findMSB(WG - 1u)) : 0u; s > 0u; s >>= 1) {
-        if (tid < s && tid + s < WG) {
-            for (uint m = 0u; m < M; ++m) red[m * WG_MAX + tid] += red[m * WG_MAX + tid + s];
-        }
-        barrier();
+    for (uint m = 0u; m < M; ++m) {
+        float total = subgroupAdd(acc[m]);
+        if (subgroupElect()) y[m * p.ldy + p.yOffset + n] = total;
     }
-
-    for (uint m = tid; m < M; m += WG) y[m * p.ldy + p.yOffset + n] = red[m * WG_MAX];
 }

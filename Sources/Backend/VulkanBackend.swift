@@ -45,7 +45,18 @@ public final class VulkanBackend: Backend {
         return out
     }
 
-    public func synchronize() throws { try stream.submit() }
+    /// With profiling on: every dispatch's GPU time since the last `takeProfile()`.
+    public private(set) var profile: [DispatchTiming] = []
+
+    public func synchronize() throws {
+        try stream.submit()
+        if stream.profiling { profile += stream.timings }
+    }
+
+    public func takeProfile() -> [DispatchTiming] {
+        defer { profile = [] }
+        return profile
+    }
 
     /// A scratch tensor of at least `count` elements, reused across ops (the stream's hazard
     /// tracking orders the reuse).
@@ -58,8 +69,13 @@ public final class VulkanBackend: Backend {
 
     // MARK: kernels
 
-    private func kernel(_ name: String, _ spirv: [UInt32], _ access: [BindingAccess], push: Int, format: ElementType? = nil) throws -> Kernel {
-        let spec = [Self.workgroup] + (format.map { [$0.shaderFormat] } ?? [])
+    /// matvec runs one subgroup per row: its workgroup holds `matvecRows` subgroups.
+    var matvecWorkgroup: UInt32 { UInt32(max(Int(Self.workgroup), device.limits.subgroupSize)) }
+    var matvecRows: Int { Int(matvecWorkgroup) / max(device.limits.subgroupSize, 1) }
+
+    private func kernel(_ name: String, _ spirv: [UInt32], _ access: [BindingAccess], push: Int, format: ElementType? = nil,
+                        workgroup: UInt32 = VulkanBackend.workgroup, columns: Int? = nil) throws -> Kernel {
+        let spec = [workgroup] + (format.map { [$0.shaderFormat] } ?? []) + (columns.map { [UInt32($0)] } ?? [])
         let specName = format.map { "\(name).\($0.rawValue)" } ?? name
         return try device.kernel(name: specName, spirv: spirv, access: access, pushConstantWords: push, specialization: spec)
     }
@@ -94,12 +110,15 @@ public final class VulkanBackend: Backend {
     public func matmul(weight w: Tensor, input x: Tensor, output y: Tensor, m: Int, n: Int, k: Int, kernel kind: MatmulKernel) throws {
         try OpCheck.matmul(w, x, y, m: m, n: n, k: k, kernel: kind, backend: self)
         let vector = kind == .vector || (kind == .auto && m <= 8)
+        if vector, !device.limits.subgroupArithmetic {
+            throw BackendError("matmul: device \(device.info.name) lacks subgroup arithmetic in compute shaders, which the matrix × vector kernel needs")
+        }
         let kern = vector
-            ? try kernel("matvec", SPIRV.matvec, [.read, .read, .write], push: 5, format: w.type)
+            ? try kernel("matvec", SPIRV.matvec, [.read, .read, .write], push: 5, format: w.type, workgroup: matvecWorkgroup, columns: m)
             : try kernel("matmul", SPIRV.matmul, [.read, .read, .write], push: 5, format: w.type)
         for (chunk, ws) in try weightChunks(w, rows: n, width: k) {
             let push: [UInt32] = [UInt32(k), UInt32(chunk.count), UInt32(m), UInt32(chunk.first), UInt32(n)]
-            let grid = vector ? rowGrid(chunk.count) : ((chunk.count + 31) / 32, (m + 31) / 32, 1)
+            let grid = vector ? rowGrid((chunk.count + matvecRows - 1) / matvecRows) : ((chunk.count + 31) / 32, (m + 31) / 32, 1)
             try dispatch(kern, [ws, slice(x), slice(y)], push, grid)
         }
     }

@@ -16,7 +16,7 @@ struct RoastCommand: ParsableCommand {
         Environment: ROAST_DEVICE=N picks a device, ROAST_VALIDATION=1 turns on the Khronos validation layer.
         """,
         subcommands: [DemoCommand.self, Generate.self, Extract.self, VectorCommand.self, Tokenize.self, Forward.self,
-                      Devices.self, Verify.self, Bench.self])
+                      Devices.self, Verify.self, Bench.self, Profile.self])
 }
 
 /// Options shared by the commands that open a device.

@@ -30,6 +30,8 @@ public struct DeviceLimits: Codable, Sendable {
     public var maxComputeWorkGroupInvocations: Int
     public var maxPushConstantsSize: Int
     public var subgroupSize: Int
+    /// subgroupAdd and friends in compute shaders.
+    public var subgroupArithmetic: Bool
     public var timestamps: Bool
     public var timestampPeriodNs: Double
     /// Device-local memory the host can map directly (lavapipe, unified memory, ReBAR).
@@ -164,6 +166,8 @@ final class VulkanInstance {
             maxComputeWorkGroupInvocations: Int(l.maxComputeWorkGroupInvocations),
             maxPushConstantsSize: Int(l.maxPushConstantsSize),
             subgroupSize: Int(subgroup.subgroupSize),
+            subgroupArithmetic: subgroup.supportedOperations & VkSubgroupFeatureFlags(VK_SUBGROUP_FEATURE_ARITHMETIC_BIT.rawValue) != 0
+                && subgroup.supportedStages & VkShaderStageFlags(VK_SHADER_STAGE_COMPUTE_BIT.rawValue) != 0,
             timestamps: (queue?.timestampValidBits ?? 0) > 0,
             timestampPeriodNs: Double(l.timestampPeriod),
             hostVisibleDeviceLocal: memory.unifiedType != nil,
