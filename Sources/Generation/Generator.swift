@@ -65,26 +65,38 @@ public final class Generator {
         let cache = try KVCache(model: model, sequences: requests.count, capacity: min(capacity, ctx))
         var states = requests.enumerated().map { SequenceState(request: $0.element, index: $0.offset, tokenizer: model.tokenizer, eos: Set(model.config.eosTokenIDs)) }
 
-        // Prefill: every prompt token of every sequence, in steps of at most maxStepTokens.
+        // Prefill: every distinct prompt once (rollouts share theirs), in steps of at most
+        // maxStepTokens; sequences with a prompt seen before get a copy of its cache.
+        var firstWith: [[Int]: Int] = [:]
+        var owner = [Int](repeating: 0, count: requests.count)
+        for (i, r) in requests.enumerated() {
+            owner[i] = firstWith[r.promptIDs] ?? i
+            if firstWith[r.promptIDs] == nil { firstWith[r.promptIDs] = i }
+        }
+        let unique = requests.indices.filter { owner[$0] == $0 }
         var pending: [(seq: Int, pos: Int)] = []
-        for (i, r) in requests.enumerated() { pending += r.promptIDs.indices.map { (i, $0) } }
+        for i in unique { pending += requests[i].promptIDs.indices.map { (i, $0) } }
         var start = 0
         while start < pending.count {
             let chunk = pending[start..<min(start + maxStepTokens, pending.count)]
             let lastRows = chunk.enumerated().filter { $0.element.pos == requests[$0.element.seq].promptIDs.count - 1 }
-            let step = ForwardStep(ids: chunk.map { requests[$0.seq].promptIDs[$0.pos] }, sequences: chunk.map(\.seq),
+            var step = ForwardStep(ids: chunk.map { requests[$0.seq].promptIDs[$0.pos] }, sequences: chunk.map(\.seq),
                                    positions: chunk.map(\.pos), logitRows: lastRows.map(\.offset))
             start += chunk.count
-            if lastRows.isEmpty {
-                // Only part of a prompt: the step still needs one logit row; its result is unused.
-                var s = step
-                s.logitRows = [0]
-                _ = try model.forward(s, cache: cache, steering: try steering?(s, true) ?? [:], scratch: scratch)
-                continue
-            }
+            // A step holding only part of a prompt still needs one logit row; its result is unused.
+            if lastRows.isEmpty { step.logitRows = [0] }
             let logits = try model.forward(step, cache: cache, steering: try steering?(step, true) ?? [:], scratch: scratch)
-            let seqs = lastRows.map(\.element.seq)
-            let next = try pick(logits, rows: seqs.count, states: seqs.map { states[$0] }, update: { i, s in states[seqs[i]] = s })
+            if lastRows.isEmpty { continue }
+            // Every sequence whose prompt ends in this step draws from its owner's logit row.
+            let done = lastRows.map(\.element.seq)
+            for o in done {
+                let copies = requests.indices.filter { owner[$0] == o && $0 != o }
+                try model.copyCache(cache, from: o, to: copies, length: requests[o].promptIDs.count)
+            }
+            let seqs = requests.indices.filter { done.contains(owner[$0]) }
+            let rowOf = seqs.map { s in done.firstIndex(of: owner[s])! }
+            let next = try pick(logits, rows: done.count, rowOf: rowOf, states: seqs.map { states[$0] },
+                                update: { i, s in states[seqs[i]] = s })
             for (i, id) in zip(seqs, next) { states[i].accept(id, onToken: onToken) }
         }
         // Decode: one token per unfinished sequence per step.
@@ -95,15 +107,17 @@ public final class Generator {
                                    positions: active.map { states[$0].request.promptIDs.count + states[$0].generated.count - 1 },
                                    logitRows: Array(active.indices))
             let logits = try model.forward(step, cache: cache, steering: try steering?(step, false) ?? [:], scratch: scratch)
-            let next = try pick(logits, rows: active.count, states: active.map { states[$0] }, update: { i, s in states[active[i]] = s })
+            let next = try pick(logits, rows: active.count, rowOf: Array(active.indices), states: active.map { states[$0] },
+                                update: { i, s in states[active[i]] = s })
             for (i, id) in zip(active, next) { states[i].accept(id, onToken: onToken) }
         }
         return states.map { $0.result() }
     }
 
-    /// The next token of each row: argmax on the device when every row is greedy, the device's
-    /// top-k when every row limits k ≤ 64, else the full rows read back.
-    private func pick(_ logits: Tensor, rows: Int, states: [SequenceState], update: (Int, SequenceState) -> Void) throws -> [Int] {
+    /// The next token of each sequence (`states[i]` draws from logit row `rowOf[i]`): argmax on
+    /// the device when every row is greedy, the device's top-k when every row limits k ≤ 64,
+    /// else the full rows read back.
+    private func pick(_ logits: Tensor, rows: Int, rowOf: [Int], states: [SequenceState], update: (Int, SequenceState) -> Void) throws -> [Int] {
         let b = model.backend, vocab = model.config.vocabSize
         let params = states.map(\.request.sampling)
         let maxK = 64
@@ -115,21 +129,23 @@ public final class Generator {
             }
             try b.topK(logits, rows: rows, length: vocab, k: k, outValues: topValues!, outIndices: topIndices!)
             let values = try b.readFloats(topValues!), indices = try b.readUInts(topIndices!)
-            return try (0..<rows).map { r in
+            return try states.indices.map { i in
+                let r = rowOf[i]
                 let cands = (0..<k).map { (logit: values[r * k + $0], id: Int(indices[r * k + $0])) }.filter { $0.id < vocab }
-                var s = states[r]
-                let id = Sampler.sample(cands, params[r], rng: &s.rng)
-                update(r, s)
+                var s = states[i]
+                let id = Sampler.sample(cands, params[i], rng: &s.rng)
+                update(i, s)
                 guard id < vocab else { throw GenerationError("sampling produced id \(id) outside the vocabulary") }
                 return id
             }
         }
         let all = try b.readFloats(logits)
-        return (0..<rows).map { r in
+        return states.indices.map { i in
+            let r = rowOf[i]
             let cands = (0..<vocab).map { (logit: all[r * vocab + $0], id: $0) }
-            var s = states[r]
-            let id = Sampler.sample(cands, params[r], rng: &s.rng)
-            update(r, s)
+            var s = states[i]
+            let id = Sampler.sample(cands, params[i], rng: &s.rng)
+            update(i, s)
             return id
         }
     }

@@ -254,3 +254,23 @@ extension LanguageModel {
         return (0..<ids.count).map { Array(flat[$0 * v..<($0 + 1) * v]) }
     }
 }
+
+extension LanguageModel {
+    /// Copies positions 0..<length of sequence `source` into each of `targets` in every layer's
+    /// keys and values: a prompt shared by several sequences (rollouts) is prefilled once.
+    public func copyCache(_ cache: KVCache, from source: Int, to targets: [Int], length: Int) throws {
+        guard !targets.isEmpty, length > 0 else { return }
+        guard length <= cache.capacity, ([source] + targets).allSatisfy({ $0 >= 0 && $0 < cache.sequences }) else {
+            throw ModelError("cache copy of \(length) positions between sequences \(source) → \(targets) does not fit \(cache.sequences) × \(cache.capacity)")
+        }
+        let b = backend, width = config.kvHeadCount * config.headDim
+        let rows = cache.sequences * cache.capacity
+        let src = try b.makeTensor(uints: (0..<length).map { UInt32(source * cache.capacity + $0) })
+        let dst = try targets.map { t in try b.makeTensor(uints: (0..<length).map { UInt32(t * cache.capacity + $0) }) }
+        let temp = try b.makeTensor(.f32, count: length * width)
+        for tensor in cache.keys + cache.values {
+            try b.embedding(table: tensor, ids: src, output: temp, tokens: length, rows: rows, width: width)
+            for d in dst { try b.scatterRows(input: temp, rows: d, output: tensor, tokens: length, width: width) }
+        }
+    }
+}

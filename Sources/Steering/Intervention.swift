@@ -22,7 +22,7 @@ public struct LayerSelection: Sendable, Codable, Equatable, CustomStringConverti
 
     public init(_ text: String) throws {
         self.text = text.trimmingCharacters(in: .whitespaces)
-        _ = try resolve(layerCount: Int.max / 2, check: false)
+        _ = try resolve(layerCount: 1, check: false)  // syntax only
     }
 
     public var description: String { text }

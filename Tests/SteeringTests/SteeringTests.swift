@@ -1,0 +1,224 @@
+import Backend
+import Formats
+import Foundation
+import Generation
+import Model
+@testable import Steering
+import Tasks
+import VulkanCompute
+import XCTest
+
+let fixtures = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().appendingPathComponent("Fixtures")
+
+/// The math of ROAST against hand-computed values.
+final class AggregationTests: XCTestCase {
+    func testPairFormationAndFallbacks() {
+        // Rollouts 0..3: 0 and 2 correct. Every correct × every incorrect, weight 1.
+        let p = PairFormation.plan(correct: [true, false, true, false], hasSynthetic: true)!
+        XCTAssertEqual(p.pairs.map { [$0.positive, $0.negative] }, [[0, 1], [0, 3], [2, 1], [2, 3]])
+        XCTAssertEqual(p.pairs.map(\.weight), [1, 1, 1, 1])
+        XCTAssertFalse(p.usedGold || p.usedSynthetic)
+        // No correct rollout: the gold answer (index n = 3) is the positive, weight 0.5.
+        let g = PairFormation.plan(correct: [false, false, false], hasSynthetic: true)!
+        XCTAssertEqual(g.pairs.map { [$0.positive, $0.negative] }, [[3, 0], [3, 1], [3, 2]])
+        XCTAssertEqual(g.pairs.map(\.weight), [0.5, 0.5, 0.5])
+        XCTAssertTrue(g.usedGold)
+        // No incorrect rollout: the synthetic wrong answer (n + 1 = 3), or skip without one.
+        let s = PairFormation.plan(correct: [true, true], hasSynthetic: true)!
+        XCTAssertEqual(s.pairs.map { [$0.positive, $0.negative] }, [[0, 3], [1, 3]])
+        XCTAssertTrue(s.usedSynthetic)
+        XCTAssertNil(PairFormation.plan(correct: [true, true], hasSynthetic: false))
+    }
+
+    func testGroupedMeanNormalizationGivesEachQuestionOneVote() {
+        // Question 0: three pairs averaging (3, 0) → unit (1, 0). Question 1: one pair (0, 10) → (0, 1).
+        let pairs = [
+            ContrastPair(question: 0, delta: [2, 0]), ContrastPair(question: 0, delta: [4, 0]), ContrastPair(question: 0, delta: [3, 0]),
+            ContrastPair(question: 1, delta: [0, 10]),
+        ]
+        XCTAssertEqual(Aggregation.groupedMeanNormalized(pairs), [0.5, 0.5])
+        // The plain mean lets the big pair and the many pairs dominate: (9/4, 10/4).
+        XCTAssertEqual(Aggregation.weightedMean(pairs), [2.25, 2.5])
+        // Weights: a 0.5-weight pair counts half within its question.
+        let w = [ContrastPair(question: 0, delta: [4, 0], weight: 0.5), ContrastPair(question: 0, delta: [1, 0], weight: 1)]
+        XCTAssertEqual(Aggregation.weightedMean(w), [2, 0])
+    }
+
+    func testCSSModes() {
+        let mu: [Float] = [2, -4, 1]
+        XCTAssertEqual(Aggregation.css(mu, mode: .max), [0.5, -1, 0.25])
+        let l2 = Aggregation.css(mu, mode: .l2)
+        for (a, b) in zip(l2, [2, -4, 1].map { Float($0) / Float(21).squareRoot() }) { XCTAssertEqual(a, b, accuracy: 1e-6) }
+        // softmax: d · softmax(|μ|) · sign(μ) with |μ| = (2, 4, 1): e^2, e^4, e^1 over their sum.
+        let z = exp(2.0) + exp(4.0) + exp(1.0)
+        let expected = [3 * exp(2.0) / z, -3 * exp(4.0) / z, 3 * exp(1.0) / z].map { Float($0) }
+        for (a, b) in zip(Aggregation.css(mu, mode: .softmax), expected) { XCTAssertEqual(a, b, accuracy: 1e-5) }
+        // CSS max keeps the direction exactly; a top-1 mask keeps 16/21 of the energy.
+        let e = EnergyReport.compare(mu: mu, css: Aggregation.css(mu, mode: .max), topK: 1)
+        XCTAssertEqual(e.css.cosine, 1, accuracy: 1e-6)
+        XCTAssertEqual(e.topK.energyKept, 16.0 / 21.0, accuracy: 1e-6)
+        XCTAssertEqual(Aggregation.topKMask(mu, k: 2), [1, 1, 0])
+    }
+
+    func testLayerSelections() throws {
+        XCTAssertEqual(try LayerSelection("first:5").resolve(layerCount: 30), [0, 1, 2, 3, 4])
+        XCTAssertEqual(try LayerSelection("last:2").resolve(layerCount: 30), [28, 29])
+        XCTAssertEqual(try LayerSelection("3-5").resolve(layerCount: 30), [3, 4, 5])
+        XCTAssertEqual(try LayerSelection("7,1,7").resolve(layerCount: 30), [1, 7])
+        XCTAssertEqual(try LayerSelection("all").resolve(layerCount: 3), [0, 1, 2])
+        XCTAssertThrowsError(try LayerSelection("first:x"))
+        XCTAssertThrowsError(try LayerSelection("40").resolve(layerCount: 30))
+    }
+
+    func testArithmeticTaskAndGrader() {
+        let t = ArithmeticTask(seed: 9, trainCount: 20, testCount: 20)
+        XCTAssertEqual(t.train().count, 20)
+        XCTAssertTrue(Set(t.train().map(\.prompt)).isDisjoint(with: Set(t.test().map(\.prompt))))
+        XCTAssertEqual(t.train(), ArithmeticTask(seed: 9, trainCount: 20, testCount: 20).train(), "made from the seed")
+        let item = TaskItem(id: "x", prompt: "What is 12 plus 30?", goldResponse: "12 + 30 = 42. The answer is 42.", goldValue: "42")
+        XCTAssertTrue(t.grade("12 + 30 = 42", item))
+        XCTAssertTrue(t.grade("so \\boxed{42} is it, not 7", item))
+        XCTAssertTrue(t.grade("The answer is $42.0.", item))
+        XCTAssertFalse(t.grade("The answer is 41.", item))
+        XCTAssertFalse(t.grade("", item))
+        XCTAssertEqual(NumberGrader.extract("It costs 1,234 dollars"), 1234)
+        XCTAssertEqual(NumberGrader.extract("from 5 to -3"), -3)
+        var rng = TaskRandom(seed: 1)
+        let wrong = t.syntheticWrongResponse(item, rng: &rng)!
+        XCTAssertFalse(t.grade(wrong, item))
+        XCTAssertLessThanOrEqual(abs(NumberGrader.extract(wrong)! - 42), 3)
+    }
+}
+
+/// Injection and capture on real models, Vulkan against the CPU twin.
+final class InjectionTests: XCTestCase {
+    func stories(_ b: Backend) throws -> LanguageModel {
+        try LanguageModel(path: fixtures.appendingPathComponent("models/stories260K-hf").path, backend: b)
+    }
+
+    func vectors(_ m: LanguageModel, site: ActivationSite, layers: [Int]) -> [Int: [Float]] {
+        var rng = SplitMix64(seed: 5)
+        return Dictionary(uniqueKeysWithValues: layers.map { ($0, rng.floats(site.width(m.config), scale: 1)) })
+    }
+
+    /// Steered batched generation is the same token by token on both backends, for both sites,
+    /// and steering changes the output (it is really applied).
+    func testSteeredGenerationMatchesAcrossBackends() throws {
+        let cpu = try stories(CPUBackend())
+        let vk = try stories(VulkanBackend(device: VulkanDevice(validation: true)))
+        let prompts = [[1, 403, 407, 261, 378], [1, 317, 269, 368], [1, 403, 407, 261, 378]]
+        for site in ActivationSite.allCases {
+            let iv = Intervention(site: site, vectors: vectors(cpu, site: site, layers: [0, 2]), alpha: 2)
+            var outputs: [[[Int]]] = []
+            for m in [cpu, vk] {
+                let requests = prompts.map { GenerationRequest(promptIDs: $0, maxTokens: 12, stopAtEOS: false) }
+                let inj = try SteeringInjector(model: m, intervention: iv)
+                outputs.append(try Generator(model: m).generate(requests, steering: inj.provider(for: requests)).map(\.ids))
+            }
+            XCTAssertEqual(outputs[0], outputs[1], "\(site): CPU and Vulkan steered generations differ")
+            XCTAssertEqual(outputs[0][0], outputs[0][2], "identical prompts in one batch must give identical greedy outputs")
+            let plain = try Generator(model: cpu).generate(prompts.map { GenerationRequest(promptIDs: $0, maxTokens: 12, stopAtEOS: false) }).map(\.ids)
+            XCTAssertNotEqual(plain, outputs[0], "\(site): steering with α = 2 changed nothing")
+        }
+    }
+
+    /// Scope: with `generated`, only the last prompt token and later are steered, so the
+    /// activations of the earlier prompt positions are bit-identical to the unsteered run.
+    func testScopeLeavesOtherPositionsUntouched() throws {
+        let m = try stories(VulkanBackend(device: VulkanDevice(validation: true)))
+        let ids = [1, 403, 407, 261, 378, 432]
+        let layers = [0, 1, 2, 3, 4]
+        func capture(_ scope: SteeringScope?) throws -> [Int: [[Float]]] {
+            let cap = ActivationCapture(site: .residual, layers: layers, rows: Array(ids.indices))
+            let cache = try KVCache(model: m, sequences: 1, capacity: ids.count)
+            var steering: [Int: LayerSteering] = [:]
+            if let scope {
+                let inj = try SteeringInjector(model: m, intervention: Intervention(site: .residual, vectors: vectors(m, site: .residual, layers: [1]), alpha: 1, scope: scope))
+                inj.promptLengths = [ids.count]
+                steering = try inj.steering(for: .prompt(ids), prefill: true)
+            }
+            _ = try m.forward(.prompt(ids), cache: cache, steering: steering, capture: cap, scratch: m.makeScratch())
+            return try cap.read(m)
+        }
+        let plain = try capture(nil), generated = try capture(.generated), all = try capture(.all)
+        for l in layers {
+            for p in 0..<ids.count - 1 { XCTAssertEqual(generated[l]![p], plain[l]![p], "layer \(l) position \(p) must be untouched") }
+        }
+        XCTAssertEqual(generated[0]![5], plain[0]![5], "layer 0 is before the steered layer")
+        XCTAssertNotEqual(generated[1]![5], plain[1]![5], "the last prompt token is steered at layer 1")
+        XCTAssertNotEqual(all[1]![0], plain[1]![0], "scope all steers the first position too")
+    }
+
+    /// Capture at the `act` site equals SiLU(gate) computed by the CPU twin.
+    func testCaptureAgreesAcrossBackends() throws {
+        let cpu = try stories(CPUBackend()), vk = try stories(VulkanBackend(device: VulkanDevice(validation: true)))
+        for site in ActivationSite.allCases {
+            let a = try TeacherForcing(model: cpu, site: site, layers: [0, 4]).lastTokenActivations([[1, 403, 407], [1, 317, 269, 368, 302]])
+            let b = try TeacherForcing(model: vk, site: site, layers: [0, 4]).lastTokenActivations([[1, 403, 407], [1, 317, 269, 368, 302]])
+            for s in 0..<2 {
+                for l in [0, 4] {
+                    let (x, y) = (a[s][l]!, b[s][l]!)
+                    let err = zip(x, y).map { abs($0 - $1) }.max()!
+                    XCTAssertLessThan(err, 1e-4, "\(site) layer \(l) sequence \(s)")
+                }
+            }
+        }
+    }
+}
+
+final class VectorFileTests: XCTestCase {
+    func model() throws -> LanguageModel {
+        try LanguageModel(path: fixtures.appendingPathComponent("models/stories260K-hf").path, backend: CPUBackend())
+    }
+
+    func testSafetensorsAndControlVectorRoundTrip() throws {
+        let m = try model()
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("roast-vec-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: dir) }
+        var rng = SplitMix64(seed: 3)
+        let vecs = [1: rng.floats(64), 3: rng.floats(64)]
+        var meta = VectorMetadata(model: m, site: .residual, layers: [1, 3], method: "roast", defaultAlpha: 0.3)
+        meta.task = "arithmetic"
+        let file = SteeringVectorFile(metadata: meta, vectors: vecs)
+        let st = dir.appendingPathComponent("v.safetensors"), gg = dir.appendingPathComponent("v.gguf")
+        try file.write(to: st)
+        let back = try SteeringVectorFile.read(st)
+        XCTAssertEqual(back.vectors, vecs)
+        XCTAssertEqual(back.metadata, meta)
+        try back.check(against: m)
+        // GGUF control vector: arch controlvector, direction.N tensors, read back the same.
+        try back.write(to: gg)
+        let g = try SteeringVectorFile.read(gg)
+        XCTAssertEqual(g.vectors, vecs)
+        XCTAssertEqual(g.metadata.site, .residual)
+        let raw = try GGUFProbe.names(gg)
+        XCTAssertEqual(raw.arch, "controlvector")
+        XCTAssertEqual(raw.tensors.sorted(), ["direction.1", "direction.3"])
+    }
+
+    func testMismatchedVectorsAreRefused() throws {
+        let m = try model()
+        let act = SteeringVectorFile(metadata: VectorMetadata(model: m, site: .act, layers: [0], method: "roast", defaultAlpha: 0.2),
+                                     vectors: [0: [Float](repeating: 0.1, count: 172)])
+        XCTAssertThrowsError(try act.controlVector()) { XCTAssertTrue("\($0)".contains("residual"), "\($0)") }
+        var wrongWidth = act
+        wrongWidth.vectors[0] = [Float](repeating: 0, count: 100)
+        XCTAssertThrowsError(try wrongWidth.check(against: m)) { XCTAssertTrue("\($0)".contains("172 wide"), "\($0)") }
+        var wrongArch = act
+        wrongArch.metadata.architecture = "qwen3"
+        XCTAssertThrowsError(try wrongArch.check(against: m)) { XCTAssertTrue("\($0)".contains("qwen3"), "\($0)") }
+        XCTAssertThrowsError(try SteeringInjector(model: m, intervention: Intervention(site: .act, vectors: [9: [Float](repeating: 0, count: 172)], alpha: 1)))
+        let bad = FileManager.default.temporaryDirectory.appendingPathComponent("bad-\(UUID().uuidString).safetensors")
+        try Data("not a file".utf8).write(to: bad)
+        defer { try? FileManager.default.removeItem(at: bad) }
+        XCTAssertThrowsError(try SteeringVectorFile.read(bad))
+    }
+}
+
+enum GGUFProbe {
+    static func names(_ url: URL) throws -> (arch: String?, tensors: [String]) {
+        let g = try GGUFFile(url: url)
+        return (g.metadata["general.architecture"]?.string, g.tensors.map(\.name))
+    }
+}
