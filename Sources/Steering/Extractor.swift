@@ -95,7 +95,7 @@ public enum Extractor {
             let prompt = try RolloutContrast.promptIDs(model, task, item)
             let pos = tok.encode(item.goldResponse, addSpecialTokens: false), neg = tok.encode(wrong, addSpecialTokens: false)
             guard !pos.isEmpty, !neg.isEmpty else { stats.questionsSkipped += 1; continue }
-            let acts = try forcing.lastTokenActivations([prompt + pos, prompt + neg])
+            let acts = try forcing.lastTokenActivations(prompt: prompt, responses: [pos, neg])
             for l in layers { pairs[l, default: []].append(ContrastPair(question: q, delta: zip(acts[0][l]!, acts[1][l]!).map { $0 - $1 })) }
             stats.questionsUsed += 1
             stats.pairs += 1

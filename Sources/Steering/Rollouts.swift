@@ -94,8 +94,6 @@ public struct TeacherForcing {
     /// For each sequence (prompt ids + response ids), the activation at its last token, per layer.
     public func lastTokenActivations(_ sequences: [[Int]]) throws -> [[Int: [Float]]] {
         guard !sequences.isEmpty else { return [] }
-        let capacity = sequences.map(\.count).max()!
-        let cache = try KVCache(model: model, sequences: sequences.count, capacity: capacity)
         var ids: [Int] = [], seqs: [Int] = [], pos: [Int] = [], last: [Int] = []
         for (s, tokens) in sequences.enumerated() {
             ids += tokens
@@ -103,11 +101,34 @@ public struct TeacherForcing {
             pos += Array(tokens.indices)
             last.append(ids.count - 1)
         }
-        let capture = ActivationCapture(site: site, layers: layers, rows: last)
-        let step = ForwardStep(ids: ids, sequences: seqs, positions: pos, logitRows: [last[0]])
-        _ = try model.forward(step, cache: cache, capture: capture, scratch: model.makeScratch())
+        let cache = try KVCache(model: model, sequences: sequences.count, capacity: sequences.map(\.count).max()!)
+        return try run(ForwardStep(ids: ids, sequences: seqs, positions: pos, logitRows: [last[0]]), cache: cache, rows: last)
+    }
+
+    /// The same for responses that share one prompt: the prompt is run once and its cache copied,
+    /// then every response runs in one step (what rollouts of one question need).
+    public func lastTokenActivations(prompt: [Int], responses: [[Int]]) throws -> [[Int: [Float]]] {
+        guard !responses.isEmpty else { return [] }
+        guard !prompt.isEmpty, responses.allSatisfy({ !$0.isEmpty }) else { throw SteeringError("teacher forcing needs a prompt and non-empty responses") }
+        let cache = try KVCache(model: model, sequences: responses.count, capacity: prompt.count + responses.map(\.count).max()!)
+        let scratch = model.makeScratch()
+        _ = try model.forward(.prompt(prompt), cache: cache, scratch: scratch)
+        try model.copyCache(cache, from: 0, to: Array(1..<responses.count), length: prompt.count)
+        var ids: [Int] = [], seqs: [Int] = [], pos: [Int] = [], last: [Int] = []
+        for (s, tokens) in responses.enumerated() {
+            ids += tokens
+            seqs += Array(repeating: s, count: tokens.count)
+            pos += tokens.indices.map { prompt.count + $0 }
+            last.append(ids.count - 1)
+        }
+        return try run(ForwardStep(ids: ids, sequences: seqs, positions: pos, logitRows: [last[0]]), cache: cache, rows: last, scratch: scratch)
+    }
+
+    private func run(_ step: ForwardStep, cache: KVCache, rows: [Int], scratch: ForwardScratchHandle? = nil) throws -> [[Int: [Float]]] {
+        let capture = ActivationCapture(site: site, layers: layers, rows: rows)
+        _ = try model.forward(step, cache: cache, capture: capture, scratch: scratch ?? model.makeScratch())
         let acts = try capture.read(model)
-        return sequences.indices.map { s in Dictionary(uniqueKeysWithValues: layers.map { ($0, acts[$0]![s]) }) }
+        return rows.indices.map { s in Dictionary(uniqueKeysWithValues: layers.map { ($0, acts[$0]![s]) }) }
     }
 }
 
@@ -175,7 +196,7 @@ public final class RolloutContrast {
             // An empty response has no last response token: its pairs are dropped.
             let usable = needed.filter { !candidates[$0].isEmpty }
             let acts = try TeacherForcing(model: model, site: site, layers: layers)
-                .lastTokenActivations(usable.map { prompt + candidates[$0] })
+                .lastTokenActivations(prompt: prompt, responses: usable.map { candidates[$0] })
             let byCandidate = Dictionary(uniqueKeysWithValues: zip(usable, acts))
             var formed = 0
             for p in plan.pairs {

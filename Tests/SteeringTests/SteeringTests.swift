@@ -149,6 +149,29 @@ final class InjectionTests: XCTestCase {
         XCTAssertNotEqual(all[1]![0], plain[1]![0], "scope all steers the first position too")
     }
 
+    /// A prompt run once with its cache copied gives the same activations as running every
+    /// prompt + response in full, and a batch with a shared prompt generates what a lone request does.
+    func testSharedPromptPathsAgreeWithFullRuns() throws {
+        let m = try stories(VulkanBackend(device: VulkanDevice(validation: true)))
+        let prompt = [1, 403, 407, 261], r1 = [378, 432, 383], r2 = [317]
+        let forcing = TeacherForcing(model: m, site: .act, layers: [1, 3])
+        let full = try forcing.lastTokenActivations([prompt + r1, prompt + r2])
+        let shared = try forcing.lastTokenActivations(prompt: prompt, responses: [r1, r2])
+        for s in 0..<2 {
+            for l in [1, 3] { XCTAssertLessThan(zip(full[s][l]!, shared[s][l]!).map { abs($0 - $1) }.max()!, 1e-5) }
+        }
+        let lone = try Generator(model: m).generate([GenerationRequest(promptIDs: prompt, maxTokens: 10, stopAtEOS: false)])[0].ids
+        let sampling = SamplingParameters(temperature: 0.8, topP: 0.9, seed: 3)
+        let batch = try Generator(model: m).generate([
+            GenerationRequest(promptIDs: prompt, maxTokens: 10, stopAtEOS: false),
+            GenerationRequest(promptIDs: prompt, maxTokens: 10, sampling: sampling, stopAtEOS: false),
+            GenerationRequest(promptIDs: [1, 317], maxTokens: 10, stopAtEOS: false),
+        ])
+        XCTAssertEqual(batch[0].ids, lone)
+        XCTAssertEqual(batch[1].ids.count, 10)
+        XCTAssertEqual(batch[2].ids, try Generator(model: m).generate([GenerationRequest(promptIDs: [1, 317], maxTokens: 10, stopAtEOS: false)])[0].ids)
+    }
+
     /// Capture at the `act` site equals SiLU(gate) computed by the CPU twin.
     func testCaptureAgreesAcrossBackends() throws {
         let cpu = try stories(CPUBackend()), vk = try stories(VulkanBackend(device: VulkanDevice(validation: true)))

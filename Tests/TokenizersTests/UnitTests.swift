@@ -345,33 +345,14 @@ final class MalformedInputTests: XCTestCase {
     }
 }
 
-final class PerformanceTests: XCTestCase {
-    /// All 748 Qwen lines with a cold word cache; the acceptance bound ("well under a second")
-    /// is for release builds, the assertion here is loose enough for debug builds.
-    func testQwenEncodingSpeed() throws {
-        let t0 = Date()
-        let tok = try Tokenizer.load(tokenizerJSON: fixtures.appendingPathComponent("models/qwen3-tokenizer/tokenizer.json"))
-        let load = Date().timeIntervalSince(t0)
-        let lines = try loadJSONL("qwen3.jsonl")
-        tok.clearCache()
-        let t1 = Date()
-        var n = 0
-        for l in lines { n += tok.encode(l.text).count }
-        let cold = Date().timeIntervalSince(t1)
-        let t2 = Date()
-        for l in lines { n += tok.encode(l.text).count }
-        let warm = Date().timeIntervalSince(t2)
-        print("Qwen3 tokenizer.json load \(String(format: "%.3f", load)) s; 748 lines (\(n / 2) tokens) cold \(String(format: "%.3f", cold)) s, warm \(String(format: "%.3f", warm)) s")
-        XCTAssertLessThan(cold, 3.0)
-
-        // One long sentencepiece "word" (the whole text) stays fast: the merge loop is a heap.
+final class LongInputTests: XCTestCase {
+    /// One long sentencepiece "word" (the whole text) encodes and round-trips (the merge loop is a
+    /// heap, so this stays fast; speed itself is measured outside the tests).
+    func testLongWordRoundTrips() throws {
         let stories = try Shared.stories.get()
         let long = String(repeating: "Once upon a time there was a little girl named Lily. ", count: 400)
-        let t3 = Date()
         let ids = stories.encode(long)
-        let longTime = Date().timeIntervalSince(t3)
-        print("stories260K: \(long.utf8.count) bytes as one word -> \(ids.count) tokens in \(String(format: "%.3f", longTime)) s")
         XCTAssertEqual(stories.decode(ids), long)
-        XCTAssertLessThan(longTime, 3.0)
+        XCTAssertLessThan(ids.count, long.utf8.count / 2, "merges must apply inside a long word")
     }
 }
