@@ -26,6 +26,8 @@ void main() {
     uint e = r * p.W + i;
     float acc = a[e];
     if (p.hasB != 0u) acc += b[e];
-    if (p.steer != 0u) acc += s[r] * v[i];
+    // steer 1: additive, + s·v. steer 2: multiplicative on the sum, + s·(v ⊙ (A + B)) (SADI).
+    if (p.steer == 1u) acc += s[r] * v[i];
+    else if (p.steer == 2u) acc += s[r] * (v[i] * acc);
     o[e] = acc;
 }

@@ -26,6 +26,8 @@ void main() {
     float gv = g[e];
     // exp(-gv) overflowing to +inf for very negative gv gives gv / inf = -0, the right limit.
     float a = gv / (1.0 + exp(-gv));
-    if (p.steer != 0u) a += s[r] * v[i];
+    // steer 1: additive, a + s·v (ROAST, CAA). steer 2: multiplicative, a + s·(v ⊙ a) (SADI's mask).
+    if (p.steer == 1u) a += s[r] * v[i];
+    else if (p.steer == 2u) a += s[r] * (v[i] * a);
     o[e] = a * u[e];
 }

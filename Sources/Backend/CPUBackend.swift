@@ -152,12 +152,12 @@ public final class CPUBackend: Backend {
         try OpCheck.rowwise("siluMul", [(gate, "gate", n), (up, "up", n), (output, "output", n)], rows: rows, width: width,
                             steering: steering, backend: self)
         let g = f(gate), up = f(up), out = f(output)
-        let steer = steering.map { (f($0.scales), f($0.vector)) }
+        let steer = steering.map { (f($0.scales), f($0.vector), $0.multiplicative) }
         for r in 0..<rows {
             for i in 0..<width {
                 let x = g[r * width + i]
                 var a = x / (1 + exp(-x))
-                if let (s, v) = steer { a += s[r] * v[i] }
+                if let (s, v, mul) = steer { a += mul ? s[r] * (v[i] * a) : s[r] * v[i] }
                 out[r * width + i] = a * up[r * width + i]
             }
         }
@@ -168,12 +168,12 @@ public final class CPUBackend: Backend {
         try OpCheck.rowwise("add", [(a, "a", n), (output, "output", n)] + (b.map { [($0, "b", n)] } ?? []),
                             rows: rows, width: width, steering: steering, backend: self)
         let av = f(a), bv = b.map { f($0) }, out = f(output)
-        let steer = steering.map { (f($0.scales), f($0.vector)) }
+        let steer = steering.map { (f($0.scales), f($0.vector), $0.multiplicative) }
         for r in 0..<rows {
             for i in 0..<width {
                 var x = av[r * width + i]
                 if let bv { x += bv[r * width + i] }
-                if let (s, v) = steer { x += s[r] * v[i] }
+                if let (s, v, mul) = steer { x += mul ? s[r] * (v[i] * x) : s[r] * v[i] }
                 out[r * width + i] = x
             }
         }

@@ -17,15 +17,21 @@ public final class Tensor: @unchecked Sendable {
     }
 }
 
-/// The row-wise steering term `s[r]·v[i]` fused into SiLU·up and the residual add:
-/// `scales` holds α per row (0 where the row is not steered), `vector` the direction.
+/// The row-wise steering term fused into SiLU·up and the residual add: `scales` holds α per row
+/// (0 where the row is not steered), `vector` the direction. Additive: h + s[r]·v. Multiplicative
+/// (SADI's binary mask m): h + s[r]·(m ⊙ h).
 public struct Steering {
     public let scales: Tensor
     public let vector: Tensor
-    public init(scales: Tensor, vector: Tensor) {
+    public let multiplicative: Bool
+    public init(scales: Tensor, vector: Tensor, multiplicative: Bool = false) {
         self.scales = scales
         self.vector = vector
+        self.multiplicative = multiplicative
     }
+
+    /// The `steer` push constant of the fused kernels.
+    var mode: UInt32 { multiplicative ? 2 : 1 }
 }
 
 public enum RopeLayout: UInt32, Sendable, CaseIterable {

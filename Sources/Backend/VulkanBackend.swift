@@ -187,7 +187,7 @@ public final class VulkanBackend: Backend {
         guard rows <= 65535 else { throw BackendError("siluMul: \(rows) rows exceed 65,535 per dispatch") }
         let kern = try kernel("silu_mul", SPIRV.silu_mul, [.read, .read, .write, .read, .read], push: 3)
         let bindings = [slice(gate), slice(up), slice(output)] + steeringSlices(steering, fallback: slice(gate))
-        try dispatch(kern, bindings, [UInt32(width), UInt32(rows), steering == nil ? 0 : 1], (groups(width), rows, 1))
+        try dispatch(kern, bindings, [UInt32(width), UInt32(rows), steering?.mode ?? 0], (groups(width), rows, 1))
     }
 
     public func add(_ a: Tensor, _ b: Tensor?, output: Tensor, rows: Int, width: Int, steering: Steering?) throws {
@@ -197,7 +197,7 @@ public final class VulkanBackend: Backend {
         guard rows <= 65535 else { throw BackendError("add: \(rows) rows exceed 65,535 per dispatch") }
         let kern = try kernel("add", SPIRV.add, [.read, .read, .write, .read, .read], push: 4)
         let bindings = [slice(a), slice(b ?? a), slice(output)] + steeringSlices(steering, fallback: slice(a))
-        try dispatch(kern, bindings, [UInt32(width), UInt32(rows), b == nil ? 0 : 1, steering == nil ? 0 : 1], (groups(width), rows, 1))
+        try dispatch(kern, bindings, [UInt32(width), UInt32(rows), b == nil ? 0 : 1, steering?.mode ?? 0], (groups(width), rows, 1))
     }
 
     static let topKChunk = 4096

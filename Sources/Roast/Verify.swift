@@ -165,6 +165,10 @@ public struct KernelVerifier {
         }
         let a = rng.floats(5 * 1000), v = rng.floats(1000), s: [Float] = [0, 0.5, 0, 0, -1]
         list.append(("add", { try self.add(a: a, b: nil, rows: 5, width: 1000, steer: (s, v)) }))
+        // SADI's multiplicative mask h + δ·(m ⊙ h) at both sites.
+        let mask = (0..<1000).map { Float($0 % 7 == 0 ? 1 : 0) }, b2 = rng.floats(5 * 1000), g2 = rng.floats(5 * 1000, scale: 4)
+        list.append(("add", { try self.add(a: a, b: b2, rows: 5, width: 1000, steer: (s, mask), multiplicative: true) }))
+        list.append(("silu_mul", { try self.siluMul(g: g2, u: b2, rows: 5, width: 1000, steer: (s, mask), multiplicative: true) }))
         for (rows, length, k) in [(3, 49_152, 1), (2, 49_152, 40), (1, 151_936, 64), (2, 262_144, 8), (4, 100, 64), (1, 4097, 5)] {
             var values = rng.floats(rows * length, scale: 20)
             if length == 100 { values[7] = .nan }
@@ -234,22 +238,25 @@ public struct KernelVerifier {
         return [try result("attention", "f32", "tokens=\(tokens) heads=\(heads)/\(kvHeads) dim=\(headDim) ctx=\(bound)", out, limit: Self.matmulLimit)]
     }
 
-    func siluMul(g: [Float], u: [Float], rows: Int, width: Int, steer: ([Float], [Float])?) throws -> [VerifyResult] {
+    func siluMul(g: [Float], u: [Float], rows: Int, width: Int, steer: ([Float], [Float])?, multiplicative: Bool = false) throws -> [VerifyResult] {
         let gp = try pair(g), up = try pair(u), out = try output(rows * width)
         let st = try steer.map { (try pair($0.0), try pair($0.1)) }
         try device.siluMul(gate: gp.dev, up: up.dev, output: out.dev, rows: rows, width: width,
-                           steering: st.map { Steering(scales: $0.0.dev, vector: $0.1.dev) })
+                           steering: st.map { Steering(scales: $0.0.dev, vector: $0.1.dev, multiplicative: multiplicative) })
         try reference.siluMul(gate: gp.ref, up: up.ref, output: out.ref, rows: rows, width: width,
-                              steering: st.map { Steering(scales: $0.0.ref, vector: $0.1.ref) })
-        return [try result(steer == nil ? "silu_mul" : "silu_mul+steer", "f32", "rows=\(rows) width=\(width)", out, limit: Self.elementwiseLimit)]
+                              steering: st.map { Steering(scales: $0.0.ref, vector: $0.1.ref, multiplicative: multiplicative) })
+        let name = steer == nil ? "silu_mul" : (multiplicative ? "silu_mul+mask" : "silu_mul+steer")
+        return [try result(name, "f32", "rows=\(rows) width=\(width)", out, limit: Self.elementwiseLimit)]
     }
 
-    func add(a: [Float], b: [Float]?, rows: Int, width: Int, steer: ([Float], [Float])?) throws -> [VerifyResult] {
+    func add(a: [Float], b: [Float]?, rows: Int, width: Int, steer: ([Float], [Float])?, multiplicative: Bool = false) throws -> [VerifyResult] {
         let ap = try pair(a), bp = try b.map { try pair($0) }, out = try output(rows * width)
         let st = try steer.map { (try pair($0.0), try pair($0.1)) }
-        try device.add(ap.dev, bp?.dev, output: out.dev, rows: rows, width: width, steering: st.map { Steering(scales: $0.0.dev, vector: $0.1.dev) })
-        try reference.add(ap.ref, bp?.ref, output: out.ref, rows: rows, width: width, steering: st.map { Steering(scales: $0.0.ref, vector: $0.1.ref) })
-        let name = b == nil ? "steer_add" : (steer == nil ? "add" : "add+steer")
+        try device.add(ap.dev, bp?.dev, output: out.dev, rows: rows, width: width,
+                       steering: st.map { Steering(scales: $0.0.dev, vector: $0.1.dev, multiplicative: multiplicative) })
+        try reference.add(ap.ref, bp?.ref, output: out.ref, rows: rows, width: width,
+                          steering: st.map { Steering(scales: $0.0.ref, vector: $0.1.ref, multiplicative: multiplicative) })
+        let name = b == nil ? "steer_add" : (steer == nil ? "add" : (multiplicative ? "add+mask" : "add+steer"))
         return [try result(name, "f32", "rows=\(rows) width=\(width)", out, limit: Self.elementwiseLimit)]
     }
 

@@ -168,7 +168,7 @@ enum SteeringFiles {
         guard !paths.isEmpty else { return nil }
         let files = try paths.map { try SteeringVectorFile.read(URL(fileURLWithPath: $0)) }
         for f in files { try f.check(against: model) }
-        let interventions = files.map { Intervention(site: $0.metadata.site, vectors: $0.vectors, alpha: alpha ?? $0.metadata.defaultAlpha, scope: scope) }
+        let interventions = files.map { $0.intervention(alpha: alpha, scope: scope) }
         guard let combined = try Intervention.combine(interventions) else { return nil }
         return try SteeringInjector(model: model, intervention: combined)
     }

@@ -1,4 +1,7 @@
 import ArgumentParser
+#if canImport(Glibc)
+@preconcurrency import Glibc
+#endif
 import Backend
 import Foundation
 import Model
@@ -17,6 +20,12 @@ struct RoastCommand: ParsableCommand {
         """,
         subcommands: [DemoCommand.self, Generate.self, Extract.self, VectorCommand.self, Tokenize.self, Forward.self,
                       Devices.self, Verify.self, Bench.self, Profile.self])
+
+    /// Line-buffered stdout, so progress and tables reach a log file as they are printed.
+    static func main() {
+        setvbuf(stdout, nil, _IOLBF, 0)
+        main(nil)
+    }
 }
 
 /// Options shared by the commands that open a device.
@@ -155,3 +164,4 @@ struct Bench: ParsableCommand {
         ])
     }
 }
+

@@ -40,7 +40,7 @@ struct Extract: ParsableCommand {
     @Option(help: "arithmetic (built in), gsm8k or truthfulqa.") var task: TaskName = .arithmetic
     @Option(help: "The task's data file (gsm8k/truthfulqa).") var data: String?
     @Option(help: "Training questions to use.") var train = 32
-    @Option(help: "roast or caa.") var method: ExtractionMethod = .roast
+    @Option(help: "roast, caa (mean difference) or sadi (top-K mask, multiplicative).") var method: ExtractionMethod = .roast
     @Option(help: "act (SiLU output in the MLP) or residual (layer output).") var site: ActivationSite = .act
     @Option(help: "Layers: first:N, last:N, all, a-b or a list 0,2,4.") var layers = "first:5"
     @Option(help: "Continuous soft scaling: max, l2 or softmax.") var css: CSSMode = .max
@@ -49,6 +49,7 @@ struct Extract: ParsableCommand {
     @Option(help: "Rollout temperature.") var temperature: Float = 0.8
     @Option(help: "Rollout top-p.") var topP: Float = 0.9
     @Option(help: "Default α stored in the file.") var alpha: Float = 0.2
+    @Option(help: "K of the top-K mask (SADI, and the energy report), as a fraction of the width.") var topK: Double = 0.05
     @Option(help: "Random seed.") var seed: UInt64 = 42
     @Option(help: "Output file (.safetensors or .gguf).") var out: String
     @Flag(help: "Print the summary as JSON.") var json = false
@@ -73,6 +74,7 @@ struct Extract: ParsableCommand {
         o.rollout.topP = topP
         o.rollout.seed = seed
         o.defaultAlpha = alpha
+        o.topKFraction = topK
         let bar = ProgressBar(method == .roast ? "rollouts" : "pairs", total: items.count)
         bar.enabled = !json
         let r = try Extractor.extract(model: model, task: t, items: items, options: o) { done, _, pairs in
@@ -158,10 +160,10 @@ struct DemoCommand: ParsableCommand {
     @Option(help: "vulkan (default) or cpu.") var backend: BackendKind = .vulkan
     @OptionGroup var deviceOptions: DeviceOptions
     @Option(help: "Where the vector and report go.") var outDir = "roast-demo"
-    @Option(help: "Training questions used for extraction.") var trainQuestions = 40
-    @Option(help: "Dev questions (also from the training split) for choosing α.") var devQuestions = 30
-    @Option(help: "Held-out test questions.") var testQuestions = 100
-    @Option(help: "Rollouts per question.") var rollouts = 8
+    @Option(help: "Training questions used for extraction.") var trainQuestions = Demo.Options().extractionQuestions
+    @Option(help: "Dev questions (also from the training split) for choosing α.") var devQuestions = Demo.Options().devQuestions
+    @Option(help: "Held-out test questions.") var testQuestions = Demo.Options().testQuestions
+    @Option(help: "Rollouts per question.") var rollouts = Demo.Options().rollouts
     @Option(help: "Random seed.") var seed: UInt64 = 42
 
     func run() throws {

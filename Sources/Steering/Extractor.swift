@@ -9,6 +9,9 @@ public enum ExtractionMethod: String, Sendable, Codable, CaseIterable {
     case roast
     /// Contrastive activation addition: teacher-forced gold vs wrong answers, plain mean difference.
     case caa
+    /// SADI: the same teacher-forced contrasts, kept as a binary mask of the top-K |mean difference|
+    /// dimensions and applied multiplicatively, h + α·(m ⊙ h).
+    case sadi
 }
 
 public struct ExtractionOptions: Sendable {
@@ -46,7 +49,7 @@ public enum Extractor {
         case .roast:
             let roc = RolloutContrast(model: model, task: task, site: o.site, layers: layers, settings: o.rollout)
             (pairs, stats) = try roc.collect(items, progress: progress)
-        case .caa:
+        case .caa, .sadi:
             (pairs, stats) = try teacherForcedPairs(model: model, task: task, items: items, site: o.site, layers: layers,
                                                    seed: o.rollout.seed, progress: progress)
         }
@@ -60,13 +63,20 @@ public enum Extractor {
             guard let mu = (o.method == .roast && o.grouping) ? Aggregation.groupedMeanNormalized(p) : Aggregation.weightedMean(p) else {
                 throw SteeringError("layer \(l): the contrasts average to zero")
             }
-            let beta = o.method == .roast ? Aggregation.css(mu, mode: o.css) : mu
+            let k = max(1, Int(Double(mu.count) * o.topKFraction))
+            let beta: [Float]
+            switch o.method {
+            case .roast: beta = Aggregation.css(mu, mode: o.css)
+            case .caa: beta = mu
+            case .sadi: beta = Aggregation.topKMask(mu, k: k)
+            }
             vectors[l] = beta
-            energy[l] = EnergyReport.compare(mu: mu, css: beta, topK: max(1, Int(Double(mu.count) * o.topKFraction)))
+            energy[l] = EnergyReport.compare(mu: mu, css: o.method == .sadi ? zip(beta, mu).map { $0 * $1 } : beta, topK: k)
         }
         var meta = VectorMetadata(model: model, site: o.site, layers: layers, method: o.method.rawValue, defaultAlpha: o.defaultAlpha)
         meta.css = o.method == .roast ? o.css.rawValue : nil
         meta.grouping = o.method == .roast ? o.grouping : nil
+        meta.intervention = o.method == .sadi ? "multiplicative" : nil
         meta.task = task.name
         meta.rollouts = o.method == .roast ? o.rollout.rollouts : nil
         meta.seed = o.rollout.seed

@@ -65,19 +65,23 @@ public struct Intervention {
     public var vectors: [Int: [Float]]
     public var alpha: Float
     public var scope: SteeringScope
+    /// SADI: the vectors are binary masks m and the update is h + α·(m ⊙ h), not h + α·v.
+    public var multiplicative: Bool
 
-    public init(site: SteeringSite, vectors: [Int: [Float]], alpha: Float, scope: SteeringScope = .generated) {
+    public init(site: SteeringSite, vectors: [Int: [Float]], alpha: Float, scope: SteeringScope = .generated, multiplicative: Bool = false) {
         self.site = site
         self.vectors = vectors
         self.alpha = alpha
         self.scope = scope
+        self.multiplicative = multiplicative
     }
 
     /// Sums interventions at the same site (their α folded into the vectors).
     public static func combine(_ list: [Intervention]) throws -> Intervention? {
         guard let first = list.first else { return nil }
-        guard list.allSatisfy({ $0.site == first.site && $0.scope == first.scope }) else {
-            throw SteeringError("vectors to combine must share a site and a scope")
+        if list.count == 1 { return first }
+        guard list.allSatisfy({ $0.site == first.site && $0.scope == first.scope && !$0.multiplicative }) else {
+            throw SteeringError("vectors to combine must share a site and a scope, and be additive (a SADI mask stands alone)")
         }
         var sum: [Int: [Float]] = [:]
         for iv in list {
@@ -136,7 +140,7 @@ public final class SteeringInjector {
         let s = try model.backend.makeTensor(floats: scales)
         var out: [Int: LayerSteering] = [:]
         for (l, v) in tensors {
-            let st = Steering(scales: s, vector: v)
+            let st = Steering(scales: s, vector: v, multiplicative: intervention.multiplicative)
             out[l] = intervention.site == .act ? LayerSteering(act: st) : LayerSteering(residual: st)
         }
         return out

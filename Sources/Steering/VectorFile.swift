@@ -18,6 +18,8 @@ public struct VectorMetadata: Codable, Sendable, Equatable {
     public var method: String
     public var css: String?
     public var grouping: Bool?
+    /// "multiplicative" for SADI masks (h + α·(m ⊙ h)); absent means additive (h + α·v).
+    public var intervention: String?
     public var defaultAlpha: Float
     public var task: String?
     public var rollouts: Int?
@@ -76,6 +78,9 @@ public struct SteeringVectorFile: Sendable {
     /// The llama.cpp control vector: arch `controlvector`, tensors `direction.N` added to the
     /// output of block N (0-based, as llama.cpp applies them; it rejects N = 0).
     func controlVector() throws -> GGUFWriter {
+        guard metadata.intervention != "multiplicative" else {
+            throw SteeringError("a SADI mask is multiplicative; llama.cpp control vectors are additive")
+        }
         guard metadata.site == .residual else {
             throw SteeringError("llama.cpp control vectors steer the residual stream; this vector is for the \(metadata.site.rawValue) site (extract with --site residual)")
         }
@@ -158,6 +163,12 @@ public struct SteeringVectorFile: Sendable {
     }
 
     /// Refuses a vector whose architecture, width, site or layers do not fit the model.
+    /// The intervention this file describes, at strength `alpha`.
+    public func intervention(alpha: Float? = nil, scope: SteeringScope = .generated) -> Intervention {
+        Intervention(site: metadata.site, vectors: vectors, alpha: alpha ?? metadata.defaultAlpha, scope: scope,
+                     multiplicative: metadata.intervention == "multiplicative")
+    }
+
     public func check(against m: LanguageModel) throws {
         let c = m.config
         if metadata.architecture != "unknown", metadata.architecture != c.architecture.rawValue {

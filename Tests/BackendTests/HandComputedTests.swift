@@ -214,6 +214,20 @@ final class HandComputedTests: XCTestCase {
         }
     }
 
+    func testMultiplicativeMaskSteeringByHand() throws {
+        for b in try backends {
+            // SADI: h + δ·(m ⊙ h), δ = 0 on row 0, 0.5 on row 1, mask (1, 0).
+            let x = try b.makeTensor(floats: [1, 2, 3, 4])
+            let mask = Steering(scales: try b.makeTensor(floats: [0, 0.5]), vector: try b.makeTensor(floats: [1, 0]), multiplicative: true)
+            try b.add(x, nil, output: x, rows: 2, width: 2, steering: mask)
+            XCTAssertEqual(try b.readFloats(x), [1, 2, 4.5, 4], b.name)
+            let act = try b.makeTensor(.f32, count: 2)
+            let m1 = Steering(scales: try b.makeTensor(floats: [0, 0.5]), vector: try b.makeTensor(floats: [1]), multiplicative: true)
+            try b.siluMul(gate: try b.makeTensor(floats: [1, 1]), up: try b.makeTensor(floats: [2, 2]), output: act, rows: 2, width: 1, steering: m1)
+            assertClose(try b.readFloats(act), [1.4621172, 2.1931758], "\(b.name) silu·up with a multiplicative mask")
+        }
+    }
+
     func testSteeringTouchesOnlyTheRowsInScope() throws {
         for b in try backends {
             let h: [Float] = [1, 2, 3, 4, 5, 6]

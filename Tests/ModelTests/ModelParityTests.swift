@@ -93,3 +93,42 @@ final class ModelParityTests: XCTestCase {
         XCTAssertEqual(vulkan.device.validationMessages, [])
     }
 }
+
+final class GenerationTests: XCTestCase {
+    func stories() throws -> LanguageModel {
+        try LanguageModel(path: fixtures.appendingPathComponent("models/stories260K-hf").path,
+                          backend: VulkanBackend(device: VulkanDevice(validation: true)))
+    }
+
+    func testSeededSamplingIsReproducibleAndSamplesDiffer() throws {
+        let m = try stories()
+        let p = SamplingParameters(temperature: 1.0, topK: 40, topP: 0.9, seed: 11)
+        let requests = (0..<4).map { _ in GenerationRequest(promptIDs: [1, 403, 407], maxTokens: 20, sampling: p, stopAtEOS: false) }
+        let a = try Generator(model: m).generate(requests).map(\.ids)
+        let b = try Generator(model: m).generate(requests).map(\.ids)
+        XCTAssertEqual(a, b, "same seed, same samples")
+        XCTAssertGreaterThan(Set(a).count, 1, "each sample has its own random stream")
+        // The full-row path (no top-k) is reproducible too.
+        let full = SamplingParameters(temperature: 0.8, topP: 0.95, seed: 5)
+        let r = GenerationRequest(promptIDs: [1, 403], maxTokens: 15, sampling: full, stopAtEOS: false)
+        XCTAssertEqual(try Generator(model: m).generate([r]).map(\.ids), try Generator(model: m).generate([r]).map(\.ids))
+    }
+
+    func testStopsAndBadInput() throws {
+        let m = try stories()
+        let tok = try m.requireTokenizer()
+        // Stop string: the text ends before it.
+        let r = try Generator(model: m).generate([GenerationRequest(promptIDs: [1, 403, 407, 261, 378], maxTokens: 40, stopStrings: ["Lily"])])[0]
+        XCTAssertEqual(r.finishReason, .stop)
+        XCTAssertFalse(r.text.contains("Lily"))
+        XCTAssertEqual(tok.decode([403, 407, 261, 378]).trimmingCharacters(in: .whitespaces), "Once upon a time")
+        // A prompt longer than the context (512) is refused with a clear message.
+        XCTAssertThrowsError(try Generator(model: m).generate([GenerationRequest(promptIDs: [Int](repeating: 5, count: 500), maxTokens: 20)])) {
+            XCTAssertTrue("\($0)".contains("exceeds the model's context of 512"), "\($0)")
+        }
+        XCTAssertThrowsError(try m.logits(ids: [1, 99_999])) { XCTAssertTrue("\($0)".contains("outside the vocabulary"), "\($0)") }
+        XCTAssertThrowsError(try LanguageModel(path: "/nonexistent/model.gguf", backend: CPUBackend())) {
+            XCTAssertTrue("\($0)".contains("no such file"), "\($0)")
+        }
+    }
+}
