@@ -163,7 +163,7 @@ public struct ModelFiles {
             let g = try GGUFFile(url: url)
             config = try ModelConfig.fromGGUF(g)
             source = WeightSource(path: path, tensors: Dictionary(g.tensors.map { ($0.name, $0) }, uniquingKeysWith: { a, _ in a }), gguf: true)
-            tokenizer = try Self.ggufTokenizer(g, path: path)
+            tokenizer = try Tokenizer.load(gguf: g)
             // llama.cpp's converter permutes llama Q/K rows for interleaved RoPE; qwen2/3 keep rotate-half.
             ropeLayout = config.architecture == .llama ? .interleaved : .rotateHalf
             format = "gguf"
@@ -190,7 +190,7 @@ public struct ModelFiles {
         if isDir.boolValue { return try Tokenizer.load(tokenizerJSON: url.appendingPathComponent("tokenizer.json")) }
         switch url.pathExtension {
         case "json": return try Tokenizer.load(tokenizerJSON: url)
-        case "gguf": return try ggufTokenizer(try GGUFFile(url: url), path: path)
+        case "gguf": return try Tokenizer.load(gguf: try GGUFFile(url: url))
         default:
             guard let t = try ModelFiles(path: path).tokenizer else { throw ModelError("\(path): the model has no tokenizer") }
             return t
@@ -205,18 +205,5 @@ public struct ModelFiles {
         throw ModelError("\(model.path): no tokenizer.bin or tok\(vocab).bin beside the checkpoint")
     }
 
-    static func ggufTokenizer(_ g: GGUFFile, path: String) throws -> Tokenizer {
-        let m = g.metadata
-        guard let model = m["tokenizer.ggml.model"]?.string, let tokens = m["tokenizer.ggml.tokens"]?.strings else {
-            throw ModelError("\(path): no tokenizer in the GGUF metadata (tokenizer.ggml.model / tokenizer.ggml.tokens)")
-        }
-        return try Tokenizer.fromGGUFMetadata(
-            model: model, pre: m["tokenizer.ggml.pre"]?.string, tokens: tokens,
-            merges: m["tokenizer.ggml.merges"]?.strings ?? [], scores: m["tokenizer.ggml.scores"]?.floats,
-            tokenTypes: m["tokenizer.ggml.token_type"]?.ints.map { $0.map { Int32(truncatingIfNeeded: $0) } },
-            bos: m["tokenizer.ggml.bos_token_id"]?.int, eos: m["tokenizer.ggml.eos_token_id"]?.int,
-            addBOS: m["tokenizer.ggml.add_bos_token"].flatMap { if case .bool(let b) = $0 { return b } else { return nil } },
-            chatTemplate: m["tokenizer.chat_template"]?.string)
-    }
 
 }

@@ -1,3 +1,4 @@
+import Formats
 import Foundation
 import XCTest
 @testable import Tokenizers
@@ -113,14 +114,9 @@ final class FixtureTests: XCTestCase {
     /// SmolLM2's own tokenizer.json and llama.cpp split digits out first; that variant differs
     /// from the reference exactly on text with 2+ whitespace before a digit.
     func testSmolLM2DigitSplittingVariant() throws {
-        let md: [String: GGUFValue]
-        do { md = try Shared.smolMetadata.get() } catch { XCTFail("run `make model`: \(error)"); return }
-        var spec = try Tokenizer.specFromGGUFMetadata(
-            model: md["tokenizer.ggml.model"]!.string!, pre: md["tokenizer.ggml.pre"]?.string,
-            tokens: md["tokenizer.ggml.tokens"]!.array!.compactMap { $0.string },
-            merges: md["tokenizer.ggml.merges"]!.array!.compactMap { $0.string }, scores: nil,
-            tokenTypes: md["tokenizer.ggml.token_type"]!.array!.compactMap { $0.int.map(Int32.init) },
-            bos: 1, eos: 2, addBOS: false, chatTemplate: nil)
+        let g: GGUFFile
+        do { g = try Shared.smolGGUFFile.get() } catch { XCTFail("run `make model`: \(error)"); return }
+        var spec = try Tokenizer.specFromGGUF(g)
         XCTAssertEqual(spec.preTokenizer, .gpt2)
         spec.preTokenizer = .smollm
         let tok = try Tokenizer(spec: spec)

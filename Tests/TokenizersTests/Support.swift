@@ -1,3 +1,4 @@
+import Formats
 import Foundation
 import XCTest
 @testable import Tokenizers
@@ -33,10 +34,8 @@ enum Shared {
         try Tokenizer.load(tokenizerJSON: fixtures.appendingPathComponent("models/stories260K-hf/tokenizer.json"))
     }
     static let smolGGUF = repoRoot.appendingPathComponent("models/SmolLM2-135M-Instruct.Q4_1.gguf")
-    static let smolMetadata: Result<[String: GGUFValue], Error> = Result { try readGGUFMetadata(smolGGUF) }
-    static let smollm2: Result<Tokenizer, Error> = Result {
-        try tokenizerFromGGUF(try smolMetadata.get())
-    }
+    static let smolGGUFFile: Result<GGUFFile, Error> = Result { try GGUFFile(url: smolGGUF) }
+    static let smollm2: Result<Tokenizer, Error> = Result { try Tokenizer.load(gguf: try smolGGUFFile.get()) }
 }
 
 /// Byte-exact string comparison (`==` on String is canonical equivalence and would hide an
