@@ -38,8 +38,8 @@ release: deps
 # tests, which takes many minutes unoptimised. -enable-testing keeps @testable imports working.
 TEST_FLAGS := -c release -Xswiftc -enable-testing
 
+# `swift test` builds what it runs; a separate `swift build --build-tests` first made it build twice.
 test: deps $(DEFAULT_MODEL)
-	$(SWIFT) build $(TEST_FLAGS) --build-tests
 	$(SWIFT) test $(TEST_FLAGS)
 
 verify: release

@@ -3,8 +3,9 @@
 //
 // The including shader must, before `#include "formats.glsl"`:
 //   - declare `layout(constant_id = 1) const uint FORMAT = 0;`
-//   - declare the weight buffer as a `uint[]`; the include reads it through the macro WBUF, which
-//     defaults to `w` (an anonymous-instance block `buffer WB { uint w[]; };`).
+//   - declare the weight words: the include reads word i as WORD(i), which defaults to `w[i]` (an
+//     anonymous-instance block `buffer WB { uint w[]; };`); a shader that binds the weights as a
+//     texel buffer defines WORD(i) as texelFetch(…, int(i)).x first.
 // Element e is the flat index row·K + k inside the bound range. Byte offsets stay below 2^32 because
 // the host binds at most maxStorageBufferRange (128 MiB) at a time.
 //
@@ -14,8 +15,8 @@
 #ifndef FORMATS_GLSL
 #define FORMATS_GLSL
 
-#ifndef WBUF
-#define WBUF w
+#ifndef WORD
+#define WORD(i) w[i]
 #endif
 
 const uint FMT_F32 = 0u;
@@ -33,12 +34,12 @@ const uint FMT_Q6_K = 7u;
 
 // One byte at any byte offset.
 uint w_u8(uint byteOff) {
-    return (WBUF[byteOff >> 2] >> ((byteOff & 3u) << 3)) & 0xffu;
+    return (WORD(byteOff >> 2) >> ((byteOff & 3u) << 3)) & 0xffu;
 }
 
 // 16-bit little-endian value at a 2-byte-aligned byte offset.
 uint w_u16(uint byteOff) {
-    return (WBUF[byteOff >> 2] >> ((byteOff & 2u) << 3)) & 0xffffu;
+    return (WORD(byteOff >> 2) >> ((byteOff & 2u) << 3)) & 0xffffu;
 }
 
 float w_f16(uint byteOff) {
@@ -49,8 +50,8 @@ float w_f16(uint byteOff) {
 // the offset is 2 mod 4; never reads past the word holding the 16th byte).
 uvec4 w_bytes16(uint o) {
     uint wi = o >> 2;
-    if ((o & 3u) == 0u) return uvec4(WBUF[wi], WBUF[wi + 1u], WBUF[wi + 2u], WBUF[wi + 3u]);
-    uint a0 = WBUF[wi], a1 = WBUF[wi + 1u], a2 = WBUF[wi + 2u], a3 = WBUF[wi + 3u], a4 = WBUF[wi + 4u];
+    if ((o & 3u) == 0u) return uvec4(WORD(wi), WORD(wi + 1u), WORD(wi + 2u), WORD(wi + 3u));
+    uint a0 = WORD(wi), a1 = WORD(wi + 1u), a2 = WORD(wi + 2u), a3 = WORD(wi + 3u), a4 = WORD(wi + 4u);
     return uvec4((a0 >> 16) | (a1 << 16), (a1 >> 16) | (a2 << 16),
                  (a2 >> 16) | (a3 << 16), (a3 >> 16) | (a4 << 16));
 }
@@ -80,23 +81,23 @@ int q6k_scale(uint base, uint r) {
 // Decode one element.
 float w_elem(uint e) {
     if (FORMAT == FMT_F32) {
-        return uintBitsToFloat(WBUF[e]);
+        return uintBitsToFloat(WORD(e));
     } else if (FORMAT == FMT_F16) {
-        return unpackHalf2x16(WBUF[e >> 1] >> ((e & 1u) << 4)).x;
+        return unpackHalf2x16(WORD(e >> 1) >> ((e & 1u) << 4)).x;
     } else if (FORMAT == FMT_BF16) {
         // (word >> 0) << 16 keeps the low half, (word >> 16) << 16 the high half.
-        return uintBitsToFloat((WBUF[e >> 1] >> ((e & 1u) << 4)) << 16);
+        return uintBitsToFloat((WORD(e >> 1) >> ((e & 1u) << 4)) << 16);
     } else if (FORMAT == FMT_Q8_0) {
         uint base = (e >> 5) * 34u;
         uint o = base + 2u + (e & 31u);
-        int q = bitfieldExtract(int(WBUF[o >> 2]), int((o & 3u) << 3), 8);
+        int q = bitfieldExtract(int(WORD(o >> 2)), int((o & 3u) << 3), 8);
         return w_f16(base) * float(q);
     } else if (FORMAT == FMT_Q4_1) {
         uint b = e >> 5;
         uint j = e & 31u;
-        vec2 dm = unpackHalf2x16(WBUF[b * 5u]);
+        vec2 dm = unpackHalf2x16(WORD(b * 5u));
         uint jj = j & 15u;
-        uint qw = WBUF[b * 5u + 1u + (jj >> 2)];
+        uint qw = WORD(b * 5u + 1u + (jj >> 2));
         // low nibble for j < 16, high nibble for j >= 16
         uint nib = bitfieldExtract(qw, int(((jj & 3u) << 3) + ((j >> 4) << 2)), 4);
         return dm.x * float(nib) + dm.y;
@@ -109,11 +110,11 @@ float w_elem(uint e) {
     } else if (FORMAT == FMT_Q4_K) {
         uint bw = (e >> 8) * 36u;
         uint s = (e >> 5) & 7u; // sub-block of 32
-        vec2 dm = unpackHalf2x16(WBUF[bw]);
+        vec2 dm = unpackHalf2x16(WORD(bw));
         uvec2 scm = q4k_scale_min(bw, s);
         // sub-blocks 2p and 2p+1 share qs[32p … 32p+31]: low nibbles, then high nibbles
         uint j = e & 31u;
-        uint qw = WBUF[bw + 4u + 8u * (s >> 1) + (j >> 2)];
+        uint qw = WORD(bw + 4u + 8u * (s >> 1) + (j >> 2));
         uint nib = bitfieldExtract(qw, int(((j & 3u) << 3) + ((s & 1u) << 2)), 4);
         return (dm.x * float(scm.x)) * float(nib) - dm.y * float(scm.y);
     } else { // FMT_Q6_K
@@ -132,12 +133,12 @@ float w_elem(uint e) {
 // Two consecutive 16-bit elements starting at element index e (any parity), packed low/high.
 uint w_pair16(uint e) {
     uint wi = e >> 1;
-    if ((e & 1u) == 0u) return WBUF[wi];
-    return (WBUF[wi] >> 16) | (WBUF[wi + 1u] << 16);
+    if ((e & 1u) == 0u) return WORD(wi);
+    return (WORD(wi) >> 16) | (WORD(wi + 1u) << 16);
 }
 
 vec4 w_f32x4(uint e) {
-    return uintBitsToFloat(uvec4(WBUF[e], WBUF[e + 1u], WBUF[e + 2u], WBUF[e + 3u]));
+    return uintBitsToFloat(uvec4(WORD(e), WORD(e + 1u), WORD(e + 2u), WORD(e + 3u)));
 }
 
 vec4 w_f16x4(uint e) {
@@ -203,12 +204,12 @@ void w_run16(uint e0, out vec4 v[4]) {
         v[3] = d * w_q8x4(u.w);
     } else if (FORMAT == FMT_Q4_1) { // 20-byte blocks are word aligned: word 0 = (d, m), words 1..4 = qs.
         uint bw = (e0 >> 5) * 5u;
-        vec2 dm = unpackHalf2x16(WBUF[bw]);
+        vec2 dm = unpackHalf2x16(WORD(bw));
         int sh = int((e0 & 16u) >> 2); // elements 16..31 are the high nibbles of qs[0..15]
-        v[0] = dm.x * w_q4x4(WBUF[bw + 1u], sh) + dm.y;
-        v[1] = dm.x * w_q4x4(WBUF[bw + 2u], sh) + dm.y;
-        v[2] = dm.x * w_q4x4(WBUF[bw + 3u], sh) + dm.y;
-        v[3] = dm.x * w_q4x4(WBUF[bw + 4u], sh) + dm.y;
+        v[0] = dm.x * w_q4x4(WORD(bw + 1u), sh) + dm.y;
+        v[1] = dm.x * w_q4x4(WORD(bw + 2u), sh) + dm.y;
+        v[2] = dm.x * w_q4x4(WORD(bw + 3u), sh) + dm.y;
+        v[3] = dm.x * w_q4x4(WORD(bw + 4u), sh) + dm.y;
     } else if (FORMAT == FMT_Q4_0) { // 18-byte blocks: f16 d, qs[16]
         uint base = (e0 >> 5) * 18u;
         float d = w_f16(base);
@@ -221,16 +222,16 @@ void w_run16(uint e0, out vec4 v[4]) {
     } else if (FORMAT == FMT_Q4_K) { // 144-byte super-blocks; the 32-element sub-block s of e0
         uint bw = (e0 >> 8) * 36u;
         uint s = (e0 >> 5) & 7u;
-        vec2 dm = unpackHalf2x16(WBUF[bw]);
+        vec2 dm = unpackHalf2x16(WORD(bw));
         uvec2 scm = q4k_scale_min(bw, s);
         float d1 = dm.x * float(scm.x);
         float m1 = dm.y * float(scm.y);
         uint qw = bw + 4u + 8u * (s >> 1) + ((e0 & 16u) >> 2);
         int sh = int((s & 1u) << 2);
-        v[0] = d1 * w_q4x4(WBUF[qw], sh) - m1;
-        v[1] = d1 * w_q4x4(WBUF[qw + 1u], sh) - m1;
-        v[2] = d1 * w_q4x4(WBUF[qw + 2u], sh) - m1;
-        v[3] = d1 * w_q4x4(WBUF[qw + 3u], sh) - m1;
+        v[0] = d1 * w_q4x4(WORD(qw), sh) - m1;
+        v[1] = d1 * w_q4x4(WORD(qw + 1u), sh) - m1;
+        v[2] = d1 * w_q4x4(WORD(qw + 2u), sh) - m1;
+        v[3] = d1 * w_q4x4(WORD(qw + 3u), sh) - m1;
     } else { // FMT_Q6_K: 210-byte super-blocks; the 16 elements share one scale
         uint base = (e0 >> 8) * 210u;
         uint r = e0 & 255u;
@@ -244,6 +245,30 @@ void w_run16(uint e0, out vec4 v[4]) {
         v[1] = ds * w_q6x4(lq.y, hq.y, nsh, hsh);
         v[2] = ds * w_q6x4(lq.z, hq.z, nsh, hsh);
         v[3] = ds * w_q6x4(lq.w, hq.w, nsh, hsh);
+    }
+}
+
+
+// Decode the 32 elements e0 … e0+31 into v0 … v7 (v_i = elements 4i … 4i+3); e0 a multiple of 32
+// for quantised formats. Written without arrays or loops: an array indexed by a loop variable
+// lives in memory on lavapipe. q4_1 reads its five words once (elements 16..31 are the high
+// nibbles of the same bytes as 0..15); the others decode two runs of 16.
+void w_run32(uint e0, out vec4 v0, out vec4 v1, out vec4 v2, out vec4 v3,
+             out vec4 v4, out vec4 v5, out vec4 v6, out vec4 v7) {
+    if (FORMAT == FMT_Q4_1) {
+        uint bw = (e0 >> 5) * 5u;
+        vec2 dm = unpackHalf2x16(WORD(bw));
+        uint q0 = WORD(bw + 1u), q1 = WORD(bw + 2u), q2 = WORD(bw + 3u), q3 = WORD(bw + 4u);
+        v0 = dm.x * w_q4x4(q0, 0) + dm.y; v1 = dm.x * w_q4x4(q1, 0) + dm.y;
+        v2 = dm.x * w_q4x4(q2, 0) + dm.y; v3 = dm.x * w_q4x4(q3, 0) + dm.y;
+        v4 = dm.x * w_q4x4(q0, 4) + dm.y; v5 = dm.x * w_q4x4(q1, 4) + dm.y;
+        v6 = dm.x * w_q4x4(q2, 4) + dm.y; v7 = dm.x * w_q4x4(q3, 4) + dm.y;
+    } else {
+        vec4 lo[4], hi[4];
+        w_run16(e0, lo);
+        w_run16(e0 + 16u, hi);
+        v0 = lo[0]; v1 = lo[1]; v2 = lo[2]; v3 = lo[3];
+        v4 = hi[0]; v5 = hi[1]; v6 = hi[2]; v7 = hi[3];
     }
 }
 

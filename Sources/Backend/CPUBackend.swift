@@ -16,6 +16,7 @@ final class CPUStorage {
 /// Every Vulkan kernel is checked against it.
 public final class CPUBackend: Backend {
     public let name = "cpu"
+    public var profileLabel = ""
     public init() {}
 
     public func makeTensor(_ type: ElementType, count: Int) throws -> Tensor {
@@ -44,13 +45,30 @@ public final class CPUBackend: Backend {
 
     public func matmul(weight w: Tensor, input x: Tensor, output y: Tensor, m: Int, n: Int, k: Int, kernel: MatmulKernel) throws {
         try OpCheck.matmul(w, x, y, m: m, n: n, k: k, kernel: kernel, backend: self)
-        let xs = f(x), ys = f(y)
-        for row in 0..<n {
-            let wr = decodeRow(w, row: row, width: k)
-            for col in 0..<m {
-                var acc: Double = 0
-                for i in 0..<k { acc += Double(wr[i]) * Double(xs[col * k + i]) }
-                ys[col * n + row] = Float(acc)
+        // Rows are independent: blocks of 64 rows run on all cores, each writing its own outputs
+        // (hence the unchecked sharing of the buffers). Products are summed in double precision,
+        // four lanes at a time.
+        nonisolated(unsafe) let xs = f(x), ys = f(y)
+        nonisolated(unsafe) let raw = UnsafeRawBufferPointer(store(w).raw)
+        let type = w.type
+        let blocks = (n + 63) / 64
+        DispatchQueue.concurrentPerform(iterations: blocks) { blk in
+            for row in blk * 64..<min(n, blk * 64 + 64) {
+                let wr = Quantization.decode(raw, as: type, first: row * k, count: k)
+                for col in 0..<m {
+                    var acc4 = SIMD4<Double>()
+                    var i = 0
+                    while i + 4 <= k {
+                        let wv = SIMD4<Double>(Double(wr[i]), Double(wr[i + 1]), Double(wr[i + 2]), Double(wr[i + 3]))
+                        let xv = SIMD4<Double>(Double(xs[col * k + i]), Double(xs[col * k + i + 1]),
+                                               Double(xs[col * k + i + 2]), Double(xs[col * k + i + 3]))
+                        acc4 += wv * xv
+                        i += 4
+                    }
+                    var acc = acc4.sum()
+                    while i < k { acc += Double(wr[i]) * Double(xs[col * k + i]); i += 1 }
+                    ys[col * n + row] = Float(acc)
+                }
             }
         }
     }

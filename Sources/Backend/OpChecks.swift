@@ -21,7 +21,6 @@ enum OpCheck {
         if k % w.type.blockElements != 0 {
             throw BackendError("matmul: \(w.type.rawValue) weights come in blocks of \(w.type.blockElements), so k must be a multiple of \(w.type.blockElements), got \(k)")
         }
-        if kernel == .vector, m > 8 { throw BackendError("matmul: the matrix × vector kernel takes at most 8 columns, got m = \(m)") }
         try tensor(w, "weight", of: "matmul", types: ElementType.weightFormats, atLeast: n * k, backend: backend)
         try tensor(x, "input", of: "matmul", types: [.f32], atLeast: m * k, backend: backend)
         try tensor(y, "output", of: "matmul", types: [.f32], atLeast: m * n, backend: backend)

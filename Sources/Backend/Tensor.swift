@@ -56,6 +56,8 @@ public struct BackendError: Error, CustomStringConvertible, Equatable {
 /// Shapes are checked before anything runs.
 public protocol Backend: AnyObject {
     var name: String { get }
+    /// Where the ops recorded next belong ("layer 3 attention", "lm head"), for profiles.
+    var profileLabel: String { get set }
 
     func makeTensor(_ type: ElementType, count: Int) throws -> Tensor
     /// Writes raw bytes (already in `t.type`) to the start of `t`.

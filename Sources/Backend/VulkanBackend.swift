@@ -12,7 +12,7 @@ public final class VulkanBackend: Backend {
     /// Defaults to the device's maxStorageBufferRange; tests lower it to exercise chunking.
     public var bindingLimit: Int
     /// Label given to the next dispatches in profiles (e.g. "layer 3 attention").
-    public var label = ""
+    public var profileLabel = ""
     static let workgroup: UInt32 = 64
     private var scratch: [String: Tensor] = [:]
 
@@ -26,7 +26,8 @@ public final class VulkanBackend: Backend {
 
     public func makeTensor(_ type: ElementType, count: Int) throws -> Tensor {
         guard count > 0 else { throw BackendError("tensor of \(count) elements") }
-        let alloc = try device.allocate((type.byteCount(count) + 3) & ~3)
+        // Whole 16-byte words: kernels read activations as vec4.
+        let alloc = try device.allocate((type.byteCount(count) + 15) & ~15)
         return Tensor(type: type, count: count, storage: alloc, backend: self)
     }
 
@@ -69,19 +70,21 @@ public final class VulkanBackend: Backend {
 
     // MARK: kernels
 
-    /// matvec runs one subgroup per row: its workgroup holds `matvecRows` subgroups.
+    /// matvec runs one invocation per row in whole subgroups.
     var matvecWorkgroup: UInt32 { UInt32(max(Int(Self.workgroup), device.limits.subgroupSize)) }
-    var matvecRows: Int { Int(matvecWorkgroup) / max(device.limits.subgroupSize, 1) }
 
     private func kernel(_ name: String, _ spirv: [UInt32], _ access: [BindingAccess], push: Int, format: ElementType? = nil,
-                        workgroup: UInt32 = VulkanBackend.workgroup, columns: Int? = nil) throws -> Kernel {
-        let spec = [workgroup] + (format.map { [$0.shaderFormat] } ?? []) + (columns.map { [UInt32($0)] } ?? [])
+                        workgroup: UInt32 = VulkanBackend.workgroup) throws -> Kernel {
+        let spec = [workgroup] + (format.map { [$0.shaderFormat] } ?? [])
         let specName = format.map { "\(name).\($0.rawValue)" } ?? name
         return try device.kernel(name: specName, spirv: spirv, access: access, pushConstantWords: push, specialization: spec)
     }
 
-    private func dispatch(_ k: Kernel, _ tensors: [BufferSlice], _ push: [UInt32], _ groups: (Int, Int, Int)) throws {
-        try stream.dispatch(k, tensors, push: push, groups: groups, label: label.isEmpty ? k.name : "\(label) \(k.name)")
+    /// `bytes` and `flops`: what the op must move and compute (for the profile's GB/s and GFLOP/s).
+    private func dispatch(_ k: Kernel, _ tensors: [BufferSlice], _ push: [UInt32], _ groups: (Int, Int, Int),
+                          bytes: Int = 0, flops: Int = 0) throws {
+        try stream.dispatch(k, tensors, push: push, groups: groups, label: profileLabel.isEmpty ? k.name : profileLabel,
+                            work: DispatchWork(bytes: Double(bytes), flops: Double(flops)))
     }
 
     /// x × y grid covering `rows` workgroups within the 65,535-per-dimension limit.
@@ -98,7 +101,7 @@ public final class VulkanBackend: Backend {
     private func weightChunks(_ w: Tensor, rows: Int, width: Int) throws -> [(RowChunk, BufferSlice)] {
         let rowBytes = w.type.byteCount(width)
         guard rowBytes <= bindingLimit else { throw BackendError("a \(width)-wide \(w.type.rawValue) row exceeds the device's binding limit") }
-        let align = device.limits.minStorageBufferOffsetAlignment
+        let align = max(device.limits.minStorageBufferOffsetAlignment, device.limits.minTexelBufferOffsetAlignment)
         let whole = slice(w)
         return rowChunks(rows: rows, rowBytes: rowBytes, limit: bindingLimit, alignment: align).map { c in
             let start = c.first * rowBytes
@@ -107,19 +110,46 @@ public final class VulkanBackend: Backend {
         }
     }
 
+    /// The vector kernel (one invocation per weight row, up to 8 columns per dispatch, see
+    /// Shaders/matvec.comp) serves any M in groups of 8 columns when K is a multiple of 4 (X is
+    /// read in quads) and column groups of X and Y start on the device's texel alignment; the
+    /// tiled kernel takes every other shape. On lavapipe the vector kernel is the faster one.
+    func vectorKernelFits(m: Int, n: Int, k: Int) -> Bool {
+        let lim = device.limits
+        let align = max(lim.minTexelBufferOffsetAlignment, lim.minStorageBufferOffsetAlignment)
+        return k % 4 == 0 && lim.subgroupShuffle && lim.subgroupSize >= 4
+            && (m <= 8 || ((8 * k * 4) % align == 0 && (8 * n * 4) % align == 0))
+    }
+
     public func matmul(weight w: Tensor, input x: Tensor, output y: Tensor, m: Int, n: Int, k: Int, kernel kind: MatmulKernel) throws {
         try OpCheck.matmul(w, x, y, m: m, n: n, k: k, kernel: kind, backend: self)
-        let vector = kind == .vector || (kind == .auto && m <= 8)
-        if vector, !device.limits.subgroupArithmetic {
-            throw BackendError("matmul: device \(device.info.name) lacks subgroup arithmetic in compute shaders, which the matrix × vector kernel needs")
+        let fits = vectorKernelFits(m: m, n: n, k: k)
+        if kind == .vector, !fits {
+            throw BackendError("matmul: the matrix × vector kernel needs k a multiple of 4 (got \(k)) and subgroup shuffles of 4 or more lanes on \(device.info.name)")
         }
-        let kern = vector
-            ? try kernel("matvec", SPIRV.matvec, [.read, .read, .write], push: 5, format: w.type, workgroup: matvecWorkgroup, columns: m)
-            : try kernel("matmul", SPIRV.matmul, [.read, .read, .write], push: 5, format: w.type)
-        for (chunk, ws) in try weightChunks(w, rows: n, width: k) {
-            let push: [UInt32] = [UInt32(k), UInt32(chunk.count), UInt32(m), UInt32(chunk.first), UInt32(n)]
-            let grid = vector ? rowGrid((chunk.count + matvecRows - 1) / matvecRows) : ((chunk.count + 31) / 32, (m + 31) / 32, 1)
-            try dispatch(kern, [ws, slice(x), slice(y)], push, grid)
+        guard kind == .vector || (kind == .auto && fits) else {
+            let kern = try kernel("matmul", SPIRV.matmul, [.read, .read, .write], push: 5, format: w.type)
+            for (chunk, ws) in try weightChunks(w, rows: n, width: k) {
+                let push: [UInt32] = [UInt32(k), UInt32(chunk.count), UInt32(m), UInt32(chunk.first), UInt32(n)]
+                try dispatch(kern, [ws, slice(x), slice(y)], push, ((chunk.count + 31) / 32, (m + 31) / 32, 1),
+                             bytes: w.type.byteCount(chunk.count * k) + 4 * m * (k + chunk.count), flops: 2 * m * chunk.count * k)
+            }
+            return
+        }
+        let (xs, ys) = (slice(x), slice(y))
+        for m0 in stride(from: 0, to: m, by: 8) {
+            let cols = min(8, m - m0)
+            let kern = try device.kernel(name: "matvec.\(w.type.rawValue)", spirv: SPIRV.matvec, access: [.texels, .quads, .write],
+                                         pushConstantWords: 5, specialization: [matvecWorkgroup, w.type.shaderFormat, UInt32(cols),
+                                                                                UInt32(device.limits.subgroupSize)])
+            let xg = xs.subslice(offset: m0 * k * 4, size: cols * k * 4)
+            let yg = ys.subslice(offset: m0 * n * 4, size: cols * n * 4)
+            for (chunk, ws) in try weightChunks(w, rows: n, width: k) {
+                let push: [UInt32] = [UInt32(k), UInt32(chunk.count), UInt32(cols), UInt32(chunk.first), UInt32(n)]
+                let perGroup = Int(matvecWorkgroup)
+                try dispatch(kern, [ws, xg, yg], push, rowGrid((chunk.count + perGroup - 1) / perGroup),
+                             bytes: w.type.byteCount(chunk.count * k) + 4 * cols * (k + chunk.count), flops: 2 * cols * chunk.count * k)
+            }
         }
     }
 
@@ -129,7 +159,8 @@ public final class VulkanBackend: Backend {
         let kern = try kernel("embedding", SPIRV.embedding, [.read, .read, .write], push: 4, format: w.type)
         for (chunk, ws) in try weightChunks(w, rows: rows, width: width) {
             let push: [UInt32] = [UInt32(width), UInt32(tokens), UInt32(chunk.first), UInt32(chunk.count)]
-            try dispatch(kern, [ws, slice(ids), slice(output)], push, (groups(width), tokens, 1))
+            try dispatch(kern, [ws, slice(ids), slice(output)], push, (groups(width), tokens, 1),
+                         bytes: tokens * (w.type.byteCount(width) + 4 * width))
         }
     }
 
@@ -138,14 +169,16 @@ public final class VulkanBackend: Backend {
                             steering: nil, backend: self)
         try OpCheck.tensor(dst, "rows", of: "scatterRows", types: [.u32], atLeast: tokens, backend: self)
         let kern = try kernel("scatter_rows", SPIRV.scatter_rows, [.read, .read, .write], push: 2)
-        try dispatch(kern, [slice(input), slice(dst), slice(output)], [UInt32(width), UInt32(tokens)], (groups(width), tokens, 1))
+        try dispatch(kern, [slice(input), slice(dst), slice(output)], [UInt32(width), UInt32(tokens)], (groups(width), tokens, 1),
+                     bytes: 8 * tokens * width)
     }
 
     public func rmsNorm(input x: Tensor, weight: Tensor, output: Tensor, rows: Int, width: Int, eps: Float) throws {
         try OpCheck.rowwise("rmsNorm", [(x, "input", rows * width), (weight, "weight", width), (output, "output", rows * width)],
                             rows: rows, width: width, steering: nil, backend: self)
         let kern = try kernel("rmsnorm", SPIRV.rmsnorm, [.read, .read, .write], push: 3)
-        try dispatch(kern, [slice(x), slice(weight), slice(output)], [UInt32(width), UInt32(rows), f(eps)], rowGrid(rows))
+        try dispatch(kern, [slice(x), slice(weight), slice(output)], [UInt32(width), UInt32(rows), f(eps)], rowGrid(rows),
+                     bytes: 4 * (2 * rows * width + width), flops: 4 * rows * width)
     }
 
     public func rope(_ x: Tensor, positions: Tensor, inverseFrequencies: Tensor, tokens: Int, heads: Int, headDim: Int,
@@ -153,7 +186,8 @@ public final class VulkanBackend: Backend {
         try OpCheck.rope(x, positions, inverseFrequencies, tokens: tokens, heads: heads, headDim: headDim, rotaryDim: rotaryDim, backend: self)
         let kern = try kernel("rope", SPIRV.rope, [.readWrite, .read, .read], push: 5)
         let push: [UInt32] = [UInt32(tokens), UInt32(heads), UInt32(headDim), UInt32(rotaryDim), layout.rawValue]
-        try dispatch(kern, [slice(x), slice(positions), slice(inverseFrequencies)], push, (groups(heads * rotaryDim / 2), tokens, 1))
+        try dispatch(kern, [slice(x), slice(positions), slice(inverseFrequencies)], push, (groups(heads * rotaryDim / 2), tokens, 1),
+                     bytes: 8 * tokens * heads * headDim, flops: 6 * tokens * heads * rotaryDim / 2)
     }
 
     static let attentionChunk = 256
@@ -167,11 +201,22 @@ public final class VulkanBackend: Backend {
         guard tokens <= 65535 else { throw BackendError("attention: \(tokens) tokens exceed 65,535 per dispatch") }
         let chunks = (contextBound + Self.attentionChunk - 1) / Self.attentionChunk
         let part = try scratchTensor("attention.partial", .f32, count: tokens * heads * chunks * (headDim + 2))
-        let partial = try kernel("attention", SPIRV.attention, [.read, .read, .read, .read, .read, .write], push: 7)
+        // One subgroup per workgroup; each lane owns ceil(headDim / subgroup) dimensions (≤ 32).
+        let sg = device.limits.subgroupSize
+        let perLane = (headDim + sg - 1) / sg
+        guard perLane <= 32 else {
+            throw BackendError("attention: headDim \(headDim) needs \(perLane) dimensions per lane on a \(sg)-lane subgroup; the kernel holds 32")
+        }
+        let partial = try device.kernel(name: "attention", spirv: SPIRV.attention, access: [.texels, .texels, .texels, .read, .read, .write],
+                                        pushConstantWords: 7, specialization: [UInt32(sg), UInt32(perLane)])
         let combine = try kernel("attention_combine", SPIRV.attention_combine, [.read, .write], push: 4)
         let push: [UInt32] = [UInt32(tokens), UInt32(heads), UInt32(kvHeads), UInt32(headDim), UInt32(capacity), UInt32(chunks), f(scale)]
-        try dispatch(partial, [slice(q), slice(keys), slice(values), slice(seq), slice(positions), slice(part)], push, (chunks, heads, tokens))
-        try dispatch(combine, [slice(part), slice(output)], [UInt32(tokens), UInt32(heads), UInt32(headDim), UInt32(chunks)], (heads, tokens, 1))
+        // Each query reads keys and values up to the context bound (an upper bound on what it sees).
+        try dispatch(partial, [slice(q), slice(keys), slice(values), slice(seq), slice(positions), slice(part)], push, (chunks, heads, tokens),
+                     bytes: 4 * tokens * (heads * headDim + 2 * contextBound * kvHeads * headDim),
+                     flops: 4 * tokens * heads * contextBound * headDim)
+        try dispatch(combine, [slice(part), slice(output)], [UInt32(tokens), UInt32(heads), UInt32(headDim), UInt32(chunks)], (heads, tokens, 1),
+                     bytes: 4 * tokens * heads * (chunks * (headDim + 2) + headDim), flops: 3 * tokens * heads * chunks * headDim)
     }
 
     /// Bindings 3 and 4 of the fused kernels: the steering term, or any valid buffer when off.
@@ -187,7 +232,8 @@ public final class VulkanBackend: Backend {
         guard rows <= 65535 else { throw BackendError("siluMul: \(rows) rows exceed 65,535 per dispatch") }
         let kern = try kernel("silu_mul", SPIRV.silu_mul, [.read, .read, .write, .read, .read], push: 3)
         let bindings = [slice(gate), slice(up), slice(output)] + steeringSlices(steering, fallback: slice(gate))
-        try dispatch(kern, bindings, [UInt32(width), UInt32(rows), steering?.mode ?? 0], (groups(width), rows, 1))
+        try dispatch(kern, bindings, [UInt32(width), UInt32(rows), steering?.mode ?? 0], (groups(width), rows, 1),
+                     bytes: 4 * n * 3, flops: 6 * n)
     }
 
     public func add(_ a: Tensor, _ b: Tensor?, output: Tensor, rows: Int, width: Int, steering: Steering?) throws {
@@ -197,7 +243,8 @@ public final class VulkanBackend: Backend {
         guard rows <= 65535 else { throw BackendError("add: \(rows) rows exceed 65,535 per dispatch") }
         let kern = try kernel("add", SPIRV.add, [.read, .read, .write, .read, .read], push: 4)
         let bindings = [slice(a), slice(b ?? a), slice(output)] + steeringSlices(steering, fallback: slice(a))
-        try dispatch(kern, bindings, [UInt32(width), UInt32(rows), b == nil ? 0 : 1, steering?.mode ?? 0], (groups(width), rows, 1))
+        try dispatch(kern, bindings, [UInt32(width), UInt32(rows), b == nil ? 0 : 1, steering?.mode ?? 0], (groups(width), rows, 1),
+                     bytes: 4 * n * (b == nil ? 2 : 3), flops: n * (steering == nil ? 1 : 3))
     }
 
     static let topKChunk = 4096
@@ -215,7 +262,7 @@ public final class VulkanBackend: Backend {
             let outV = last ? slice(outValues) : slice(try scratchTensor("topk.v\(pass % 2)", .f32, count: rows * chunks * k))
             let outI = last ? slice(outIndices) : slice(try scratchTensor("topk.i\(pass % 2)", .u32, count: rows * chunks * k))
             let push: [UInt32] = [UInt32(len), UInt32(rows), UInt32(k), UInt32(len), UInt32(chunks), hasIdx]
-            try dispatch(kern, [inV, inI, outV, outI], push, (chunks, rows, 1))
+            try dispatch(kern, [inV, inI, outV, outI], push, (chunks, rows, 1), bytes: 4 * rows * (len * (hasIdx == 1 ? 2 : 1) + 2 * chunks * k))
             if last { return }
             (inV, inI, len, hasIdx) = (outV, outI, chunks * k, 1)
             pass += 1

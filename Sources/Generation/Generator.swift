@@ -127,6 +127,8 @@ public final class Generator {
                 topValues = try b.makeTensor(.f32, count: max(rows * k, 64 * 8))
                 topIndices = try b.makeTensor(.u32, count: max(rows * k, 64 * 8))
             }
+            b.profileLabel = "sampling"
+            defer { b.profileLabel = "" }
             try b.topK(logits, rows: rows, length: vocab, k: k, outValues: topValues!, outIndices: topIndices!)
             let values = try b.readFloats(topValues!), indices = try b.readUInts(topIndices!)
             return try states.indices.map { i in

@@ -189,9 +189,14 @@ extension LanguageModel {
         let (h, hq, hkv, d, inter) = (c.hiddenSize, c.headCount, c.kvHeadCount, c.headDim, c.intermediateSize)
         let contextBound = step.positions.max()! + 1
         let bias = { (v: Tensor) in Steering(scales: s.ones, vector: v) }
+        // Profile labels: "embedding", "layer L attention", "layer L mlp", "layer L steering" (the
+        // fused kernels that carry an injection), "lm head".
+        defer { b.profileLabel = "" }
+        b.profileLabel = "embedding"
         try b.embedding(table: embed, ids: s.ids, output: s.x, tokens: t, rows: c.vocabSize, width: h)
         for (l, w) in layers.enumerated() {
             // Attention block.
+            b.profileLabel = "layer \(l) attention"
             try b.rmsNorm(input: s.x, weight: w.attnNorm, output: s.h, rows: t, width: h, eps: c.rmsNormEps)
             try b.matmul(weight: w.q, input: s.h, output: s.q, m: t, n: hq * d, k: h, kernel: .auto)
             try b.matmul(weight: w.k, input: s.h, output: s.k, m: t, n: hkv * d, k: h, kernel: .auto)
@@ -215,16 +220,21 @@ extension LanguageModel {
             try b.matmul(weight: w.o, input: s.att, output: s.o, m: t, n: h, k: hq * d, kernel: .auto)
             try b.add(s.x, s.o, output: s.x, rows: t, width: h, steering: nil)
             // MLP block: down((SiLU(gate) + α·v) ⊙ up), then the residual add (+ α·v at `residual`).
+            b.profileLabel = "layer \(l) mlp"
             try b.rmsNorm(input: s.x, weight: w.ffnNorm, output: s.h, rows: t, width: h, eps: c.rmsNormEps)
             try b.matmul(weight: w.gate, input: s.h, output: s.gate, m: t, n: inter, k: h, kernel: .auto)
             try b.matmul(weight: w.up, input: s.h, output: s.up, m: t, n: inter, k: h, kernel: .auto)
             if let cap = capture, cap.site == .act, cap.layers.contains(l) { try cap.record(self, layer: l, source: s.gate, stepTokens: t) }
+            if steering[l]?.act != nil { b.profileLabel = "layer \(l) steering" }
             try b.siluMul(gate: s.gate, up: s.up, output: s.act, rows: t, width: inter, steering: steering[l]?.act)
+            b.profileLabel = "layer \(l) mlp"
             try b.matmul(weight: w.down, input: s.act, output: s.o, m: t, n: h, k: inter, kernel: .auto)
+            if steering[l]?.residual != nil { b.profileLabel = "layer \(l) steering" }
             try b.add(s.x, s.o, output: s.x, rows: t, width: h, steering: steering[l]?.residual)
             if let cap = capture, cap.site == .residual, cap.layers.contains(l) { try cap.record(self, layer: l, source: s.x, stepTokens: t) }
         }
         // Only the rows that need logits go through the final norm and the LM head.
+        b.profileLabel = "lm head"
         try b.embedding(table: s.x, ids: s.logitRows, output: s.last, tokens: r, rows: t, width: h)
         try b.rmsNorm(input: s.last, weight: outputNorm, output: s.last, rows: r, width: h, eps: c.rmsNormEps)
         try b.matmul(weight: lmHead, input: s.last, output: s.logits, m: r, n: c.vocabSize, k: h, kernel: .auto)

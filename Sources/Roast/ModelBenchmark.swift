@@ -2,6 +2,7 @@ import Backend
 import Foundation
 import Generation
 import Model
+import Steering
 
 /// Generation speed of a model: the figures of docs/PERFORMANCE.md.
 public struct ModelBenchmarkResult: Codable, Sendable {
@@ -13,16 +14,31 @@ public struct ModelBenchmarkResult: Codable, Sendable {
     public var prefillTokensPerSecond: Double
     public var decodeTokens: Int
     public var decodeTokensPerSecondBatch1: Double
-    public var batch: Int
-    /// Generated tokens per second summed over the batch's sequences.
-    public var decodeTokensPerSecondBatched: Double
+    /// Generated tokens per second summed over the batch's sequences, per batch size.
+    public var batched: [BatchedRate]
+    /// Decode at batch 1 with a random vector injected at 5 layers (α 0.2), per site: the cost
+    /// of steering relative to `decodeTokensPerSecondBatch1`.
+    public var steered: [SteeredRate]
     public var peakHostMiB: Double
     public var deviceMiB: Double?
 }
 
+public struct BatchedRate: Codable, Sendable {
+    public var batch: Int
+    public var tokensPerSecond: Double
+}
+
+public struct SteeredRate: Codable, Sendable {
+    public var site: String
+    public var layers: Int
+    public var tokensPerSecond: Double
+    /// unsteered / steered − 1 at batch 1.
+    public var overhead: Double
+}
+
 public enum ModelBenchmark {
     /// Prefill of `promptTokens` tokens; greedy decode of `decodeTokens` at batch 1 and at `batch`.
-    public static func run(model: LanguageModel, promptTokens: Int = 512, decodeTokens: Int = 128, batch: Int = 8,
+    public static func run(model: LanguageModel, promptTokens: Int = 512, decodeTokens: Int = 128, batches: [Int] = [8, 32],
                            progress: (String) -> Void = { _ in }) throws -> ModelBenchmarkResult {
         var rng = SplitMix64(seed: 7)
         let vocab = model.config.vocabSize
@@ -42,23 +58,39 @@ public enum ModelBenchmark {
         }
 
         progress("decode of \(decodeTokens) tokens at batch 1")
-        let single = try decodeRate(gen, prompts: [prompt(16)], tokens: decodeTokens)
-        progress("decode of \(decodeTokens) tokens at batch \(batch)")
-        let batched = try decodeRate(gen, prompts: (0..<batch).map { _ in prompt(8 + Int.random(in: 0..<24, using: &rng)) }, tokens: decodeTokens)
+        let first = prompt(16)
+        let single = try decodeRate(gen, prompts: [first], tokens: decodeTokens)
+        var batched: [BatchedRate] = []
+        for batch in batches {
+            progress("decode of \(decodeTokens) tokens at batch \(batch)")
+            let prompts = (0..<batch).map { _ in prompt(8 + Int.random(in: 0..<24, using: &rng)) }
+            batched.append(BatchedRate(batch: batch, tokensPerSecond: try decodeRate(gen, prompts: prompts, tokens: decodeTokens)))
+        }
+        var steered: [SteeredRate] = []
+        let layers = Array(0..<min(5, model.config.layerCount))
+        for site in SteeringSite.allCases {
+            progress("steered decode of \(decodeTokens) tokens at batch 1, \(site.rawValue) site")
+            let width = site.width(model.config)
+            let vectors = Dictionary(uniqueKeysWithValues: layers.map { l in (l, (0..<width).map { _ in Float.random(in: -1...1, using: &rng) }) })
+            let injector = try SteeringInjector(model: model, intervention: Intervention(site: site, vectors: vectors, alpha: 0.2))
+            let rate = try decodeRate(gen, prompts: [first], tokens: decodeTokens, steering: injector)
+            steered.append(SteeredRate(site: site.rawValue, layers: layers.count, tokensPerSecond: rate, overhead: single / rate - 1))
+        }
 
         let device = (model.backend as? VulkanBackend)?.device
         return ModelBenchmarkResult(
             model: URL(fileURLWithPath: model.path).lastPathComponent, backend: model.backend.name,
             device: device?.info.name ?? "host CPU (Swift reference)", weightMiB: Double(model.weightBytes) / 1048576,
             prefillTokens: promptTokens, prefillTokensPerSecond: Double(promptTokens) / prefill,
-            decodeTokens: decodeTokens, decodeTokensPerSecondBatch1: single, batch: batch, decodeTokensPerSecondBatched: batched,
+            decodeTokens: decodeTokens, decodeTokensPerSecondBatch1: single, batched: batched, steered: steered,
             peakHostMiB: peakResidentMiB(), deviceMiB: device.map { Double($0.allocatedBytes) / 1048576 })
     }
 
     /// Tokens per second after the first token (the prefill is excluded).
-    static func decodeRate(_ gen: Generator, prompts: [[Int]], tokens: Int) throws -> Double {
+    static func decodeRate(_ gen: Generator, prompts: [[Int]], tokens: Int, steering: SteeringInjector? = nil) throws -> Double {
         var first: Double?, last = 0.0, count = 0
-        _ = try gen.generate(prompts.map { GenerationRequest(promptIDs: $0, maxTokens: tokens, stopAtEOS: false) }, onToken: { _, _, _ in
+        let requests = prompts.map { GenerationRequest(promptIDs: $0, maxTokens: tokens, stopAtEOS: false) }
+        _ = try gen.generate(requests, steering: steering?.provider(for: requests), onToken: { _, _, _ in
             let t = now()
             if first == nil { first = t } else { count += 1 }
             last = t

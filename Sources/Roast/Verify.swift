@@ -92,19 +92,20 @@ public struct KernelVerifier {
     public func cases() -> [Case] {
         var rng = SeededRandom(seed: seed)
         var list: [Case] = []
-        // Matmul: both kernels, every format, odd sizes; float formats also take a ragged K, the
-        // 32-blocks an odd number of blocks, the 256-element K-quants 3 super-blocks.
+        // Matmul: both kernels, every format, odd sizes; float formats also take a ragged K (76 for
+        // the vector kernel, which reads X in quads; 77 for the tiled one), the 32-blocks an odd
+        // number of blocks, the 256-element K-quants 3 super-blocks. M past 8 runs the vector
+        // kernel in column groups.
         for format in ElementType.weightFormats {
             let kOdd = format.blockElements == 256 ? 768 : (format.isQuantized ? 96 : 77)
-            for (m, n, k) in [(1, 777, 1024), (3, 130, kOdd), (5, 67, kOdd), (8, 65, 512), (37, 300, 256), (33, 67, kOdd),
-                              (70, 33, kOdd)] {
-                let kind: MatmulKernel = m <= 8 ? .vector : .tiled
+            var shapes = [(1, 777, 1024), (3, 130, kOdd), (5, 67, kOdd), (8, 65, 512), (37, 300, 256), (70, 33, kOdd)]
+            if !format.isQuantized { shapes += [(3, 130, 76), (33, 67, 76)] }
+            for (m, n, k) in shapes {
                 let w = rng.floats(n * k), x = rng.floats(m * k)
-                list.append(("matmul", { try self.matmul(format, kind, m: m, n: n, k: k, w: w, x: x) }))
+                for kind in k % 4 == 0 ? [MatmulKernel.vector, .tiled] : [.tiled] {
+                    list.append(("matmul", { try self.matmul(format, kind, m: m, n: n, k: k, w: w, x: x) }))
+                }
             }
-            // The tiled kernel on a decode shape too.
-            let w = rng.floats(129 * 256), x = rng.floats(5 * 256)
-            list.append(("matmul", { try self.matmul(format, .tiled, m: 5, n: 129, k: 256, w: w, x: x) }))
         }
         // More than 65,535 output rows: the 2-D grid.
         let wl = rng.floats(70_001 * 64), xl = rng.floats(2 * 64)

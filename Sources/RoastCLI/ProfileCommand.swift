@@ -8,32 +8,78 @@ import VulkanCompute
 
 struct Profile: ParsableCommand {
     static let configuration = CommandConfiguration(
-        abstract: "GPU time per kernel and per layer for prefill and decode (timestamps around every dispatch).")
+        abstract: "GPU time per layer and per kernel kind for prefill and decode (timestamps around every dispatch).",
+        discussion: """
+        Runs a prefill of --prompt-tokens random text tokens for each of --batch sequences, then --gen-tokens greedy
+        decode steps. Per layer: the attention block, the MLP block and the fused kernels that carry a steering
+        injection (--steer). Per kernel kind: time, share, achieved GB/s and GFLOP/s (from the bytes and FLOPs each
+        dispatch must move and compute) and, once `roast profile --calibrate` has measured the device's ceilings
+        (a streaming kernel and a large matmul), those as a fraction of the ceiling. Host time (recording, submit +
+        wait, the rest) is shown separately. --svg writes a stacked bar per layer, prefill and decode side by side.
+        """)
 
-    @OptionGroup var modelOptions: ModelOptions
-    @Option(help: "Prompt tokens.") var promptTokens = 64
-    @Option(help: "Generated tokens.") var genTokens = 8
+    @Option(help: "A Hugging Face folder, a .gguf file or a llama2.c .bin (not needed with --calibrate alone).") var model: String?
+    @OptionGroup var deviceOptions: DeviceOptions
+    @Option(help: "Prompt tokens per sequence.") var promptTokens = 64
+    @Option(help: "Generated tokens per sequence (≥ 2; the first comes from the prefill).") var genTokens = 8
     @Option(help: "Sequences decoded together.") var batch = 1
+    @Option(help: "A steering-vector file to profile steered generation; repeat to sum several.") var steer: [String] = []
+    @Option(help: "Steering strength α (default: the file's).") var alpha: Float?
+    @Flag(help: "Measure the device's ceilings (a large copy and a large matmul) and keep them for later profiles.") var calibrate = false
     @Flag(help: "Print JSON.") var json = false
+    @Option(help: "Write an SVG of the per-layer picture to this file.") var svg: String?
 
     func run() throws {
-        let model = try modelOptions.load(profiling: true)
-        guard let vk = model.backend as? VulkanBackend else { throw ValidationError("profile needs --backend vulkan") }
-        var rng = SplitMix64(seed: 1)
-        let prompts = (0..<batch).map { _ in (0..<promptTokens).map { _ in Int.random(in: 300..<model.config.vocabSize, using: &rng) } }
-        let gen = Generator(model: model)
-        _ = try gen.generate([GenerationRequest(promptIDs: prompts[0], maxTokens: 1, stopAtEOS: false)])
-        _ = vk.takeProfile()
-        let t0 = Date()
-        _ = try gen.generate(prompts.map { GenerationRequest(promptIDs: $0, maxTokens: genTokens, stopAtEOS: false) })
-        let wall = Date().timeIntervalSince(t0)
-        let timings = vk.takeProfile()
-        var byKernel: [String: (Double, Int)] = [:]
-        for t in timings { byKernel[t.kernel, default: (0, 0)].0 += t.nanoseconds; byKernel[t.kernel, default: (0, 0)].1 += 1 }
-        let total = timings.map(\.nanoseconds).reduce(0, +)
-        print("wall \(String(format: "%.2f", wall)) s, GPU \(String(format: "%.2f", total / 1e9)) s, \(timings.count) dispatches")
-        printTable(["kernel", "dispatches", "ms", "share", "µs/dispatch"], byKernel.sorted { $0.value.0 > $1.value.0 }.map { k, v in
-            [k, "\(v.1)", String(format: "%.1f", v.0 / 1e6), String(format: "%.1f%%", 100 * v.0 / total), String(format: "%.1f", v.0 / 1e3 / Double(v.1))]
+        let vk = try VulkanBackend(device: deviceOptions.open(), profiling: true)
+        guard vk.stream.profiling else { throw ValidationError("device \(vk.device.info.name) has no timestamps: nothing to profile") }
+        if calibrate {
+            let c = try DeviceCeilings.measure(vk)
+            try c.save()
+            stderr("ceilings of \(c.device): \(String(format: "%.1f", c.gbPerSecond)) GB/s streaming, \(String(format: "%.1f", c.gflopPerSecond)) GFLOP/s matmul → \(DeviceCeilings.file.path)")
+        }
+        guard let path = model else {
+            if calibrate { return }
+            throw ValidationError("--model is required (unless --calibrate alone)")
+        }
+        let m = try LanguageModel(path: path, backend: vk)
+        let injector = try SteeringFiles.injector(paths: steer, alpha: alpha, scope: .generated, model: m)
+        let report = try Profiler.run(model: m, promptTokens: promptTokens, genTokens: genTokens, batch: batch,
+                                      steering: injector.map { inj in { inj.provider(for: $0) } })
+        if let svg { try Data(Profiler.svg(report).utf8).write(to: URL(fileURLWithPath: svg), options: .atomic) }
+        if json {
+            let enc = JSONEncoder()
+            enc.outputFormatting = [.prettyPrinted, .sortedKeys]
+            print(String(decoding: try enc.encode(report), as: UTF8.self))
+            return
+        }
+        print("\(report.model) on \(report.device), batch \(batch)\(report.steered ? ", steered" : "")")
+        if let c = report.ceilings {
+            print("ceilings (roast profile --calibrate, \(c.date)): \(String(format: "%.1f", c.gbPerSecond)) GB/s, \(String(format: "%.1f", c.gflopPerSecond)) GFLOP/s")
+        } else {
+            print("no ceilings for this device yet: run `roast profile --calibrate` for the fraction columns")
+        }
+        for phase in [report.prefill, report.decode] { show(phase) }
+    }
+
+    func show(_ p: PhaseProfile) {
+        let per = Double(max(p.tokens, 1))
+        print("\n\(p.phase): \(p.tokens) tokens, wall \(f(p.wallSeconds * 1000)) ms (\(f(per / p.wallSeconds)) tok/s), GPU \(f(p.gpuSeconds * 1000)) ms, \(p.dispatches) dispatches")
+        print("host: recording \(f(p.hostRecordSeconds * 1000)) ms, submit + wait \(f(p.hostSubmitSeconds * 1000)) ms, other (sampling, tokenizer, bookkeeping) \(f(p.hostOtherSeconds * 1000)) ms")
+        let gpu = p.gpuSeconds * 1000
+        let layerRows = p.layers.map { l -> [String] in
+            let t = l.attention + l.mlp + l.steering
+            return ["\(l.layer)", f(l.attention / per), f(l.mlp / per), f(l.steering / per), f(t / per), pct(t / gpu)]
+        }
+        printTable(["layer", "attention ms/tok", "mlp ms/tok", "steering ms/tok", "total ms/tok", "share"], layerRows)
+        print("")
+        printTable(["outside the layers", "dispatches", "ms", "share"], p.outside.map { [$0.name, "\($0.dispatches)", f($0.milliseconds), pct($0.share)] })
+        print("")
+        printTable(["kernel kind", "dispatches", "ms", "share", "µs/dispatch", "GB/s", "GFLOP/s", "of BW", "of FLOP"], p.kernels.map { r in
+            [r.name, "\(r.dispatches)", f(r.milliseconds), pct(r.share), f(r.milliseconds * 1000 / Double(max(r.dispatches, 1))),
+             f(r.gbPerSecond), f(r.gflopPerSecond), r.bandwidthFraction.map(pct) ?? "-", r.computeFraction.map(pct) ?? "-"]
         })
     }
+
+    func f(_ x: Double) -> String { String(format: x >= 100 ? "%.0f" : x >= 10 ? "%.1f" : "%.2f", x) }
+    func pct(_ x: Double) -> String { String(format: "%.1f%%", 100 * x) }
 }

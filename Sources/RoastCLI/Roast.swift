@@ -121,8 +121,10 @@ struct Bench: ParsableCommand {
         abstract: "Measure speed: the cost of one dispatch, and with --model prefill and decode throughput.",
         discussion: """
         Without --model: 2,000 tiny dispatches recorded into one command buffer, with and without barriers.
-        With --model: prefill tokens/s for a --prompt-tokens prompt, greedy decode tokens/s at batch 1 and the summed
-        throughput at --batch, peak host memory and device memory. Figures go in docs/PERFORMANCE.md.
+        With --model: prefill tokens/s for a --prompt-tokens prompt, greedy decode tokens/s at batch 1, the summed
+        throughput at each --batch size, the steering overhead (decode at batch 1 with a random vector at 5 layers,
+        α 0.2, at the act and the residual site), peak host memory and device memory. Figures go in
+        docs/PERFORMANCE.md.
         """)
 
     @Option(help: "A model to benchmark (folder, .gguf or .bin).") var model: String?
@@ -130,7 +132,7 @@ struct Bench: ParsableCommand {
     @OptionGroup var deviceOptions: DeviceOptions
     @Option(help: "Prompt length of the prefill measurement.") var promptTokens = 512
     @Option(help: "Tokens decoded per sequence.") var genTokens = 128
-    @Option(help: "Batch size of the batched decode measurement.") var batch = 8
+    @Option(help: "Batch sizes of the batched decode measurements, comma-separated.") var batch = "8,32"
     @Option(help: "Dispatches per batch (without --model).") var dispatches = 2000
     @Flag(help: "Print JSON.") var json = false
 
@@ -138,7 +140,9 @@ struct Bench: ParsableCommand {
         if let model {
             let b: Backend = backend == .cpu ? CPUBackend() : try VulkanBackend(device: deviceOptions.open())
             let m = try LanguageModel(path: model, backend: b)
-            let r = try ModelBenchmark.run(model: m, promptTokens: promptTokens, decodeTokens: genTokens, batch: batch) { step in
+            let sizes = batch.split(separator: ",").map { Int($0.trimmingCharacters(in: .whitespaces)) }
+            guard !sizes.isEmpty, sizes.allSatisfy({ ($0 ?? 0) > 0 }) else { throw ValidationError("--batch: expected sizes like 8,32, got '\(batch)'") }
+            let r = try ModelBenchmark.run(model: m, promptTokens: promptTokens, decodeTokens: genTokens, batches: sizes.map { $0! }) { step in
                 if !json { stderr("bench: \(step)") }
             }
             if json { return try printJSON(r) }
@@ -146,7 +150,8 @@ struct Bench: ParsableCommand {
             printTable(["measure", "value"], [
                 ["prefill, \(r.prefillTokens)-token prompt", String(format: "%.1f tok/s", r.prefillTokensPerSecond)],
                 ["decode, batch 1, \(r.decodeTokens) tokens", String(format: "%.2f tok/s", r.decodeTokensPerSecondBatch1)],
-                ["decode, batch \(r.batch), summed over sequences", String(format: "%.2f tok/s", r.decodeTokensPerSecondBatched)],
+            ] + r.batched.map { ["decode, batch \($0.batch), summed over sequences", String(format: "%.2f tok/s", $0.tokensPerSecond)] }
+              + r.steered.map { ["decode, batch 1, steered at \($0.layers) layers (\($0.site))", String(format: "%.2f tok/s (overhead %+.1f%%)", $0.tokensPerSecond, 100 * $0.overhead)] } + [
                 ["peak host memory (VmHWM)", String(format: "%.0f MiB", r.peakHostMiB)],
                 ["device memory allocated", r.deviceMiB.map { String(format: "%.0f MiB", $0) } ?? "-"],
             ])

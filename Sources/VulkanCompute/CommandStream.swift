@@ -6,6 +6,19 @@ public struct DispatchTiming: Sendable {
     public let label: String
     public let kernel: String
     public let nanoseconds: Double
+    /// What the dispatch must move and compute, as its recorder stated (0 when not stated).
+    public let bytes: Double
+    public let flops: Double
+}
+
+/// Bytes a dispatch must read and write, and the floating-point operations it must do.
+public struct DispatchWork: Sendable {
+    public var bytes: Double
+    public var flops: Double
+    public init(bytes: Double = 0, flops: Double = 0) {
+        self.bytes = bytes
+        self.flops = flops
+    }
 }
 
 /// Records many dispatches into one command buffer, placing a barrier only where a dispatch reads
@@ -27,7 +40,11 @@ public final class CommandStream {
     private var pendingReads: [BufferSlice] = []
     private var retained: [DeviceAllocation] = []
     private var queryPools: [VkQueryPool] = []
-    private var labels: [(label: String, kernel: String)] = []
+    private var labels: [(label: String, kernel: String, work: DispatchWork)] = []
+    /// Host seconds spent recording dispatches and in submit (submit + fence wait), since the
+    /// stream was made: the CPU side of a profile.
+    public private(set) var recordSeconds = 0.0
+    public private(set) var submitSeconds = 0.0
     private static let queriesPerPool: UInt32 = 1024
     public private(set) var timings: [DispatchTiming] = []
     /// Dispatches and barriers recorded since the stream was made (for tests and profiling).
@@ -72,7 +89,7 @@ public final class CommandStream {
     }
 
     /// Query 0 is the batch start; query i+1 follows dispatch i. Pools are reset on first use.
-    private func writeTimestamp(label: (String, String)?) throws {
+    private func writeTimestamp(label: (String, String, DispatchWork)?) throws {
         let q = label == nil ? 0 : labels.count + 1
         let poolNo = q / Int(Self.queriesPerPool)
         let local = UInt32(q % Int(Self.queriesPerPool))
@@ -95,15 +112,16 @@ public final class CommandStream {
         if poolIndex == descriptorPools.count || setsInPool == Self.setsPerPool {
             if setsInPool == Self.setsPerPool { poolIndex += 1; setsInPool = 0 }
             if poolIndex == descriptorPools.count {
-                var size = VkDescriptorPoolSize(type: VK_DESCRIPTOR_TYPE_STORAGE_BUFFER,
-                                                descriptorCount: UInt32(Self.setsPerPool * Self.maxBindings))
+                var sizes = [VK_DESCRIPTOR_TYPE_STORAGE_BUFFER, VK_DESCRIPTOR_TYPE_UNIFORM_TEXEL_BUFFER ].map {
+                    VkDescriptorPoolSize(type: $0, descriptorCount: UInt32(Self.setsPerPool * Self.maxBindings))
+                }
                 var pi = VkDescriptorPoolCreateInfo()
                 pi.sType = VK_STRUCTURE_TYPE_DESCRIPTOR_POOL_CREATE_INFO
                 pi.maxSets = UInt32(Self.setsPerPool)
-                pi.poolSizeCount = 1
+                pi.poolSizeCount = UInt32(sizes.count)
                 var p: VkDescriptorPool?
-                try withUnsafePointer(to: &size) { sp in
-                    pi.pPoolSizes = sp
+                try sizes.withUnsafeMutableBufferPointer { sp in
+                    pi.pPoolSizes = UnsafePointer(sp.baseAddress)
                     try VulkanError.check(fns.createDescriptorPool(device.handle, &pi, nil, &p), "vkCreateDescriptorPool")
                 }
                 descriptorPools.append(p!)
@@ -125,7 +143,9 @@ public final class CommandStream {
 
     /// Records one dispatch. Every check happens here, before anything reaches the device.
     public func dispatch(_ kernel: Kernel, _ bindings: [BufferSlice], push: [UInt32] = [],
-                         groups: (Int, Int, Int), label: String = "") throws {
+                         groups: (Int, Int, Int), label: String = "", work: DispatchWork = DispatchWork()) throws {
+        let t0 = DispatchTime.now().uptimeNanoseconds
+        defer { recordSeconds += Double(DispatchTime.now().uptimeNanoseconds - t0) / 1e9 }
         guard bindings.count == kernel.access.count else {
             throw VulkanError("kernel \(kernel.name): \(bindings.count) buffers bound, it takes \(kernel.access.count)")
         }
@@ -136,11 +156,14 @@ public final class CommandStream {
         for (n, m) in zip([groups.0, groups.1, groups.2], maxGroups) where n < 0 || n > m {
             throw VulkanError("kernel \(kernel.name): \(groups) workgroups exceed the device's limit \(maxGroups)")
         }
-        let align = device.limits.minStorageBufferOffsetAlignment
-        for (i, b) in bindings.enumerated() {
+        let lim = device.limits
+        for (i, (b, access)) in zip(bindings, kernel.access).enumerated() {
             guard b.allocation.device === device else { throw VulkanError("kernel \(kernel.name): binding \(i) belongs to another device") }
-            guard b.size > 0, b.size <= device.limits.maxStorageBufferRange else {
-                throw VulkanError("kernel \(kernel.name): binding \(i) is \(b.size) bytes; the device binds 1…\(device.limits.maxStorageBufferRange)")
+            let texels = access.isTexelBuffer
+            let maxBytes = texels ? lim.maxTexelBufferElements * access.texelBytes : lim.maxStorageBufferRange
+            let align = texels ? lim.minTexelBufferOffsetAlignment : lim.minStorageBufferOffsetAlignment
+            guard b.size > 0, b.size <= maxBytes, !texels || b.size % access.texelBytes == 0 else {
+                throw VulkanError("kernel \(kernel.name): binding \(i) is \(b.size) bytes; the device binds 1…\(maxBytes)\(texels ? " in whole \(access.texelBytes)-byte texels" : "")")
             }
             guard b.absoluteOffset % align == 0 else {
                 throw VulkanError("kernel \(kernel.name): binding \(i) offset \(b.absoluteOffset) is not a multiple of \(align)")
@@ -163,18 +186,23 @@ public final class CommandStream {
 
         let set = try descriptorSet(for: kernel)
         let infos = bindings.map { VkDescriptorBufferInfo(buffer: $0.buffer, offset: VkDeviceSize($0.absoluteOffset), range: VkDeviceSize($0.size)) }
+        let views: [VkBufferView?] = try zip(bindings, kernel.access).map {
+            $1.isTexelBuffer ? try device.texelView($0, format: $1.texelFormat) : nil
+        }
         infos.withUnsafeBufferPointer { ip in
-            var writes = (0..<bindings.count).map { i -> VkWriteDescriptorSet in
-                var w = VkWriteDescriptorSet()
-                w.sType = VK_STRUCTURE_TYPE_WRITE_DESCRIPTOR_SET
-                w.dstSet = set
-                w.dstBinding = UInt32(i)
-                w.descriptorCount = 1
-                w.descriptorType = VK_DESCRIPTOR_TYPE_STORAGE_BUFFER
-                w.pBufferInfo = ip.baseAddress! + i
-                return w
+            views.withUnsafeBufferPointer { vp in
+                var writes = kernel.access.enumerated().map { i, access -> VkWriteDescriptorSet in
+                    var w = VkWriteDescriptorSet()
+                    w.sType = VK_STRUCTURE_TYPE_WRITE_DESCRIPTOR_SET
+                    w.dstSet = set
+                    w.dstBinding = UInt32(i)
+                    w.descriptorCount = 1
+                    w.descriptorType = access.descriptorType
+                    if access.isTexelBuffer { w.pTexelBufferView = vp.baseAddress! + i } else { w.pBufferInfo = ip.baseAddress! + i }
+                    return w
+                }
+                fns.updateDescriptorSets(device.handle, UInt32(writes.count), &writes, 0, nil)
             }
-            fns.updateDescriptorSets(device.handle, UInt32(writes.count), &writes, 0, nil)
         }
         fns.cmdBindPipeline(cmd, VK_PIPELINE_BIND_POINT_COMPUTE, kernel.pipeline)
         var s: VkDescriptorSet? = set
@@ -186,7 +214,7 @@ public final class CommandStream {
         }
         fns.cmdDispatch(cmd, UInt32(groups.0), UInt32(groups.1), UInt32(groups.2))
         dispatchCount += 1
-        if profiling { try writeTimestamp(label: (label.isEmpty ? kernel.name : label, kernel.name)) }
+        if profiling { try writeTimestamp(label: (label.isEmpty ? kernel.name : label, kernel.name, work)) }
     }
 
     /// Fills a slice with a repeated 32-bit word (zeroing, poisoning).
@@ -216,6 +244,8 @@ public final class CommandStream {
     /// With profiling on, `timings` then holds one entry per dispatch of this batch.
     public func submit() throws {
         guard recording else { timings = []; return }
+        let t0 = DispatchTime.now().uptimeNanoseconds
+        defer { submitSeconds += Double(DispatchTime.now().uptimeNanoseconds - t0) / 1e9 }
         let fns = device.fns
         // Make shader writes visible to host reads after the fence.
         let src = VkPipelineStageFlags(VK_PIPELINE_STAGE_COMPUTE_SHADER_BIT.rawValue | VK_PIPELINE_STAGE_TRANSFER_BIT.rawValue)
@@ -250,7 +280,8 @@ public final class CommandStream {
         }
         let period = device.limits.timestampPeriodNs
         return labels.enumerated().map { i, l in
-            DispatchTiming(label: l.label, kernel: l.kernel, nanoseconds: Double(ticks[i + 1] &- ticks[i]) * period)
+            DispatchTiming(label: l.label, kernel: l.kernel, nanoseconds: Double(ticks[i + 1] &- ticks[i]) * period,
+                           bytes: l.work.bytes, flops: l.work.flops)
         }
     }
 }

@@ -24,6 +24,10 @@ public enum DeviceKind: String, Codable, Sendable {
 public struct DeviceLimits: Codable, Sendable {
     public var maxStorageBufferRange: Int
     public var minStorageBufferOffsetAlignment: Int
+    /// Texel buffers (the `texels` bindings): the most 32-bit texels one view covers, and the
+    /// alignment of a view's offset.
+    public var maxTexelBufferElements: Int
+    public var minTexelBufferOffsetAlignment: Int
     public var maxComputeSharedMemorySize: Int
     public var maxComputeWorkGroupCount: [Int]
     public var maxComputeWorkGroupSize: [Int]
@@ -32,6 +36,8 @@ public struct DeviceLimits: Codable, Sendable {
     public var subgroupSize: Int
     /// subgroupAdd and friends in compute shaders.
     public var subgroupArithmetic: Bool
+    /// subgroupShuffle in compute shaders.
+    public var subgroupShuffle: Bool
     public var timestamps: Bool
     public var timestampPeriodNs: Double
     /// Device-local memory the host can map directly (lavapipe, unified memory, ReBAR).
@@ -160,6 +166,8 @@ final class VulkanInstance {
         let limits = DeviceLimits(
             maxStorageBufferRange: Int(l.maxStorageBufferRange),
             minStorageBufferOffsetAlignment: Int(l.minStorageBufferOffsetAlignment),
+            maxTexelBufferElements: Int(l.maxTexelBufferElements),
+            minTexelBufferOffsetAlignment: Int(l.minTexelBufferOffsetAlignment),
             maxComputeSharedMemorySize: Int(l.maxComputeSharedMemorySize),
             maxComputeWorkGroupCount: [Int(l.maxComputeWorkGroupCount.0), Int(l.maxComputeWorkGroupCount.1), Int(l.maxComputeWorkGroupCount.2)],
             maxComputeWorkGroupSize: [Int(l.maxComputeWorkGroupSize.0), Int(l.maxComputeWorkGroupSize.1), Int(l.maxComputeWorkGroupSize.2)],
@@ -167,6 +175,8 @@ final class VulkanInstance {
             maxPushConstantsSize: Int(l.maxPushConstantsSize),
             subgroupSize: Int(subgroup.subgroupSize),
             subgroupArithmetic: subgroup.supportedOperations & VkSubgroupFeatureFlags(VK_SUBGROUP_FEATURE_ARITHMETIC_BIT.rawValue) != 0
+                && subgroup.supportedStages & VkShaderStageFlags(VK_SHADER_STAGE_COMPUTE_BIT.rawValue) != 0,
+            subgroupShuffle: subgroup.supportedOperations & VkSubgroupFeatureFlags(VK_SUBGROUP_FEATURE_SHUFFLE_BIT.rawValue) != 0
                 && subgroup.supportedStages & VkShaderStageFlags(VK_SHADER_STAGE_COMPUTE_BIT.rawValue) != 0,
             timestamps: (queue?.timestampValidBits ?? 0) > 0,
             timestampPeriodNs: Double(l.timestampPeriod),

@@ -1,10 +1,24 @@
 import CVulkan
 
-/// How a kernel uses each of its storage-buffer bindings; drives barrier placement.
+/// How a kernel uses each of its bindings; drives barrier placement and the descriptor type.
 public enum BindingAccess: Sendable {
+    /// Storage buffers.
     case read, write, readWrite
+    /// Read-only, bound as a uniform texel buffer of 32-bit words (`usamplerBuffer`, R32_UINT)
+    /// and read with texelFetch. lavapipe fetches texels with vector gathers, where it reads a
+    /// storage buffer lane by lane; weights are bound this way.
+    case texels
+    /// Read-only, a uniform texel buffer of vec4 (`samplerBuffer`, R32G32B32A32_SFLOAT): four
+    /// floats in one fetch. The bound size must be a whole number of 16-byte texels.
+    case quads
     var reads: Bool { self != .write }
-    var writes: Bool { self != .read }
+    var writes: Bool { self == .write || self == .readWrite }
+    var isTexelBuffer: Bool { self == .texels || self == .quads }
+    var texelBytes: Int { self == .quads ? 16 : 4 }
+    var texelFormat: VkFormat { self == .quads ? VK_FORMAT_R32G32B32A32_SFLOAT : VK_FORMAT_R32_UINT }
+    var descriptorType: VkDescriptorType {
+        isTexelBuffer ? VK_DESCRIPTOR_TYPE_UNIFORM_TEXEL_BUFFER : VK_DESCRIPTOR_TYPE_STORAGE_BUFFER
+    }
 }
 
 struct KernelKey: Hashable {
@@ -59,10 +73,10 @@ extension VulkanDevice {
 
     private func buildKernel(name: String, spirv: [UInt32], access: [BindingAccess], pushConstantWords: Int,
                              specialization: [UInt32]) throws -> Kernel {
-        var bindings = (0..<access.count).map { i -> VkDescriptorSetLayoutBinding in
+        var bindings = access.enumerated().map { i, a -> VkDescriptorSetLayoutBinding in
             var b = VkDescriptorSetLayoutBinding()
             b.binding = UInt32(i)
-            b.descriptorType = VK_DESCRIPTOR_TYPE_STORAGE_BUFFER
+            b.descriptorType = a.descriptorType
             b.descriptorCount = 1
             b.stageFlags = VkShaderStageFlags(VK_SHADER_STAGE_COMPUTE_BIT.rawValue)
             return b

@@ -63,6 +63,8 @@ struct DeviceFunctions {
     let getDeviceQueue: PFN_vkGetDeviceQueue
     let deviceWaitIdle: PFN_vkDeviceWaitIdle
     let createBuffer: PFN_vkCreateBuffer
+    let createBufferView: PFN_vkCreateBufferView
+    let destroyBufferView: PFN_vkDestroyBufferView
     let destroyBuffer: PFN_vkDestroyBuffer
     let getBufferMemoryRequirements: PFN_vkGetBufferMemoryRequirements
     let allocateMemory: PFN_vkAllocateMemory
@@ -118,6 +120,8 @@ struct DeviceFunctions {
         getDeviceQueue = try f("vkGetDeviceQueue")
         deviceWaitIdle = try f("vkDeviceWaitIdle")
         createBuffer = try f("vkCreateBuffer")
+        createBufferView = try f("vkCreateBufferView")
+        destroyBufferView = try f("vkDestroyBufferView")
         destroyBuffer = try f("vkDestroyBuffer")
         getBufferMemoryRequirements = try f("vkGetBufferMemoryRequirements")
         allocateMemory = try f("vkAllocateMemory")

@@ -12,7 +12,7 @@ final class MemoryArena {
     private var free: [(offset: Int, size: Int)]
 
     init(device: VulkanDevice, size: Int, memoryType: UInt32, hostVisible: Bool,
-         usage: UInt32 = VK_BUFFER_USAGE_STORAGE_BUFFER_BIT.rawValue | VK_BUFFER_USAGE_TRANSFER_SRC_BIT.rawValue | VK_BUFFER_USAGE_TRANSFER_DST_BIT.rawValue) throws {
+         usage: UInt32 = VK_BUFFER_USAGE_STORAGE_BUFFER_BIT.rawValue | VK_BUFFER_USAGE_UNIFORM_TEXEL_BUFFER_BIT.rawValue | VK_BUFFER_USAGE_TRANSFER_SRC_BIT.rawValue | VK_BUFFER_USAGE_TRANSFER_DST_BIT.rawValue) throws {
         self.device = device
         self.size = size
         let fns = device.fns

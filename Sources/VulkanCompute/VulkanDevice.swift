@@ -16,6 +16,9 @@ public final class VulkanDevice: @unchecked Sendable {
     let lock = NSLock()
     var arenas: [MemoryArena] = []
     var kernels: [KernelKey: Kernel] = [:]
+    /// Views for texel-buffer bindings, by (arena, offset, size, format). Arenas live as long as the
+    /// device, so a view stays valid whatever is later allocated in its range.
+    var texelViews: [TexelViewKey: VkBufferView] = [:]
     var stagingBuffer: StagingBuffer?
 
     /// Whether the validation layer is on (tests and `ROAST_VALIDATION=1`).
@@ -96,9 +99,28 @@ public final class VulkanDevice: @unchecked Sendable {
         _ = fns.deviceWaitIdle(handle)
         for k in kernels.values { k.destroy(fns, handle) }
         kernels.removeAll()
+        for v in texelViews.values { fns.destroyBufferView(handle, v, nil) }
         stagingBuffer?.destroy(fns, handle)
         for a in arenas { a.destroy(fns, handle) }
         fns.destroyDevice(handle, nil)
+    }
+
+    /// The texel view of a slice in `format`, created on first use and cached.
+    func texelView(_ s: BufferSlice, format: VkFormat) throws -> VkBufferView {
+        let key = TexelViewKey(arena: s.arenaID, offset: s.absoluteOffset, size: s.size, format: format.rawValue)
+        lock.lock()
+        defer { lock.unlock() }
+        if let v = texelViews[key] { return v }
+        var info = VkBufferViewCreateInfo()
+        info.sType = VK_STRUCTURE_TYPE_BUFFER_VIEW_CREATE_INFO
+        info.buffer = s.buffer
+        info.format = format
+        info.offset = VkDeviceSize(s.absoluteOffset)
+        info.range = VkDeviceSize(s.size)
+        var view: VkBufferView?
+        try VulkanError.check(fns.createBufferView(handle, &info, nil, &view), "vkCreateBufferView(\(s.size) bytes)")
+        texelViews[key] = view!
+        return view!
     }
 
     /// Whether host reads and writes go through a staging buffer (device memory not mappable).
@@ -106,4 +128,11 @@ public final class VulkanDevice: @unchecked Sendable {
 
     /// Waits until the device has finished everything submitted.
     public func waitIdle() throws { try VulkanError.check(fns.deviceWaitIdle(handle), "vkDeviceWaitIdle") }
+}
+
+struct TexelViewKey: Hashable {
+    let arena: ObjectIdentifier
+    let offset: Int
+    let size: Int
+    let format: UInt32
 }
