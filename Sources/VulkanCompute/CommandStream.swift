@@ -9,6 +9,14 @@ public struct DispatchTiming: Sendable {
     /// What the dispatch must move and compute, as its recorder stated (0 when not stated).
     public let bytes: Double
     public let flops: Double
+
+    public init(label: String, kernel: String, nanoseconds: Double, bytes: Double = 0, flops: Double = 0) {
+        self.label = label
+        self.kernel = kernel
+        self.nanoseconds = nanoseconds
+        self.bytes = bytes
+        self.flops = flops
+    }
 }
 
 /// Bytes a dispatch must read and write, and the floating-point operations it must do.
