@@ -35,10 +35,11 @@ public struct DeviceCeilings: Codable, Sendable {
         try enc.encode(all).write(to: Self.file, options: .atomic)
     }
 
-    /// A streaming kernel over 64 Mi floats (read 256 MiB, write 256 MiB) and an f32 matmul of
+    /// A streaming kernel over up to 64 Mi floats (as many as one binding holds; 32 Mi on lavapipe:
+    /// read 128 MiB, write 128 MiB) and an f32 matmul of
     /// 8 columns × 4096 × 4096 through the engine's own kernels; the best of 3 runs each.
     public static func measure(_ vk: VulkanBackend) throws -> DeviceCeilings {
-        let n = 64 << 20
+        let n = min(64 << 20, vk.device.limits.maxStorageBufferRange / 4) / 4096 * 4096
         let a = try vk.makeTensor(.f32, count: n), out = try vk.makeTensor(.f32, count: n)
         let rows = n / 4096
         var copy = Double.infinity

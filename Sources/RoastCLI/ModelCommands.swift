@@ -40,8 +40,8 @@ struct Generate: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Generate text from a prompt (greedy by default).",
         discussion: """
-        The prompt is rendered with the model's chat template (ChatML for Qwen and SmolLM, with SmolLM2's default
-        system prompt when --system is not given) unless --raw is set. --samples N decodes N samples in one batch,
+        The prompt is rendered with the model's chat template (ChatML for Qwen and SmolLM, with SmolLM2's default \
+        system prompt when --system is not given) unless --raw is set. --samples N decodes N samples in one batch, \
         each with its own random stream (seed + sample index), so results are reproducible run to run.
         """)
 

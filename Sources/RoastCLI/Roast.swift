@@ -14,8 +14,8 @@ struct RoastCommand: ParsableCommand {
         commandName: "roast",
         abstract: "A Vulkan activation-steering engine for language models (ROAST).",
         discussion: """
-        Kernels are GLSL compute shaders compiled to SPIR-V; each has a CPU twin in plain Swift.
-        Any Vulkan device works, including the CPU through Mesa lavapipe.
+        Kernels are GLSL compute shaders compiled to SPIR-V; each has a CPU twin in plain Swift. \
+        Any Vulkan device works, including the CPU through Mesa lavapipe. \
         Environment: ROAST_DEVICE=N picks a device, ROAST_VALIDATION=1 turns on the Khronos validation layer.
         """,
         subcommands: [DemoCommand.self, Generate.self, Extract.self, VectorCommand.self, Tokenize.self, Forward.self,
@@ -81,9 +81,9 @@ struct Verify: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Check every kernel on the device against its CPU twin on fresh random inputs.",
         discussion: """
-        Each weight format (f32, f16, bf16, q8_0, q4_1) and both matmul kernels; odd sizes; sizes whose long
-        dimension exceeds 65,535 (lavapipe's loop limit) and tensors past the device's binding limit.
-        Outputs are poisoned with NaN first. Limits: NMSE ≤ 1e-7 elementwise, ≤ 5e-4 matmul and attention;
+        Each weight format (f32, f16, bf16, q8_0, q4_1, q4_0, q4_k, q6_k) and both matmul kernels; odd sizes; sizes whose long \
+        dimension exceeds 65,535 (lavapipe's loop limit) and tensors past the device's binding limit. \
+        Outputs are poisoned with NaN first. Limits: NMSE ≤ 1e-7 elementwise, ≤ 5e-4 matmul and attention; \
         any NaN fails. Exits non-zero on any failure.
         """)
 
@@ -120,10 +120,10 @@ struct Bench: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Measure speed: the cost of one dispatch, and with --model prefill and decode throughput.",
         discussion: """
-        Without --model: 2,000 tiny dispatches recorded into one command buffer, with and without barriers.
-        With --model: prefill tokens/s for a --prompt-tokens prompt, greedy decode tokens/s at batch 1, the summed
-        throughput at each --batch size, the steering overhead (decode at batch 1 with a random vector at 5 layers,
-        α 0.2, at the act and the residual site), peak host memory and device memory. Figures go in
+        Without --model: 2,000 tiny dispatches recorded into one command buffer, with and without barriers. \
+        With --model: prefill tokens/s for a --prompt-tokens prompt, greedy decode tokens/s at batch 1, the summed \
+        throughput at each --batch size, the steering overhead (decode at batch 1 with a random vector at 5 layers, \
+        α 0.2, at the act and the residual site), peak host memory and device memory. Figures go in \
         docs/PERFORMANCE.md.
         """)
 

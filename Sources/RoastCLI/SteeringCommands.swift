@@ -29,10 +29,10 @@ struct Extract: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Estimate a steering vector from the model's own rollouts (ROAST) or teacher-forced pairs (CAA).",
         discussion: """
-        ROAST: for each training question, sample --rollouts answers (temperature, top-p), grade them, pair every
-        correct answer with every incorrect one (no correct: the gold answer, pairs weighted 0.5; no incorrect: a
-        synthetic wrong answer), read the activation at the last response token (teacher forced), average the
-        differences per question, normalise, average over questions (grouped mean normalisation) and scale with CSS.
+        ROAST: for each training question, sample --rollouts answers (temperature, top-p), grade them, pair every \
+        correct answer with every incorrect one (no correct: the gold answer, pairs weighted 0.5; no incorrect: a \
+        synthetic wrong answer), read the activation at the last response token (teacher forced), average the \
+        differences per question, normalise, average over questions (grouped mean normalisation) and scale with CSS. \
         The file (.safetensors, or .gguf for --site residual: llama.cpp's control-vector format) is written atomically.
         """)
 
