@@ -198,7 +198,7 @@ struct DemoCommand: ParsableCommand {
         }
         print("\ntimings:")
         printTable(["phase", "seconds"], [["load model", String(format: "%.1f", loadSeconds)]] +
-            ["extract", "choose α", "test baseline", "test steered"].map { [$0, String(format: "%.1f", r.seconds[$0] ?? 0)] } +
+            ["extract", "choose α", "test baseline", "test steered"].map { [$0, r.seconds[$0].map { String(format: "%.1f", $0) } ?? "not run (α = 0 gives the baseline's answers)"] } +
             [["total", String(format: "%.1f", Date().timeIntervalSince(t0))]])
         print("\nwrote \(vector.path) and \(reportURL.path)")
     }
