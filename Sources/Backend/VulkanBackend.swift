@@ -203,6 +203,9 @@ public final class VulkanBackend: Backend {
         let part = try scratchTensor("attention.partial", .f32, count: tokens * heads * chunks * (headDim + 2))
         // One subgroup per workgroup; each lane owns ceil(headDim / subgroup) dimensions (≤ 32).
         let sg = device.limits.subgroupSize
+        guard device.limits.subgroupArithmetic else {
+            throw BackendError("attention: device \(device.info.name) lacks subgroup arithmetic in compute shaders, which the attention kernel needs")
+        }
         let perLane = (headDim + sg - 1) / sg
         guard perLane <= 32 else {
             throw BackendError("attention: headDim \(headDim) needs \(perLane) dimensions per lane on a \(sg)-lane subgroup; the kernel holds 32")
