@@ -41,5 +41,6 @@ let package = Package(
         .testTarget(name: "TokenizersTests", dependencies: ["Tokenizers"]),
         .testTarget(name: "ModelTests", dependencies: ["Roast"]),
         .testTarget(name: "SteeringTests", dependencies: ["Roast"]),
+        .testTarget(name: "EvaluationTests", dependencies: ["Roast"]),
     ]
 )

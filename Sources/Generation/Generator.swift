@@ -35,6 +35,8 @@ public final class Generator {
     public let model: LanguageModel
     /// The most tokens one prefill step takes; longer prompts are prefilled in chunks.
     public var maxStepTokens = 512
+    /// A head shared by every distinct prompt of a batch is prefilled once from this length on.
+    public var minSharedHead = 8
     private let scratch: ForwardScratchHandle
     private var topValues: Tensor?
     private var topIndices: Tensor?
@@ -74,8 +76,22 @@ public final class Generator {
             if firstWith[r.promptIDs] == nil { firstWith[r.promptIDs] = i }
         }
         let unique = requests.indices.filter { owner[$0] == $0 }
+        // Distinct prompts that open alike (system prompt, instruction, few-shot examples):
+        // the common head is prefilled once and its cache copied, the rest prefilled per prompt.
+        let head = unique.count > 1 ? Self.sharedHead(unique.map { requests[$0].promptIDs }) : 0
+        if head >= minSharedHead {
+            let first = requests[unique[0]].promptIDs
+            for s in stride(from: 0, to: head, by: maxStepTokens) {
+                let e = min(s + maxStepTokens, head)
+                let step = ForwardStep(ids: Array(first[s..<e]), sequences: Array(repeating: unique[0], count: e - s),
+                                       positions: Array(s..<e), logitRows: [0])
+                _ = try model.forward(step, cache: cache, steering: try steering?(step, true) ?? [:], scratch: scratch)
+            }
+            try model.copyCache(cache, from: unique[0], to: Array(unique.dropFirst()), length: head)
+        }
+        let skip = head >= minSharedHead ? head : 0
         var pending: [(seq: Int, pos: Int)] = []
-        for i in unique { pending += requests[i].promptIDs.indices.map { (i, $0) } }
+        for i in unique { pending += (skip..<requests[i].promptIDs.count).map { (i, $0) } }
         var start = 0
         while start < pending.count {
             let chunk = pending[start..<min(start + maxStepTokens, pending.count)]
@@ -112,6 +128,19 @@ public final class Generator {
             for (i, id) in zip(active, next) { states[i].accept(id, onToken: onToken) }
         }
         return states.map { $0.result() }
+    }
+
+    /// The length of the head every prompt shares, leaving each at least one token of its own
+    /// (its last row must be computed with its own logits).
+    static func sharedHead(_ prompts: [[Int]]) -> Int {
+        guard var n = prompts.map(\.count).min() else { return 0 }
+        n -= 1
+        for p in prompts.dropFirst() {
+            var i = 0
+            while i < n, p[i] == prompts[0][i] { i += 1 }
+            n = i
+        }
+        return max(n, 0)
     }
 
     /// The next token of each sequence (`states[i]` draws from logit row `rowOf[i]`): argmax on

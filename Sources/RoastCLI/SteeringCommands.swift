@@ -16,12 +16,20 @@ enum TaskName: String, ExpressibleByArgument, CaseIterable {
     case arithmetic, gsm8k, truthfulqa
 }
 
+/// GSM8K's test file (`--data`, default data/gsm8k/test.jsonl) and its train file beside it.
+func gsm8kTask(data: String?) throws -> GSM8KTask {
+    let test = data.map { URL(fileURLWithPath: $0) } ?? Datasets.defaultFile("gsm8k/test.jsonl")
+    return try GSM8KTask(test: test, train: test.deletingLastPathComponent().appendingPathComponent("train.jsonl"))
+}
+
+func truthfulQAFile(data: String?) -> URL { data.map { URL(fileURLWithPath: $0) } ?? Datasets.defaultFile("truthfulqa/mc_task.json") }
+
 /// The task a command works on, from its name and optional data file.
 func makeTask(_ name: TaskName, data: String?, seed: UInt64) throws -> ReasoningTask {
     switch name {
     case .arithmetic: return ArithmeticTask(seed: seed)
-    case .gsm8k, .truthfulqa:
-        throw ValidationError("--task \(name.rawValue) arrives with the evaluation work; use --task arithmetic")
+    case .gsm8k: return try gsm8kTask(data: data)
+    case .truthfulqa: return try TruthfulQATask(file: truthfulQAFile(data: data), seed: seed)
     }
 }
 
@@ -38,7 +46,7 @@ struct Extract: ParsableCommand {
 
     @OptionGroup var modelOptions: ModelOptions
     @Option(help: "arithmetic (built in), gsm8k or truthfulqa.") var task: TaskName = .arithmetic
-    @Option(help: "The task's data file (gsm8k/truthfulqa).") var data: String?
+    @Option(help: "The task's data file: GSM8K test.jsonl (train.jsonl read beside it), TruthfulQA mc_task.json (default: data/…, else ../shared/data/…).") var data: String?
     @Option(help: "Training questions to use.") var train = 32
     @Option(help: "roast, caa (mean difference) or sadi (top-K mask, multiplicative).") var method: ExtractionMethod = .roast
     @Option(help: "act (SiLU output in the MLP) or residual (layer output).") var site: ActivationSite = .act

@@ -21,6 +21,8 @@ public enum CSSMode: String, Sendable, Codable, CaseIterable {
     case l2
     /// β_i = d · softmax(|μ|)_i · sign(μ_i)
     case softmax
+    /// A hard top-K mask instead of a soft scale: β = m ⊙ μ / max|μ| (the ablation CSS replaces).
+    case topk
 }
 
 public enum Aggregation {
@@ -53,9 +55,11 @@ public enum Aggregation {
         return (0..<d).map { i in Float(means.reduce(0.0) { $0 + Double($1[i]) } / Double(means.count)) }
     }
 
-    /// Continuous Soft Scaling of μ.
-    public static func css(_ mu: [Float], mode: CSSMode) -> [Float] {
+    /// Continuous Soft Scaling of μ (`topK`: the K of the `.topk` mask).
+    public static func css(_ mu: [Float], mode: CSSMode, topK: Int = 1) -> [Float] {
         switch mode {
+        case .topk:
+            return zip(topKMask(mu, k: topK), css(mu, mode: .max)).map { $0 * $1 }
         case .max:
             let m = mu.map { abs($0) }.max() ?? 0
             return m > 0 ? mu.map { $0 / m } : mu

@@ -14,12 +14,23 @@ public enum ExtractionMethod: String, Sendable, Codable, CaseIterable {
     case sadi
 }
 
+/// Where ROAST's contrast pairs come from.
+public enum PairSource: String, Sendable, Codable, CaseIterable {
+    /// The model's own sampled answers, graded (ROC).
+    case rollouts
+    /// The gold answer vs the task's synthetic wrong answer, teacher forced (CAA's pairs).
+    case teacherForced = "teacher-forced"
+}
+
 public struct ExtractionOptions: Sendable {
     public var method: ExtractionMethod = .roast
     public var site: ActivationSite = .act
     public var layers: LayerSelection
     public var css: CSSMode = .max
     public var grouping = true
+    /// ROAST's pairs (an ablation: teacher-forced instead of rollouts). CAA and SADI always
+    /// teacher force.
+    public var pairs: PairSource = .rollouts
     public var rollout = RolloutSettings()
     /// The default α written into the file.
     public var defaultAlpha: Float = 0.2
@@ -45,11 +56,11 @@ public enum Extractor {
         guard !items.isEmpty else { throw SteeringError("no training questions") }
         var pairs: [Int: [ContrastPair]]
         var stats: ExtractionStats
-        switch o.method {
-        case .roast:
+        switch (o.method, o.pairs) {
+        case (.roast, .rollouts):
             let roc = RolloutContrast(model: model, task: task, site: o.site, layers: layers, settings: o.rollout)
             (pairs, stats) = try roc.collect(items, progress: progress)
-        case .caa, .sadi:
+        default:
             (pairs, stats) = try teacherForcedPairs(model: model, task: task, items: items, site: o.site, layers: layers,
                                                    seed: o.rollout.seed, progress: progress)
         }
@@ -66,7 +77,7 @@ public enum Extractor {
             let k = max(1, Int(Double(mu.count) * o.topKFraction))
             let beta: [Float]
             switch o.method {
-            case .roast: beta = Aggregation.css(mu, mode: o.css)
+            case .roast: beta = Aggregation.css(mu, mode: o.css, topK: k)
             case .caa: beta = mu
             case .sadi: beta = Aggregation.topKMask(mu, k: k)
             }
@@ -78,7 +89,8 @@ public enum Extractor {
         meta.grouping = o.method == .roast ? o.grouping : nil
         meta.intervention = o.method == .sadi ? "multiplicative" : nil
         meta.task = task.name
-        meta.rollouts = o.method == .roast ? o.rollout.rollouts : nil
+        meta.rollouts = o.method == .roast && o.pairs == .rollouts ? o.rollout.rollouts : nil
+        meta.pairs = o.method == .roast ? o.pairs.rawValue : "teacher-forced"
         meta.seed = o.rollout.seed
         meta.stats = stats
         meta.energy = Dictionary(uniqueKeysWithValues: energy.map { ("layer \($0.key) css", $0.value.css) } +

@@ -146,6 +146,12 @@ public final class SteeringInjector {
         return out
     }
 
+    /// Steering for `ContinuationScorer.score`: every sequence's prompt is `promptLength` long.
+    public func scoringSteering(_ step: ForwardStep, promptLength: Int) throws -> [Int: LayerSteering] {
+        promptLengths = Array(repeating: promptLength, count: (step.sequences.max() ?? 0) + 1)
+        return try steering(for: step, prefill: false)
+    }
+
     /// A provider for `Generator.generate` over these requests.
     public func provider(for requests: [GenerationRequest]) -> Generator.SteeringProvider {
         promptLengths = requests.map(\.promptIDs.count)

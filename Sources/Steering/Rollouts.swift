@@ -151,10 +151,15 @@ public final class RolloutContrast {
         generator = Generator(model: model)
     }
 
-    /// The prompt ids of a task item, through the model's chat template.
-    public static func promptIDs(_ model: LanguageModel, _ task: ReasoningTask, _ item: TaskItem) throws -> [Int] {
+    /// The prompt ids of a task item, through the model's chat template; `shots` are worked
+    /// examples put before it as earlier user / assistant turns (few-shot prompting).
+    public static func promptIDs(_ model: LanguageModel, _ task: ReasoningTask, _ item: TaskItem, shots: [TaskItem] = []) throws -> [Int] {
         var messages: [ChatMessage] = []
         if let s = task.systemPrompt { messages.append(ChatMessage(role: "system", content: s)) }
+        for shot in shots {
+            messages.append(ChatMessage(role: "user", content: shot.prompt))
+            messages.append(ChatMessage(role: "assistant", content: shot.goldResponse))
+        }
         messages.append(ChatMessage(role: "user", content: item.prompt))
         let text = model.chatTemplate.render(messages, addGenerationPrompt: true, enableThinking: false)
         return try model.requireTokenizer().encode(text, addSpecialTokens: false)

@@ -23,6 +23,8 @@ public struct VectorMetadata: Codable, Sendable, Equatable {
     public var defaultAlpha: Float
     public var task: String?
     public var rollouts: Int?
+    /// "rollouts" or "teacher-forced": where the contrast pairs came from.
+    public var pairs: String?
     public var seed: UInt64?
     public var date: String
     public var stats: ExtractionStats?

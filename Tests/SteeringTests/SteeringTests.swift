@@ -1,8 +1,8 @@
 import Backend
 import Formats
 import Foundation
-import Generation
 import Model
+@testable import Generation
 @testable import Steering
 import Tasks
 import VulkanCompute
@@ -170,6 +170,29 @@ final class InjectionTests: XCTestCase {
         XCTAssertEqual(batch[0].ids, lone)
         XCTAssertEqual(batch[1].ids.count, 10)
         XCTAssertEqual(batch[2].ids, try Generator(model: m).generate([GenerationRequest(promptIDs: [1, 317], maxTokens: 10, stopAtEOS: false)])[0].ids)
+    }
+
+    /// Distinct prompts that share a long head (prefilled once, cache copied) generate, steered or
+    /// not, exactly what each generates alone, with a head chunked across several steps too.
+    func testSharedPromptHeadMatchesLoneRuns() throws {
+        let m = try stories(VulkanBackend(device: VulkanDevice(validation: true)))
+        let head = [1, 403, 407, 261, 378, 432, 383, 317, 269, 368, 302, 300]
+        let prompts = [head + [301, 302], head + [455], head + [301, 302, 303, 304]]
+        XCTAssertEqual(Generator.sharedHead(prompts), head.count)
+        XCTAssertEqual(Generator.sharedHead([head, head + [1]]), head.count - 1, "each prompt keeps one token of its own")
+        let iv = Intervention(site: .act, vectors: vectors(m, site: .act, layers: [1]), alpha: 1.5, scope: .all)
+        for steer in [false, true] {
+            let gen = Generator(model: m)
+            gen.maxStepTokens = 5
+            let requests = prompts.map { GenerationRequest(promptIDs: $0, maxTokens: 8, stopAtEOS: false) }
+            let inj = try SteeringInjector(model: m, intervention: iv)
+            let batch = try gen.generate(requests, steering: steer ? inj.provider(for: requests) : nil).map(\.ids)
+            for (p, ids) in zip(prompts, batch) {
+                let r = [GenerationRequest(promptIDs: p, maxTokens: 8, stopAtEOS: false)]
+                let alone = try SteeringInjector(model: m, intervention: iv)
+                XCTAssertEqual(ids, try Generator(model: m).generate(r, steering: steer ? alone.provider(for: r) : nil)[0].ids, "steered: \(steer)")
+            }
+        }
     }
 
     /// Capture at the `act` site equals SiLU(gate) computed by the CPU twin.
