@@ -5,7 +5,7 @@ PYTHON ?= python3
 MODEL_DIR := models
 DEFAULT_MODEL := $(MODEL_DIR)/SmolLM2-135M-Instruct.Q4_1.gguf
 
-.PHONY: all deps build release test verify demo model clean
+.PHONY: all deps build release test verify demo model eval clean
 
 all: build
 
@@ -59,6 +59,16 @@ $(DEFAULT_MODEL):
 
 demo: release $(DEFAULT_MODEL)
 	./.build/release/roast demo --model $(DEFAULT_MODEL)
+
+# The full evaluation of docs/EVALUATION.md: baseline, CAA and ROAST, seeds 42/22/52, on the whole
+# TruthfulQA test split (letters and MC1/MC2), 200 GSM8K test problems and arithmetic. Hours on
+# lavapipe; every answer is cached in runs/<task>/cache.jsonl, so it can be stopped and resumed.
+EVAL_FLAGS ?=
+eval: release $(DEFAULT_MODEL)
+	./.build/release/roast eval --model $(DEFAULT_MODEL) --task arithmetic --out runs/arithmetic $(EVAL_FLAGS)
+	./.build/release/roast eval --model $(DEFAULT_MODEL) --task truthfulqa-mc --out runs/truthfulqa-mc $(EVAL_FLAGS)
+	./.build/release/roast eval --model $(DEFAULT_MODEL) --task truthfulqa --out runs/truthfulqa $(EVAL_FLAGS)
+	./.build/release/roast eval --model $(DEFAULT_MODEL) --task gsm8k --limit 200 --out runs/gsm8k $(EVAL_FLAGS)
 
 clean:
 	rm -rf .build

@@ -115,6 +115,8 @@ public struct RunResult: Codable, Sendable {
     public var seed: UInt64
     public var chosenAlpha: Float?
     public var chosenLayers: String?
+    /// Ids of the worked examples the `fewshot` method put before each question.
+    public var shots: [String]?
     public var vectorFile: String?
     public var extraction: ExtractionStats?
     public var energy: [LayerEnergy]?
@@ -240,7 +242,8 @@ public final class EvalRunner {
             let condition = Condition(shots: spec.kind == .fewshot ? split.shots : [])
             let dev = metrics(try evaluate(split.dev, seed: seed, condition, phase: "\(tag) · dev"))
             let items = try evaluate(split.test, seed: seed, condition, phase: "\(tag) · test")
-            return RunResult(method: spec.name, seed: seed, dev: [CurvePoint(alpha: 0, layers: "", metrics: dev)],
+            return RunResult(method: spec.name, seed: seed, shots: condition.shots.isEmpty ? nil : condition.shots.map(\.id),
+                             dev: [CurvePoint(alpha: 0, layers: "", metrics: dev)],
                              test: metrics(items), items: items, seconds: Date().timeIntervalSince(t0))
         case .caa, .sadi, .roast, .vector:
             let (file, path) = try vector(spec, seed: seed, split: split, phase: tag)
@@ -261,14 +264,14 @@ public final class EvalRunner {
             for set in sets {
                 for a in alphas {
                     let m = metrics(try evaluate(split.dev, seed: seed, condition(set.layers, a),
-                                                 phase: "\(tag) · dev \(set.text) α \(a)"))
+                                                 phase: "\(tag) · dev \(set.text) α \(String(format: "%g", a))"))
                     curve.append(CurvePoint(alpha: a, layers: set.text, metrics: m))
                     // Strictly better only: ties keep the earlier (smaller α, α = 0 first).
                     if best == nil || m[headline]! > best!.score { best = (set.layers, set.text, a, m[headline]!) }
                 }
             }
             let chosen = best!
-            let items = try evaluate(split.test, seed: seed, condition(chosen.layers, chosen.alpha), phase: "\(tag) · test α \(chosen.alpha)")
+            let items = try evaluate(split.test, seed: seed, condition(chosen.layers, chosen.alpha), phase: "\(tag) · test α \(String(format: "%g", chosen.alpha))")
             var perLayer: [LayerEffect]?
             if settings.perLayerEffect, firstSeed, spec.kind != .vector, spec.name == spec.kind.rawValue {
                 // At the chosen α, or the best non-zero α on dev when steering lost to α = 0.
@@ -276,7 +279,7 @@ public final class EvalRunner {
                     : curve.filter { $0.alpha != 0 }.max { $0.metrics[headline]! < $1.metrics[headline]! }?.alpha ?? settings.alphas[0]
                 perLayer = try chosen.layers.map { l in
                     LayerEffect(layer: l, alpha: a, metrics: metrics(try evaluate(split.dev, seed: seed, condition([l], a),
-                                                                                  phase: "\(tag) · dev layer \(l) α \(a)")))
+                                                                                  phase: "\(tag) · dev layer \(l) α \(String(format: "%g", a))")))
                 }
             }
             let energy = file.metadata.layers.compactMap { l -> LayerEnergy? in
@@ -327,7 +330,9 @@ public final class EvalRunner {
             progress("\(phase) · extract", done, total)
         }
         let s = result.stats
-        log("\(phase): \(s.pairs) pairs from \(s.questionsUsed)/\(s.questions) questions, \(s.correctRollouts)/\(s.rollouts) rollouts correct, \(s.goldFallbacks) gold fallbacks, \(s.syntheticFallbacks) synthetic negatives")
+        log("\(phase): \(s.pairs) pairs from \(s.questionsUsed)/\(s.questions) questions, "
+            + (s.rollouts == 0 ? "teacher forced (gold vs synthetic wrong answers)"
+                : "\(s.correctRollouts)/\(s.rollouts) rollouts correct, \(s.goldFallbacks) gold fallbacks, \(s.syntheticFallbacks) synthetic negatives"))
         try result.file.write(to: url)
         return (result.file, relative)
     }

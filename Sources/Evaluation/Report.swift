@@ -57,13 +57,20 @@ public enum EvalReport {
         }
     }
 
+    /// Each layer steered alone (dev), with the unsteered dev score as a flat reference.
     static func perLayer(_ r: EvalResults) -> [SVGPlot.Series] {
         let metric = r.metrics[0]
-        return r.runs.compactMap { run in
+        var out: [SVGPlot.Series] = r.runs.compactMap { run in
             guard let pl = run.perLayer, !pl.isEmpty else { return nil }
             return SVGPlot.Series(name: "\(run.method) (seed \(run.seed), α \(String(format: "%g", pl[0].alpha)))",
                                   points: pl.map { SVGPlot.Point(x: "\($0.layer)", y: 100 * ($0.metrics[metric] ?? 0), error: 0) })
         }
+        if let run = r.runs.first(where: { $0.perLayer?.isEmpty == false }),
+           let base = run.dev.first(where: { $0.alpha == 0 })?.metrics[metric] {
+            out.append(SVGPlot.Series(name: "no steering (seed \(run.seed))",
+                                      points: run.perLayer!.map { SVGPlot.Point(x: "\($0.layer)", y: 100 * base, error: 0) }))
+        }
+        return out
     }
 
     /// Energy of μ kept per layer (mean over seeds): each CSS variant, and the top-K mask of μ.

@@ -1,4 +1,7 @@
 import ArgumentParser
+#if canImport(Glibc)
+@preconcurrency import Glibc
+#endif
 import Evaluation
 import Foundation
 import Model
@@ -27,11 +30,13 @@ struct Eval: ParsableCommand {
         choose). Each method then answers the test split: none (zero-shot), fewshot (k worked training examples as \
         earlier chat turns), caa (mean difference of teacher-forced gold vs wrong answers), sadi (top-K mask, \
         multiplicative), roast (rollouts, grouped mean normalisation, CSS). --ablations adds the ROAST variants: no \
-        grouping, CSS l2 / softmax, a top-K mask, teacher-forced pairs, the other site. \
+        grouping, CSS l2 / softmax, a top-K mask, teacher-forced pairs, the other site.
+
         GSM8K: zero-shot chat prompt asking for \\boxed{}, graded on the boxed value else the last number. \
         TruthfulQA: 4 options (first true + first three false answers of mc1_targets, shuffled with the seed), answered \
         with a letter; the first 100 questions are training data. truthfulqa-mc: MC1 (top-1 log-likelihood) and MC2 \
-        (normalised probability of the true answers) after the 6-shot QA primer, every choice scored in one batched step. \
+        (normalised probability of the true answers) after the 6-shot QA primer, every choice scored in one batched step.
+
         Every item's output is cached in OUT/cache.jsonl, so an interrupted run (Ctrl-C) resumes where it stopped; \
         vectors are kept in OUT/vectors. Writes OUT/results.json (every item, every setting), OUT/results.md and a \
         self-contained OUT/report.html with SVG plots.
@@ -115,6 +120,12 @@ struct Eval: ParsableCommand {
     }
 
     func run() throws {
+        // Answers are on the disk as each batch ends; an interruption loses at most the batch in flight.
+        signal(SIGINT) { _ in
+            let note: StaticString = "\ninterrupted: the answers so far are in the cache; run the same command again to resume\n"
+            _ = write(2, note.utf8Start, note.utf8CodeUnitCount)
+            _exit(130)
+        }
         let settings = try settings()
         let bench = try benchmark()  // reads and checks the data before the model loads
         let model = try modelOptions.load()

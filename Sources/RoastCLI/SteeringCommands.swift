@@ -11,6 +11,7 @@ extension ActivationSite: ExpressibleByArgument {}
 extension SteeringScope: ExpressibleByArgument {}
 extension CSSMode: ExpressibleByArgument {}
 extension ExtractionMethod: ExpressibleByArgument {}
+extension PairSource: ExpressibleByArgument {}
 
 enum TaskName: String, ExpressibleByArgument, CaseIterable {
     case arithmetic, gsm8k, truthfulqa
@@ -51,8 +52,9 @@ struct Extract: ParsableCommand {
     @Option(help: "roast, caa (mean difference) or sadi (top-K mask, multiplicative).") var method: ExtractionMethod = .roast
     @Option(help: "act (SiLU output in the MLP) or residual (layer output).") var site: ActivationSite = .act
     @Option(help: "Layers: first:N, last:N, all, a-b or a list 0,2,4.") var layers = "first:5"
-    @Option(help: "Continuous soft scaling: max, l2 or softmax.") var css: CSSMode = .max
+    @Option(help: "Continuous soft scaling: max, l2, softmax, or topk (a hard top-K mask, the ablation).") var css: CSSMode = .max
     @Flag(help: "Plain weighted mean instead of grouped mean normalisation.") var noGrouping = false
+    @Option(help: "ROAST's pairs: rollouts, or teacher-forced (gold vs synthetic wrong, as CAA).") var pairs: PairSource = .rollouts
     @Option(help: "Rollouts per question.") var rollouts = 8
     @Option(help: "Rollout temperature.") var temperature: Float = 0.8
     @Option(help: "Rollout top-p.") var topP: Float = 0.9
@@ -77,6 +79,7 @@ struct Extract: ParsableCommand {
         o.site = site
         o.css = css
         o.grouping = !noGrouping
+        o.pairs = pairs
         o.rollout.rollouts = rollouts
         o.rollout.temperature = temperature
         o.rollout.topP = topP

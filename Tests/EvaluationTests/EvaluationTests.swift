@@ -132,8 +132,22 @@ final class TaskReaderTests: XCTestCase {
     }
 }
 
-/// The resumable cache: what survives an interruption.
+/// The resumable cache: what survives an interruption, and what tells two conditions apart.
 final class AnswerCacheTests: XCTestCase {
+    func testConditionFingerprints() {
+        let v: [Int: [Float]] = [1: [0.5, -1], 3: [2, 0]]
+        let plain = Condition().fingerprint
+        XCTAssertEqual(Condition(intervention: Intervention(site: .act, vectors: v, alpha: 0)).fingerprint, plain, "α = 0 is no steering")
+        let a = Condition(intervention: Intervention(site: .act, vectors: v, alpha: 0.2)).fingerprint
+        XCTAssertNotEqual(a, plain)
+        XCTAssertNotEqual(a, Condition(intervention: Intervention(site: .act, vectors: v, alpha: 0.5)).fingerprint)
+        XCTAssertNotEqual(a, Condition(intervention: Intervention(site: .residual, vectors: v, alpha: 0.2)).fingerprint)
+        XCTAssertNotEqual(a, Condition(intervention: Intervention(site: .act, vectors: [1: [0.5, -1.0001], 3: [2, 0]], alpha: 0.2)).fingerprint)
+        XCTAssertNotEqual(a, Condition(intervention: Intervention(site: .act, vectors: v, alpha: 0.2, multiplicative: true)).fingerprint)
+        let shot = TaskItem(id: "s1", prompt: "p", goldResponse: "g", goldValue: "1")
+        XCTAssertNotEqual(Condition(shots: [shot]).fingerprint, plain)
+    }
+
     func testTornLineIsDroppedAndTheCacheResumes() throws {
         let dir = try temporaryDirectory()
         let url = dir.appendingPathComponent("cache.jsonl")

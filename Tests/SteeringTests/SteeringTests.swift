@@ -58,6 +58,8 @@ final class AggregationTests: XCTestCase {
         XCTAssertEqual(e.css.cosine, 1, accuracy: 1e-6)
         XCTAssertEqual(e.topK.energyKept, 16.0 / 21.0, accuracy: 1e-6)
         XCTAssertEqual(Aggregation.topKMask(mu, k: 2), [1, 1, 0])
+        // The top-K ablation: CSS max with the dimensions outside the top K zeroed.
+        XCTAssertEqual(Aggregation.css(mu, mode: .topk, topK: 2), [0.5, -1, 0])
     }
 
     func testLayerSelections() throws {
