@@ -159,13 +159,14 @@ public enum SVGPlot {
     }
 
     static let colors = ["#1f77b4", "#d62728", "#2ca02c", "#ff7f0e", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f", "#bcbd22", "#17becf"]
-    static let (width, height, left, right, top, bottom) = (760.0, 340.0, 60.0, 220.0, 34.0, 46.0)
+    static let (width, height, left, right, top, bottom) = (800.0, 340.0, 60.0, 260.0, 34.0, 46.0)
 
     static func f(_ v: Double) -> String { String(format: "%.1f", v) }
 
-    /// A y axis from 0 to a round top above every value (+ error).
+    /// A y axis (percent) from 0 to a round top above every value (+ error), at least 10 and
+    /// at most 100.
     static func axis(_ maxValue: Double) -> Double {
-        let m = max(maxValue, 1e-9)
+        let m = min(max(maxValue, 10), 100)
         let step = pow(10, floor(log10(m)))
         for k in [1.0, 2, 2.5, 5, 10] where k * step >= m { return k * step }
         return 10 * step
@@ -210,7 +211,7 @@ public enum SVGPlot {
             }
             let ly = top + 8 + Double(i) * 16
             body += "<rect x=\"\(f(width - right + 12))\" y=\"\(f(ly - 8))\" width=\"12\" height=\"3\" fill=\"\(c)\"/>"
-            body += "<text x=\"\(f(width - right + 30))\" y=\"\(f(ly - 3))\">\(EvalReport.escape(String(s.name.prefix(32))))</text>"
+            body += "<text x=\"\(f(width - right + 30))\" y=\"\(f(ly - 3))\">\(EvalReport.escape(String(s.name.prefix(42))))</text>"
         }
         return frame(title: title, xLabel: xLabel, yLabel: yLabel, yMax: yMax, body: body)
     }
