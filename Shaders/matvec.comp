@@ -1,31 +1,32 @@
 #version 450
 #extension GL_GOOGLE_include_directive : require
-#extension GL_KHR_shader_subgroup_basic : require
-#extension GL_KHR_shader_subgroup_ballot : require
+#extension GL_EXT_control_flow_attributes : require
 
-// Y[m, yOffset + n] = Σ_k W[n, k] · X[m, k] for m < MCOLS ≤ 8: one INVOCATION per weight row n.
-// Each invocation decodes its row's 32-element blocks (a whole q8_0 / q4_1 / q4_0 block or one
-// sub-block of a q4_k / q6_k super-block) into registers once and uses them for all MCOLS columns.
-// X is the same for every row, so the subgroup loads each 32-element piece of X once, one vec4
-// per lane, and hands it around with subgroupBroadcast.
+// Y[m, yOffset + n] = Σ_k W[n, k] · X[m, k] for m < MCOLS ≤ 8: each INVOCATION owns ROWS ≤ 4
+// consecutive weight rows. It decodes its rows' 32-element blocks (a whole q8_0 / q4_1 / q4_0
+// block or one sub-block of a q4_k / q6_k super-block) into registers and uses each X quad it
+// fetches for all of its rows.
 //
-// Why this shape, on lavapipe (which runs a subgroup as one SIMD vector, see docs/KERNELS.md):
+// Why this shape, on lavapipe (which runs 8 invocations as one SIMD vector; see docs/KERNELS.md
+// for the measurements):
+//   - X is fetched by every lane from a vec4 texel buffer, the same address in all lanes. That is
+//     eight 16-byte loads and a transpose; a subgroupBroadcast instead is a loop over the lanes
+//     per component (2× slower in all);
+//   - a 32-bit texel fetch is a hardware gather, which is slow on this CPU, so q4_1 and q8_0
+//     weights (the default model's) are read as uvec4 texels: two / three 16-byte loads per block
+//     instead of five / ten gathers, the block's words picked out of the window with selects;
 //   - both sides of every `if` run, masked: the hot loop holds no rare path; the K tail (K not a
 //     multiple of 32, float formats only) has a loop of its own after it;
-//   - a storage-buffer load whose address is not provably uniform becomes a loop over the lanes,
-//     so X is loaded once per subgroup and the weights come through a texel buffer (gathers);
-//   - everything is written out with constant indices (the COLUMN macro) so all state stays in
-//     registers; MCOLS is a specialization constant, so unused columns fold away.
-// Needs K a multiple of 4 (X is read as vec4) and a subgroup of at least 4 lanes (the host
-// checks both). No barrier, no shared memory; an invocation loops K/32 + 31 times at most.
+//   - MCOLS and ROWS are specialization constants and every loop over them is unrolled, so all
+//     state stays in registers and unused columns fold away.
+// Needs K a multiple of 4 (X is read as vec4). No barrier, no shared memory, no subgroup ops.
 
 layout(local_size_x_id = 0) in;
 layout(constant_id = 1) const uint FORMAT = 0;
 layout(constant_id = 2) const uint MCOLS = 1;
-// The device's subgroup size, as a constant so that the 4-lane path folds away elsewhere.
-layout(constant_id = 3) const uint SUBGROUP = 8;
+layout(constant_id = 3) const uint ROWS = 1;
 
-// The weights as a texel buffer of words.
+// The weights as a texel buffer: of words (R32_UINT), or for q4_1 / q8_0 of uvec4 (R32G32B32A32_UINT).
 layout(set = 0, binding = 0) uniform usamplerBuffer wt;
 #define WORD(i) texelFetch(wt, int(i)).x
 // X as a texel buffer of vec4: a quad in one fetch.
@@ -49,53 +50,87 @@ float x_elem(uint m, uint k) {
     return texelFetch(xq, int(e >> 2))[e & 3u];
 }
 
-// One column: its 32 X values (quad i in lane i, or lane i - 4 of xb when 4 wide) against the
-// decoded block w0 … w7.
-#define COLUMN(m, acc) if (MCOLS > m) { \
-    vec4 xa = x_quad(m, k0, q0); \
-    vec4 xb = sg < 8u ? x_quad(m, k0, q1) : xa; \
-    acc += dot(w0, subgroupBroadcast(xa, 0u)) + dot(w1, subgroupBroadcast(xa, 1u)) + \
-           dot(w2, subgroupBroadcast(xa, 2u)) + dot(w3, subgroupBroadcast(xa, 3u)); \
-    if (sg >= 8u) { \
-        acc += dot(w4, subgroupBroadcast(xa, 4u)) + dot(w5, subgroupBroadcast(xa, 5u)) + \
-               dot(w6, subgroupBroadcast(xa, 6u)) + dot(w7, subgroupBroadcast(xa, 7u)); \
-    } else { \
-        acc += dot(w4, subgroupBroadcast(xb, 0u)) + dot(w5, subgroupBroadcast(xb, 1u)) + \
-               dot(w6, subgroupBroadcast(xb, 2u)) + dot(w7, subgroupBroadcast(xb, 3u)); \
-    } }
+// Word s of e0 … e3 (s < 4): one word of a window read in uvec4 texels, picked with selects.
+uint pick(uint s, uint e0, uint e1, uint e2, uint e3) { return s == 0u ? e0 : (s == 1u ? e1 : (s == 2u ? e2 : e3)); }
 
-#define TAIL(m, acc) if (MCOLS > m) acc += wk * x_elem(m, k);
-#define STORE(m, acc) if (MCOLS > m) y[m * p.ldy + p.yOffset + n] = acc;
+// The 32 weights of the block at element e0 (a multiple of 32) as eight quads.
+void w_block(uint e0, out vec4 w[8]) {
+    if (FORMAT == FMT_Q4_1) {
+        // 20-byte blocks: the 5 words from word bw lie in uvec4 texels bw/4 and bw/4 + 1.
+        uint bw = (e0 >> 5) * 5u;
+        uvec4 a = texelFetch(wt, int(bw >> 2)), b = texelFetch(wt, int((bw >> 2) + 1u));
+        uint s = bw & 3u;
+        vec2 dm = unpackHalf2x16(pick(s, a.x, a.y, a.z, a.w));
+        uint q0 = pick(s, a.y, a.z, a.w, b.x), q1 = pick(s, a.z, a.w, b.x, b.y);
+        uint q2 = pick(s, a.w, b.x, b.y, b.z), q3 = pick(s, b.x, b.y, b.z, b.w);
+        w[0] = dm.x * w_q4x4(q0, 0) + dm.y; w[1] = dm.x * w_q4x4(q1, 0) + dm.y;
+        w[2] = dm.x * w_q4x4(q2, 0) + dm.y; w[3] = dm.x * w_q4x4(q3, 0) + dm.y;
+        w[4] = dm.x * w_q4x4(q0, 4) + dm.y; w[5] = dm.x * w_q4x4(q1, 4) + dm.y;
+        w[6] = dm.x * w_q4x4(q2, 4) + dm.y; w[7] = dm.x * w_q4x4(q3, 4) + dm.y;
+    } else if (FORMAT == FMT_Q8_0) {
+        // 34-byte blocks from byte o (even): the 9 words from word o/4 lie in three uvec4 texels;
+        // d is the low or the high half of the first, the 32 quants follow it.
+        uint o = (e0 >> 5) * 34u;
+        uint wi = o >> 2;
+        uvec4 a = texelFetch(wt, int(wi >> 2)), b = texelFetch(wt, int((wi >> 2) + 1u)), c = texelFetch(wt, int((wi >> 2) + 2u));
+        uint s = wi & 3u;
+        uint win[12] = uint[12](a.x, a.y, a.z, a.w, b.x, b.y, b.z, b.w, c.x, c.y, c.z, c.w);
+        uint v[9];
+        [[unroll]] for (uint j = 0u; j < 9u; ++j) v[j] = pick(s, win[j], win[j + 1u], win[j + 2u], win[j + 3u]);
+        bool high = (o & 2u) != 0u;
+        float d = unpackHalf2x16(high ? v[0] >> 16 : v[0]).x;
+        [[unroll]] for (uint j = 0u; j < 8u; ++j) w[j] = d * w_q8x4(high ? v[j + 1u] : (v[j] >> 16) | (v[j + 1u] << 16));
+    } else {
+        w_run32(e0, w[0], w[1], w[2], w[3], w[4], w[5], w[6], w[7]);
+    }
+}
 
 void main() {
-    uint n = gl_GlobalInvocationID.x + gl_GlobalInvocationID.y * gl_NumWorkGroups.x * gl_WorkGroupSize.x;
-    // Every lane stays to the end (the broadcasts need the whole subgroup); a lane past the
-    // last row decodes row N-1 and writes nothing.
-    bool live = n < p.N;
-    uint rowE = min(n, p.N - 1u) * p.K;
+    uint n0 = (gl_GlobalInvocationID.x + gl_GlobalInvocationID.y * gl_NumWorkGroups.x * gl_WorkGroupSize.x) * ROWS;
     uint nb = p.K / 32u;
-    uint lane = gl_SubgroupInvocationID;
-    const uint sg = SUBGROUP;
-    // The lanes that load X: lane l holds quad l & 7; with 4 lanes, also quad l + 4 in xb.
-    uint q0 = lane & 7u;
-    uint q1 = (lane & 3u) + 4u;
+    // A row past the last one decodes row N-1 and writes nothing.
+    uint rowE[4];
+    float acc[4][8];
+    [[unroll]] for (uint r = 0u; r < ROWS; ++r) {
+        rowE[r] = min(n0 + r, p.N - 1u) * p.K;
+        [[unroll]] for (uint m = 0u; m < MCOLS; ++m) acc[r][m] = 0.0;
+    }
 
-    float a0 = 0.0, a1 = 0.0, a2 = 0.0, a3 = 0.0, a4 = 0.0, a5 = 0.0, a6 = 0.0, a7 = 0.0;
     for (uint b = 0u; b < nb; ++b) {
         uint k0 = b * 32u;
-        vec4 w0, w1, w2, w3, w4, w5, w6, w7;
-        w_run32(rowE + k0, w0, w1, w2, w3, w4, w5, w6, w7);
-        COLUMN(0u, a0) COLUMN(1u, a1) COLUMN(2u, a2) COLUMN(3u, a3)
-        COLUMN(4u, a4) COLUMN(5u, a5) COLUMN(6u, a6) COLUMN(7u, a7)
+        if (MCOLS == 1u) {
+            // One column: hold its 32 X values, decode the rows one after another.
+            vec4 x[8];
+            [[unroll]] for (uint i = 0u; i < 8u; ++i) x[i] = x_quad(0u, k0, i);
+            [[unroll]] for (uint r = 0u; r < ROWS; ++r) {
+                vec4 w[8];
+                w_block(rowE[r] + k0, w);
+                acc[r][0] += dot(w[0], x[0]) + dot(w[1], x[1]) + dot(w[2], x[2]) + dot(w[3], x[3]) +
+                             dot(w[4], x[4]) + dot(w[5], x[5]) + dot(w[6], x[6]) + dot(w[7], x[7]);
+            }
+        } else {
+            // Several columns: hold the rows' decoded weights, fetch each X quad once for all rows.
+            vec4 w[4][8];
+            [[unroll]] for (uint r = 0u; r < ROWS; ++r) w_block(rowE[r] + k0, w[r]);
+            [[unroll]] for (uint m = 0u; m < MCOLS; ++m) {
+                [[unroll]] for (uint i = 0u; i < 8u; ++i) {
+                    vec4 x = x_quad(m, k0, i);
+                    [[unroll]] for (uint r = 0u; r < ROWS; ++r) acc[r][m] += dot(w[r][i], x);
+                }
+            }
+        }
     }
     // K tail, element by element (float formats only: quantised K is a multiple of the block).
     for (uint k = nb * 32u; k < p.K; ++k) {
-        float wk = w_elem(rowE + k);
-        TAIL(0u, a0) TAIL(1u, a1) TAIL(2u, a2) TAIL(3u, a3)
-        TAIL(4u, a4) TAIL(5u, a5) TAIL(6u, a6) TAIL(7u, a7)
+        [[unroll]] for (uint r = 0u; r < ROWS; ++r) {
+            float wk = w_elem(rowE[r] + k);
+            [[unroll]] for (uint m = 0u; m < MCOLS; ++m) acc[r][m] += wk * x_elem(m, k);
+        }
     }
 
-    if (!live) return;
-    STORE(0u, a0) STORE(1u, a1) STORE(2u, a2) STORE(3u, a3)
-    STORE(4u, a4) STORE(5u, a5) STORE(6u, a6) STORE(7u, a7)
+    [[unroll]] for (uint r = 0u; r < ROWS; ++r) {
+        if (n0 + r < p.N) {
+            [[unroll]] for (uint m = 0u; m < MCOLS; ++m) y[m * p.ldy + p.yOffset + n0 + r] = acc[r][m];
+        }
+    }
 }

@@ -31,7 +31,7 @@ public final class VulkanBackend: Backend {
         return Tensor(type: type, count: count, storage: alloc, backend: self)
     }
 
-    func slice(_ t: Tensor) -> BufferSlice { (t.storage as! DeviceAllocation).slice }
+    public func slice(_ t: Tensor) -> BufferSlice { (t.storage as! DeviceAllocation).slice }
 
     public func write(_ t: Tensor, bytes: UnsafeRawBufferPointer) throws {
         guard bytes.count <= t.byteCount else { throw BackendError("write of \(bytes.count) bytes into a \(t.byteCount)-byte tensor") }
@@ -70,8 +70,11 @@ public final class VulkanBackend: Backend {
 
     // MARK: kernels
 
-    /// matvec runs one invocation per row in whole subgroups.
-    var matvecWorkgroup: UInt32 { UInt32(max(Int(Self.workgroup), device.limits.subgroupSize)) }
+    /// Rows per matvec invocation: 4 for one column (each X quad serves four rows), 2 for more
+    /// (the decoded weights of more rows spill out of registers); docs/KERNELS.md has the figures.
+    func matvecRows(columns: Int) -> Int { columns == 1 ? 4 : 2 }
+    /// 64 rows per matvec workgroup, in whole subgroups.
+    func matvecWorkgroup(rows: Int) -> UInt32 { UInt32(max(64 / rows, device.limits.subgroupSize)) }
 
     private func kernel(_ name: String, _ spirv: [UInt32], _ access: [BindingAccess], push: Int, format: ElementType? = nil,
                         workgroup: UInt32 = VulkanBackend.workgroup) throws -> Kernel {
@@ -105,7 +108,7 @@ public final class VulkanBackend: Backend {
         let whole = slice(w)
         return rowChunks(rows: rows, rowBytes: rowBytes, limit: bindingLimit, alignment: align).map { c in
             let start = c.first * rowBytes
-            let size = min((c.count * rowBytes + 3) & ~3, whole.size - start)
+            let size = min((c.count * rowBytes + 15) & ~15, whole.size - start)
             return (c, whole.subslice(offset: start, size: size))
         }
     }
@@ -117,7 +120,7 @@ public final class VulkanBackend: Backend {
     func vectorKernelFits(m: Int, n: Int, k: Int) -> Bool {
         let lim = device.limits
         let align = max(lim.minTexelBufferOffsetAlignment, lim.minStorageBufferOffsetAlignment)
-        return k % 4 == 0 && lim.subgroupShuffle && lim.subgroupSize >= 4
+        return k % 4 == 0
             && (m <= 8 || ((8 * k * 4) % align == 0 && (8 * n * 4) % align == 0))
     }
 
@@ -125,7 +128,7 @@ public final class VulkanBackend: Backend {
         try OpCheck.matmul(w, x, y, m: m, n: n, k: k, kernel: kind, backend: self)
         let fits = vectorKernelFits(m: m, n: n, k: k)
         if kind == .vector, !fits {
-            throw BackendError("matmul: the matrix × vector kernel needs k a multiple of 4 (got \(k)) and subgroup shuffles of 4 or more lanes on \(device.info.name)")
+            throw BackendError("matmul: the matrix × vector kernel needs k a multiple of 4 (got \(k)) and column groups on the device's texel alignment")
         }
         guard kind == .vector || (kind == .auto && fits) else {
             let kern = try kernel("matmul", SPIRV.matmul, [.read, .read, .write], push: 5, format: w.type)
@@ -139,14 +142,17 @@ public final class VulkanBackend: Backend {
         let (xs, ys) = (slice(x), slice(y))
         for m0 in stride(from: 0, to: m, by: 8) {
             let cols = min(8, m - m0)
-            let kern = try device.kernel(name: "matvec.\(w.type.rawValue)", spirv: SPIRV.matvec, access: [.texels, .quads, .write],
-                                         pushConstantWords: 5, specialization: [matvecWorkgroup, w.type.shaderFormat, UInt32(cols),
-                                                                                UInt32(device.limits.subgroupSize)])
+            let rows = matvecRows(columns: cols)
+            let wg = matvecWorkgroup(rows: rows)
+            // q4_1 and q8_0 weights are read as uvec4 texels (see Shaders/matvec.comp), the rest as words.
+            let weights: BindingAccess = w.type == .q4_1 || w.type == .q8_0 ? .wordQuads : .texels
+            let kern = try device.kernel(name: "matvec.\(w.type.rawValue)", spirv: SPIRV.matvec, access: [weights, .quads, .write],
+                                         pushConstantWords: 5, specialization: [wg, w.type.shaderFormat, UInt32(cols), UInt32(rows)])
             let xg = xs.subslice(offset: m0 * k * 4, size: cols * k * 4)
             let yg = ys.subslice(offset: m0 * n * 4, size: cols * n * 4)
             for (chunk, ws) in try weightChunks(w, rows: n, width: k) {
                 let push: [UInt32] = [UInt32(k), UInt32(chunk.count), UInt32(cols), UInt32(chunk.first), UInt32(n)]
-                let perGroup = Int(matvecWorkgroup)
+                let perGroup = Int(wg) * rows
                 try dispatch(kern, [ws, xg, yg], push, rowGrid((chunk.count + perGroup - 1) / perGroup),
                              bytes: w.type.byteCount(chunk.count * k) + 4 * cols * (k + chunk.count), flops: 2 * cols * chunk.count * k)
             }

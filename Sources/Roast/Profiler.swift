@@ -35,30 +35,33 @@ public struct DeviceCeilings: Codable, Sendable {
         try enc.encode(all).write(to: Self.file, options: .atomic)
     }
 
-    /// A streaming kernel over up to 64 Mi floats (as many as one binding holds; 32 Mi on lavapipe:
-    /// read 128 MiB, write 128 MiB) and an f32 matmul of
-    /// 8 columns × 4096 × 4096 through the engine's own kernels; the best of 3 runs each.
+    /// A copy of up to 256 MiB (as much as one binding holds; 128 MiB on lavapipe) on the transfer
+    /// path, and the engine's matmul on 8 columns × 4096 × 4096 in f32, q8_0 and q4_1 (the fastest
+    /// of them is the ceiling: on lavapipe the quantised kernels read fewer texels per
+    /// multiply-add); the best of 3 runs each.
     public static func measure(_ vk: VulkanBackend) throws -> DeviceCeilings {
-        let n = min(64 << 20, vk.device.limits.maxStorageBufferRange / 4) / 4096 * 4096
-        let a = try vk.makeTensor(.f32, count: n), out = try vk.makeTensor(.f32, count: n)
-        let rows = n / 4096
+        let bytes = min(256 << 20, vk.device.limits.maxStorageBufferRange) / 4096 * 4096
+        let a = try vk.makeTensor(.u32, count: bytes / 4), out = try vk.makeTensor(.u32, count: bytes / 4)
         var copy = Double.infinity
         for _ in 0..<3 {
             _ = vk.takeProfile()
-            try vk.add(a, nil, output: out, rows: rows, width: 4096, steering: nil)
+            try vk.stream.copy(vk.slice(a), to: vk.slice(out))
             try vk.synchronize()
             copy = min(copy, vk.takeProfile().map(\.nanoseconds).reduce(0, +))
         }
         let (m, nn, k) = (8, 4096, 4096)
-        let w = try vk.makeTensor(.f32, count: nn * k), x = try vk.makeTensor(.f32, count: m * k), y = try vk.makeTensor(.f32, count: m * nn)
+        let x = try vk.makeTensor(.f32, count: m * k), y = try vk.makeTensor(.f32, count: m * nn)
         var mm = Double.infinity
-        for _ in 0..<3 {
-            _ = vk.takeProfile()
-            try vk.matmul(weight: w, input: x, output: y, m: m, n: nn, k: k, kernel: .auto)
-            try vk.synchronize()
-            mm = min(mm, vk.takeProfile().map(\.nanoseconds).reduce(0, +))
+        for format in [ElementType.f32, .q8_0, .q4_1] {
+            let w = try vk.makeTensor(format, count: nn * k)
+            for _ in 0..<3 {
+                _ = vk.takeProfile()
+                try vk.matmul(weight: w, input: x, output: y, m: m, n: nn, k: k, kernel: .auto)
+                try vk.synchronize()
+                mm = min(mm, vk.takeProfile().map(\.nanoseconds).reduce(0, +))
+            }
         }
-        return DeviceCeilings(device: vk.device.info.name, gbPerSecond: Double(2 * n * 4) / copy,
+        return DeviceCeilings(device: vk.device.info.name, gbPerSecond: Double(2 * bytes) / copy,
                               gflopPerSecond: Double(2 * m * nn * k) / mm, date: ISO8601DateFormatter().string(from: Date()))
     }
 }

@@ -120,7 +120,7 @@ public final class CommandStream {
         if poolIndex == descriptorPools.count || setsInPool == Self.setsPerPool {
             if setsInPool == Self.setsPerPool { poolIndex += 1; setsInPool = 0 }
             if poolIndex == descriptorPools.count {
-                var sizes = [VK_DESCRIPTOR_TYPE_STORAGE_BUFFER, VK_DESCRIPTOR_TYPE_UNIFORM_TEXEL_BUFFER ].map {
+                var sizes = [VK_DESCRIPTOR_TYPE_STORAGE_BUFFER, VK_DESCRIPTOR_TYPE_UNIFORM_TEXEL_BUFFER].map {
                     VkDescriptorPoolSize(type: $0, descriptorCount: UInt32(Self.setsPerPool * Self.maxBindings))
                 }
                 var pi = VkDescriptorPoolCreateInfo()
@@ -233,6 +233,27 @@ public final class CommandStream {
         pendingWrites.append(slice)
         retained.append(slice.allocation)
         device.fns.cmdFillBuffer(cmd, slice.buffer, VkDeviceSize(slice.absoluteOffset), VkDeviceSize(slice.size), word)
+    }
+
+    /// Copies `source` into `destination` (same size) on the transfer path; with profiling on it
+    /// is timed like a dispatch, labelled `label`, kernel "copy".
+    public func copy(_ source: BufferSlice, to destination: BufferSlice, label: String = "copy") throws {
+        guard source.size == destination.size, source.size > 0 else {
+            throw VulkanError("copy: \(source.size) bytes into a \(destination.size)-byte slice")
+        }
+        guard source.allocation.device === device, destination.allocation.device === device else {
+            throw VulkanError("copy: a slice belongs to another device")
+        }
+        try begin()
+        if pendingWrites.contains(where: { $0.overlaps(source) || $0.overlaps(destination) })
+            || pendingReads.contains(where: { $0.overlaps(destination) }) { barrier() }
+        pendingReads.append(source)
+        pendingWrites.append(destination)
+        retained += [source.allocation, destination.allocation]
+        var region = VkBufferCopy(srcOffset: VkDeviceSize(source.absoluteOffset), dstOffset: VkDeviceSize(destination.absoluteOffset),
+                                  size: VkDeviceSize(source.size))
+        device.fns.cmdCopyBuffer(cmd, source.buffer, destination.buffer, 1, &region)
+        if profiling { try writeTimestamp(label: (label, "copy", DispatchWork(bytes: Double(2 * source.size)))) }
     }
 
     private func barrier() {

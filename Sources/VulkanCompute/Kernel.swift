@@ -11,11 +11,20 @@ public enum BindingAccess: Sendable {
     /// Read-only, a uniform texel buffer of vec4 (`samplerBuffer`, R32G32B32A32_SFLOAT): four
     /// floats in one fetch. The bound size must be a whole number of 16-byte texels.
     case quads
+    /// Read-only, a uniform texel buffer of uvec4 (`usamplerBuffer`, R32G32B32A32_UINT): four
+    /// words in one fetch, which lavapipe loads as one 16-byte read per lane.
+    case wordQuads
     var reads: Bool { self != .write }
     var writes: Bool { self == .write || self == .readWrite }
-    var isTexelBuffer: Bool { self == .texels || self == .quads }
-    var texelBytes: Int { self == .quads ? 16 : 4 }
-    var texelFormat: VkFormat { self == .quads ? VK_FORMAT_R32G32B32A32_SFLOAT : VK_FORMAT_R32_UINT }
+    var isTexelBuffer: Bool { self == .texels || self == .quads || self == .wordQuads }
+    var texelBytes: Int { self == .quads || self == .wordQuads ? 16 : 4 }
+    var texelFormat: VkFormat {
+        switch self {
+        case .quads: VK_FORMAT_R32G32B32A32_SFLOAT
+        case .wordQuads: VK_FORMAT_R32G32B32A32_UINT
+        default: VK_FORMAT_R32_UINT
+        }
+    }
     var descriptorType: VkDescriptorType {
         isTexelBuffer ? VK_DESCRIPTOR_TYPE_UNIFORM_TEXEL_BUFFER : VK_DESCRIPTOR_TYPE_STORAGE_BUFFER
     }

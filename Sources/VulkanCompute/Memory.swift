@@ -168,8 +168,10 @@ extension VulkanDevice {
     }
 
     /// Allocates `bytes` of device memory (host-mapped where the device allows it).
+    /// The size is rounded up to whole 16-byte quads, so that any allocation can be bound as a
+    /// texel buffer of uvec4 / vec4.
     public func allocate(_ bytes: Int) throws -> DeviceAllocation {
-        let bytes = max(bytes, 4)
+        let bytes = (max(bytes, 4) + 15) & ~15
         let alignment = max(limits.minStorageBufferOffsetAlignment, 16)
         lock.lock()
         defer { lock.unlock() }

@@ -65,6 +65,27 @@ final class VulkanComputeTests: XCTestCase {
         XCTAssertEqual(try read(device, a, n), [Float](repeating: 2, count: n))
     }
 
+    /// `copy` (the calibration's bandwidth probe): ordered after the dispatch that writes its
+    /// source, timed like a dispatch, and refused for slices of different sizes.
+    func testCopyFollowsTheDispatchThatWritesItsSource() throws {
+        let k = try addKernel(device)
+        let n = 100
+        let a = try buffer(device, (0..<n).map(Float.init)), b = try buffer(device, [Float](repeating: 1, count: n))
+        let x = try buffer(device, [Float](repeating: 0, count: n)), y = try buffer(device, [Float](repeating: -1, count: n))
+        let stream = try CommandStream(device: device, profiling: true)
+        try stream.dispatch(k, [a, b, x, a, a], push: [UInt32(n), 1, 1, 0], groups: (2, 1, 1))    // x = a + b
+        try stream.copy(x, to: y)
+        XCTAssertEqual(stream.barrierCount, 1)
+        try stream.submit()
+        XCTAssertEqual(try read(device, y, n), (0..<n).map { Float($0) + 1 })
+        if device.limits.timestamps {
+            XCTAssertEqual(stream.timings.map(\.kernel), ["add", "copy"])
+            XCTAssertEqual(stream.timings.last?.bytes, Double(2 * n * 4))
+        }
+        let small = try device.allocate(16).slice
+        XCTAssertThrowsError(try stream.copy(x, to: small))
+    }
+
     func testStagingPathOnADeviceWithoutMappableMemory() throws {
         let d = try VulkanDevice(validation: true, forceStaging: true)
         XCTAssertTrue(d.usesStaging)
