@@ -11,10 +11,14 @@ import XCTest
 let fixtures = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().appendingPathComponent("Fixtures")
 let dataDir = fixtures.appendingPathComponent("data")
 
-func temporaryDirectory() throws -> URL {
-    let u = FileManager.default.temporaryDirectory.appendingPathComponent("roast-eval-\(UUID().uuidString)")
-    try FileManager.default.createDirectory(at: u, withIntermediateDirectories: true)
-    return u
+extension XCTestCase {
+    /// A fresh directory, removed when the test ends.
+    func temporaryDirectory() throws -> URL {
+        let u = FileManager.default.temporaryDirectory.appendingPathComponent("roast-eval-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: u, withIntermediateDirectories: true)
+        addTeardownBlock { try? FileManager.default.removeItem(at: u) }
+        return u
+    }
 }
 
 func write(_ text: String, _ name: String, in dir: URL) throws -> URL {
