@@ -1,7 +1,7 @@
 #version 450
 #extension GL_GOOGLE_include_directive : require
 
-// Y[m, yOffset + n] = Σ_k W[n, k] · X[m, k], any M: 32 (n) × 32 (m) output tile per workgroup,
+// Y[m, yOffset + n] = Σ_k W[n, k] · X[m, k] through the EPILOGUE (include/epilogue.glsl), any M: 32 (n) × 32 (m) output tile per workgroup,
 // K stepped by 32 through shared tiles (for q4_k / q6_k: one 32-element sub-block of a
 // super-block per step). Needs exactly 64 threads (spec 0 = 64): thread (tn = tid % 8,
 // tm = tid / 8) computes n = n0 + 4tn + i, m = m0 + 4tm + j for i, j < 4.
@@ -10,6 +10,7 @@
 
 layout(local_size_x_id = 0) in;
 layout(constant_id = 1) const uint FORMAT = 0;
+layout(constant_id = 4) const uint EPILOGUE = 0;
 
 layout(std430, set = 0, binding = 0) readonly buffer WB { uint w[]; };
 layout(std430, set = 0, binding = 1) readonly buffer XB { float x[]; };
@@ -21,9 +22,13 @@ layout(push_constant) uniform P {
     uint M;
     uint yOffset;
     uint ldy;
+    uint steer;
+    uint mBase;
+    uint captureGate;
 } p;
 
 #include "formats.glsl"
+#include "epilogue.glsl"
 
 const uint TILE = 32u;
 
@@ -113,9 +118,17 @@ void main() {
     for (uint j = 0u; j < 4u; ++j) {
         uint m = m0 + 4u * tm + j;
         if (m >= p.M) break;
-        for (uint i = 0u; i < 4u; ++i) {
-            uint n = n0 + 4u * tn + i;
-            if (n < p.N) y[m * p.ldy + p.yOffset + n] = acc[j][i];
+        if (EPILOGUE == EPI_SILU_GATE) {
+            // n0 + 4tn is even and N is even: the thread holds whole gate/up pairs.
+            for (uint i = 0u; i < 4u; i += 2u) {
+                uint n = n0 + 4u * tn + i;
+                if (n < p.N) epi_store_gate(m, p.yOffset + n, acc[j][i], acc[j][i + 1u]);
+            }
+        } else {
+            for (uint i = 0u; i < 4u; ++i) {
+                uint n = n0 + 4u * tn + i;
+                if (n < p.N) epi_store(m, p.yOffset + n, acc[j][i]);
+            }
         }
     }
 }

@@ -2,7 +2,7 @@
 #extension GL_GOOGLE_include_directive : require
 #extension GL_EXT_control_flow_attributes : require
 
-// Y[m, yOffset + n] = Σ_k W[n, k] · X[m, k] for m < MCOLS ≤ 8: each INVOCATION owns ROWS ≤ 4
+// Y[m, yOffset + n] = Σ_k W[n, k] · X[m, k] for m < MCOLS ≤ 8, through the EPILOGUE (include/epilogue.glsl): each INVOCATION owns ROWS ≤ 4
 // consecutive weight rows. It decodes its rows' 32-element blocks (a whole q8_0 / q4_1 / q4_0
 // block or one sub-block of a q4_k / q6_k super-block) into registers and uses each X quad it
 // fetches for all of its rows.
@@ -25,6 +25,7 @@ layout(local_size_x_id = 0) in;
 layout(constant_id = 1) const uint FORMAT = 0;
 layout(constant_id = 2) const uint MCOLS = 1;
 layout(constant_id = 3) const uint ROWS = 1;
+layout(constant_id = 4) const uint EPILOGUE = 0;
 
 // The weights as a texel buffer: of words (R32_UINT), or for q4_1 / q8_0 of uvec4 (R32G32B32A32_UINT).
 layout(set = 0, binding = 0) uniform usamplerBuffer wt;
@@ -39,9 +40,13 @@ layout(push_constant) uniform P {
     uint M;
     uint yOffset;
     uint ldy;
+    uint steer;
+    uint mBase;
+    uint captureGate;
 } p;
 
 #include "formats.glsl"
+#include "epilogue.glsl"
 
 // Elements 4q … 4q+3 of the 32 elements of X's column m starting at k0.
 vec4 x_quad(uint m, uint k0, uint q) { return texelFetch(xq, int((m * p.K + k0) / 4u + q)); }
@@ -128,9 +133,18 @@ void main() {
         }
     }
 
-    [[unroll]] for (uint r = 0u; r < ROWS; ++r) {
-        if (n0 + r < p.N) {
-            [[unroll]] for (uint m = 0u; m < MCOLS; ++m) y[m * p.ldy + p.yOffset + n0 + r] = acc[r][m];
+    if (EPILOGUE == EPI_SILU_GATE) {
+        // ROWS is even and N is even, so an invocation holds whole gate/up pairs.
+        [[unroll]] for (uint r = 0u; r < ROWS; r += 2u) {
+            if (n0 + r < p.N) {
+                [[unroll]] for (uint m = 0u; m < MCOLS; ++m) epi_store_gate(m, p.yOffset + n0 + r, acc[r][m], acc[r + 1u][m]);
+            }
+        }
+    } else {
+        [[unroll]] for (uint r = 0u; r < ROWS; ++r) {
+            if (n0 + r < p.N) {
+                [[unroll]] for (uint m = 0u; m < MCOLS; ++m) epi_store(m, p.yOffset + n0 + r, acc[r][m]);
+            }
         }
     }
 }

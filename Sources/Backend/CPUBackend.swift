@@ -43,12 +43,53 @@ public final class CPUBackend: Backend {
         Quantization.decode(UnsafeRawBufferPointer(store(w).raw), as: w.type, first: row * width, count: width)
     }
 
-    public func matmul(weight w: Tensor, input x: Tensor, output y: Tensor, m: Int, n: Int, k: Int, kernel: MatmulKernel) throws {
-        try OpCheck.matmul(w, x, y, m: m, n: n, k: k, kernel: kernel, backend: self)
+    public func matmul(weight w: Tensor, input x: Tensor, output y: Tensor, m: Int, n: Int, k: Int, kernel: MatmulKernel,
+                       epilogue: MatmulEpilogue) throws {
+        try OpCheck.matmul(w, x, y, m: m, n: n, k: k, kernel: kernel, epilogue: epilogue, backend: self)
+        guard case .store = epilogue else {
+            // The product first, then the epilogue with the elementwise ops' own formulas.
+            var product = [Float](repeating: 0, count: m * n)
+            try product.withUnsafeMutableBufferPointer { try matmulProducts(w, f(x), $0, m: m, n: n, k: k) }
+            let out = f(y)
+            switch epilogue {
+            case .store: break
+            case .addResidual(let r, let steering):
+                let rv = f(r), steer = steering.map { (f($0.scales), f($0.vector), $0.multiplicative) }
+                for i in 0..<m * n {
+                    let sum = rv[i] + product[i]
+                    out[i] = steer.map { Self.steered(sum, $0.0[i / n], $0.1[i % n], multiplicative: $0.2) } ?? sum
+                }
+            case .siluGate(let steering, let gate):
+                let half = n / 2, gv = gate.map { f($0) }, steer = steering.map { (f($0.scales), f($0.vector), $0.multiplicative) }
+                for r in 0..<m {
+                    for j in 0..<half {
+                        let g = product[r * n + 2 * j], u = product[r * n + 2 * j + 1]
+                        let a = Self.silu(g)
+                        out[r * half + j] = (steer.map { Self.steered(a, $0.0[r], $0.1[j], multiplicative: $0.2) } ?? a) * u
+                        gv?[r * half + j] = g
+                    }
+                }
+            }
+            return
+        }
+        try matmulProducts(w, f(x), f(y), m: m, n: n, k: k)
+    }
+
+    /// `x / (1 + exp(-x))`, as the kernels write it (exp overflowing gives the right limit, -0).
+    static func silu(_ x: Float) -> Float { x / (1 + exp(-x)) }
+
+    /// The steering term of the fused ops: `x + s·v` (additive) or `x + s·(v·x)` (multiplicative).
+    static func steered(_ x: Float, _ s: Float, _ v: Float, multiplicative: Bool) -> Float {
+        multiplicative ? x + s * (v * x) : x + s * v
+    }
+
+    /// `ys[col · n + row] = Σ_k w[row, k] · xs[col · k + k]`.
+    private func matmulProducts(_ w: Tensor, _ xsIn: UnsafeMutableBufferPointer<Float>, _ ysIn: UnsafeMutableBufferPointer<Float>,
+                                m: Int, n: Int, k: Int) throws {
         // Rows are independent: blocks of 64 rows run on all cores, each writing its own outputs
         // (hence the unchecked sharing of the buffers). Products are summed in double precision,
         // four lanes at a time.
-        nonisolated(unsafe) let xs = f(x), ys = f(y)
+        nonisolated(unsafe) let xs = xsIn, ys = ysIn
         nonisolated(unsafe) let raw = UnsafeRawBufferPointer(store(w).raw)
         let type = w.type
         let blocks = (n + 63) / 64
@@ -173,10 +214,8 @@ public final class CPUBackend: Backend {
         let steer = steering.map { (f($0.scales), f($0.vector), $0.multiplicative) }
         for r in 0..<rows {
             for i in 0..<width {
-                let x = g[r * width + i]
-                var a = x / (1 + exp(-x))
-                if let (s, v, mul) = steer { a += mul ? s[r] * (v[i] * a) : s[r] * v[i] }
-                out[r * width + i] = a * up[r * width + i]
+                let a = Self.silu(g[r * width + i])
+                out[r * width + i] = (steer.map { Self.steered(a, $0.0[r], $0.1[i], multiplicative: $0.2) } ?? a) * up[r * width + i]
             }
         }
     }
@@ -191,8 +230,7 @@ public final class CPUBackend: Backend {
             for i in 0..<width {
                 var x = av[r * width + i]
                 if let bv { x += bv[r * width + i] }
-                if let (s, v, mul) = steer { x += mul ? s[r] * (v[i] * x) : s[r] * v[i] }
-                out[r * width + i] = x
+                out[r * width + i] = steer.map { Self.steered(x, $0.0[r], $0.1[i], multiplicative: $0.2) } ?? x
             }
         }
     }

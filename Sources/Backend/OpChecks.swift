@@ -16,14 +16,25 @@ enum OpCheck {
         for (name, v) in values where v <= 0 { throw BackendError("\(op): \(name) must be positive, got \(v)") }
     }
 
-    static func matmul(_ w: Tensor, _ x: Tensor, _ y: Tensor, m: Int, n: Int, k: Int, kernel: MatmulKernel, backend: AnyObject) throws {
+    static func matmul(_ w: Tensor, _ x: Tensor, _ y: Tensor, m: Int, n: Int, k: Int, kernel: MatmulKernel,
+                       epilogue: MatmulEpilogue, backend: AnyObject) throws {
         try positive([("m", m), ("n", n), ("k", k)], of: "matmul")
         if k % w.type.blockElements != 0 {
             throw BackendError("matmul: \(w.type.rawValue) weights come in blocks of \(w.type.blockElements), so k must be a multiple of \(w.type.blockElements), got \(k)")
         }
+        let width = epilogue.width(n: n)
         try tensor(w, "weight", of: "matmul", types: ElementType.weightFormats, atLeast: n * k, backend: backend)
         try tensor(x, "input", of: "matmul", types: [.f32], atLeast: m * k, backend: backend)
-        try tensor(y, "output", of: "matmul", types: [.f32], atLeast: m * n, backend: backend)
+        try tensor(y, "output", of: "matmul", types: [.f32], atLeast: m * width, backend: backend)
+        switch epilogue {
+        case .store: break
+        case .addResidual(let r, let steering):
+            try rowwise("matmul (residual add)", [(r, "residual", m * n)], rows: m, width: n, steering: steering, backend: backend)
+        case .siluGate(let steering, let gate):
+            guard n % 2 == 0 else { throw BackendError("matmul (SiLU gate): \(n) rows are not gate/up pairs") }
+            try rowwise("matmul (SiLU gate)", gate.map { [($0, "gate output", m * width)] } ?? [], rows: m, width: width,
+                        steering: steering, backend: backend)
+        }
     }
 
     static func embedding(_ w: Tensor, _ ids: Tensor, _ out: Tensor, tokens: Int, rows: Int, width: Int, backend: AnyObject) throws {

@@ -41,6 +41,26 @@ public enum RopeLayout: UInt32, Sendable, CaseIterable {
     case interleaved = 1
 }
 
+/// What a matmul does with each output before it stores it: fusing the op that follows a matmul
+/// into it saves a dispatch and a round trip of the activations through memory.
+public enum MatmulEpilogue {
+    /// `y[m, n] = Σ_k w[n, k] · x[m, k]`.
+    case store
+    /// The residual add: `y[m, n] = r[m, n] + Σ_k w[n, k] · x[m, k] (+ s·v)`, the same formula
+    /// and order as `add(r, product, steering:)`. `y` may be `r` (in place).
+    case addResidual(Tensor, steering: Steering?)
+    /// The gated MLP input: `w` holds the gate and up rows interleaved (row 2j is gate row j, row
+    /// 2j + 1 up row j), and `y[m, j] = (silu(g) + s·v) · u` over n/2 outputs per column, the same
+    /// formula as `siluMul`. `gate`, if given, receives the raw gate values [m × n/2] (capture).
+    case siluGate(steering: Steering?, gate: Tensor?)
+
+    /// Outputs per column for an n-row weight.
+    public func width(n: Int) -> Int {
+        if case .siluGate = self { return n / 2 }
+        return n
+    }
+}
+
 /// Which matmul kernel runs: `.auto` picks matrix × vector for M ≤ 8, else the tiled one.
 public enum MatmulKernel: String, Sendable, CaseIterable {
     case auto, vector, tiled
@@ -67,8 +87,10 @@ public protocol Backend: AnyObject {
     /// Runs everything recorded so far and waits for it.
     func synchronize() throws
 
-    /// `y[m, n] = Σ_k w[n, k] · x[m, k]`; `w` is [n × k] in any weight format.
-    func matmul(weight w: Tensor, input x: Tensor, output y: Tensor, m: Int, n: Int, k: Int, kernel: MatmulKernel) throws
+    /// `y[m, n] = Σ_k w[n, k] · x[m, k]`; `w` is [n × k] in any weight format; `epilogue` says
+    /// what is done with each product before it is stored.
+    func matmul(weight w: Tensor, input x: Tensor, output y: Tensor, m: Int, n: Int, k: Int, kernel: MatmulKernel,
+                epilogue: MatmulEpilogue) throws
     /// `out[t, :] = w[ids[t], :]` decoded; ids outside [0, rows) leave their row untouched.
     func embedding(table w: Tensor, ids: Tensor, output: Tensor, tokens: Int, rows: Int, width: Int) throws
     /// `out[dst[t], :] = input[t, :]`.
@@ -92,6 +114,11 @@ public protocol Backend: AnyObject {
 }
 
 public extension Backend {
+    /// A plain matmul (`.store`).
+    func matmul(weight w: Tensor, input x: Tensor, output y: Tensor, m: Int, n: Int, k: Int, kernel: MatmulKernel) throws {
+        try matmul(weight: w, input: x, output: y, m: m, n: n, k: k, kernel: kernel, epilogue: .store)
+    }
+
     func makeTensor(floats: [Float]) throws -> Tensor {
         let t = try makeTensor(.f32, count: floats.count)
         try floats.withUnsafeBytes { try write(t, bytes: $0) }

@@ -115,8 +115,8 @@ public final class VulkanBackend: Backend {
 
     /// The vector kernel (one invocation per weight row, up to 8 columns per dispatch, see
     /// Shaders/matvec.comp) serves any M in groups of 8 columns when K is a multiple of 4 (X is
-    /// read in quads) and column groups of X and Y start on the device's texel alignment; the
-    /// tiled kernel takes every other shape. On lavapipe the vector kernel is the faster one.
+    /// read in quads) and column groups of X and Y (n outputs wide) start on the device's texel
+    /// alignment; the tiled kernel takes every other shape. On lavapipe the vector kernel is the faster one.
     func vectorKernelFits(m: Int, n: Int, k: Int) -> Bool {
         let lim = device.limits
         let align = max(lim.minTexelBufferOffsetAlignment, lim.minStorageBufferOffsetAlignment)
@@ -124,18 +124,35 @@ public final class VulkanBackend: Backend {
             && (m <= 8 || ((8 * k * 4) % align == 0 && (8 * n * 4) % align == 0))
     }
 
-    public func matmul(weight w: Tensor, input x: Tensor, output y: Tensor, m: Int, n: Int, k: Int, kernel kind: MatmulKernel) throws {
-        try OpCheck.matmul(w, x, y, m: m, n: n, k: k, kernel: kind, backend: self)
-        let fits = vectorKernelFits(m: m, n: n, k: k)
+    public func matmul(weight w: Tensor, input x: Tensor, output y: Tensor, m: Int, n: Int, k: Int, kernel kind: MatmulKernel,
+                       epilogue: MatmulEpilogue) throws {
+        try OpCheck.matmul(w, x, y, m: m, n: n, k: k, kernel: kind, epilogue: epilogue, backend: self)
+        let ldy = epilogue.width(n: n)
+        let fits = vectorKernelFits(m: m, n: ldy, k: k)
         if kind == .vector, !fits {
             throw BackendError("matmul: the matrix × vector kernel needs k a multiple of 4 (got \(k)) and column groups on the device's texel alignment")
         }
+        // Bindings 3–6 and the push constants of the epilogue (Shaders/include/epilogue.glsl).
+        let (code, extra, steer, capture): (UInt32, [BufferSlice], UInt32, UInt32) = {
+            switch epilogue {
+            case .store: return (0, [slice(y), slice(y), slice(y), slice(y)], 0, 0)
+            case .addResidual(let r, let st): return (1, [slice(r)] + steeringSlices(st, fallback: slice(r)) + [slice(y)], st?.mode ?? 0, 0)
+            case .siluGate(let st, let gate):
+                return (2, [slice(y)] + steeringSlices(st, fallback: slice(y)) + [slice(gate ?? y)], st?.mode ?? 0, gate == nil ? 0 : 1)
+            }
+        }()
+        let outBytes = 4 * m * ldy * (code == 1 ? 2 : 1)
+        let chunks = try weightChunks(w, rows: n, width: k)
+        if code == 2, chunks.contains(where: { $0.0.first % 2 != 0 || $0.0.count % 2 != 0 }) {
+            throw BackendError("matmul (SiLU gate): the weight's binding windows split a gate/up pair")
+        }
         guard kind == .vector || (kind == .auto && fits) else {
-            let kern = try kernel("matmul", SPIRV.matmul, [.read, .read, .write], push: 5, format: w.type)
-            for (chunk, ws) in try weightChunks(w, rows: n, width: k) {
-                let push: [UInt32] = [UInt32(k), UInt32(chunk.count), UInt32(m), UInt32(chunk.first), UInt32(n)]
-                try dispatch(kern, [ws, slice(x), slice(y)], push, ((chunk.count + 31) / 32, (m + 31) / 32, 1),
-                             bytes: w.type.byteCount(chunk.count * k) + 4 * m * (k + chunk.count), flops: 2 * m * chunk.count * k)
+            let kern = try device.kernel(name: "matmul.\(w.type.rawValue)", spirv: SPIRV.matmul, access: [.read, .read, .write, .read, .read, .read, .write],
+                                         pushConstantWords: 8, specialization: [Self.workgroup, w.type.shaderFormat, 0, 0, code])
+            for (chunk, ws) in chunks {
+                let push: [UInt32] = [UInt32(k), UInt32(chunk.count), UInt32(m), UInt32(chunk.first), UInt32(ldy), steer, 0, capture]
+                try dispatch(kern, [ws, slice(x), slice(y)] + extra, push, ((chunk.count + 31) / 32, (m + 31) / 32, 1),
+                             bytes: w.type.byteCount(chunk.count * k) + 4 * m * k + outBytes * chunk.count / n, flops: 2 * m * chunk.count * k)
             }
             return
         }
@@ -146,15 +163,17 @@ public final class VulkanBackend: Backend {
             let wg = matvecWorkgroup(rows: rows)
             // q4_1 and q8_0 weights are read as uvec4 texels (see Shaders/matvec.comp), the rest as words.
             let weights: BindingAccess = w.type == .q4_1 || w.type == .q8_0 ? .wordQuads : .texels
-            let kern = try device.kernel(name: "matvec.\(w.type.rawValue)", spirv: SPIRV.matvec, access: [weights, .quads, .write],
-                                         pushConstantWords: 5, specialization: [wg, w.type.shaderFormat, UInt32(cols), UInt32(rows)])
+            let kern = try device.kernel(name: "matvec.\(w.type.rawValue)", spirv: SPIRV.matvec,
+                                         access: [weights, .quads, .write, .read, .read, .read, .write], pushConstantWords: 8,
+                                         specialization: [wg, w.type.shaderFormat, UInt32(cols), UInt32(rows), code])
             let xg = xs.subslice(offset: m0 * k * 4, size: cols * k * 4)
-            let yg = ys.subslice(offset: m0 * n * 4, size: cols * n * 4)
-            for (chunk, ws) in try weightChunks(w, rows: n, width: k) {
-                let push: [UInt32] = [UInt32(k), UInt32(chunk.count), UInt32(cols), UInt32(chunk.first), UInt32(n)]
+            let yg = ys.subslice(offset: m0 * ldy * 4, size: cols * ldy * 4)
+            for (chunk, ws) in chunks {
+                let push: [UInt32] = [UInt32(k), UInt32(chunk.count), UInt32(cols), UInt32(chunk.first), UInt32(ldy), steer, UInt32(m0), capture]
                 let perGroup = Int(wg) * rows
-                try dispatch(kern, [ws, xg, yg], push, rowGrid((chunk.count + perGroup - 1) / perGroup),
-                             bytes: w.type.byteCount(chunk.count * k) + 4 * cols * (k + chunk.count), flops: 2 * cols * chunk.count * k)
+                try dispatch(kern, [ws, xg, yg] + extra, push, rowGrid((chunk.count + perGroup - 1) / perGroup),
+                             bytes: w.type.byteCount(chunk.count * k) + 4 * cols * k + outBytes * cols * chunk.count / (m * n),
+                             flops: 2 * cols * chunk.count * k)
             }
         }
     }
@@ -228,7 +247,7 @@ public final class VulkanBackend: Backend {
                      bytes: 4 * tokens * heads * (chunks * (headDim + 2) + headDim), flops: 3 * tokens * heads * chunks * headDim)
     }
 
-    /// Bindings 3 and 4 of the fused kernels: the steering term, or any valid buffer when off.
+    /// The steering bindings of the fused kernels: the scales and the vector, or any valid buffer when off.
     private func steeringSlices(_ s: Steering?, fallback: BufferSlice) -> [BufferSlice] {
         guard let s else { return [fallback, fallback] }
         return [slice(s.scales), slice(s.vector)]

@@ -189,8 +189,9 @@ extension LanguageModel {
         let (h, hq, hkv, d, inter) = (c.hiddenSize, c.headCount, c.kvHeadCount, c.headDim, c.intermediateSize)
         let contextBound = step.positions.max()! + 1
         let bias = { (v: Tensor) in Steering(scales: s.ones, vector: v) }
-        // Profile labels: "embedding", "layer L attention", "layer L mlp", "layer L steering" (the
-        // fused kernels that carry an injection), "lm head".
+        // Profile labels: "embedding", "layer L attention", "layer L mlp", "layer L steering" (a
+        // dispatch that carries an injection apart from a matmul), "lm head". Steering mostly adds
+        // no dispatch: its injections ride in the epilogues of the gate/up and down matmuls.
         defer { b.profileLabel = "" }
         b.profileLabel = "embedding"
         try b.embedding(table: embed, ids: s.ids, output: s.x, tokens: t, rows: c.vocabSize, width: h)
@@ -217,20 +218,27 @@ extension LanguageModel {
             try b.attention(query: s.q, keys: cache.keys[l], values: cache.values[l], sequenceOf: s.seq, positions: s.pos,
                             output: s.att, tokens: t, heads: hq, kvHeads: hkv, headDim: d, sequences: cache.sequences,
                             capacity: cache.capacity, contextBound: contextBound, scale: 1 / Float(d).squareRoot())
-            try b.matmul(weight: w.o, input: s.att, output: s.o, m: t, n: h, k: hq * d, kernel: .auto)
-            try b.add(s.x, s.o, output: s.x, rows: t, width: h, steering: nil)
-            // MLP block: down((SiLU(gate) + α·v) ⊙ up), then the residual add (+ α·v at `residual`).
+            // The output projection with the residual add fused in: x += o(att).
+            try b.matmul(weight: w.o, input: s.att, output: s.x, m: t, n: h, k: hq * d, kernel: .auto, epilogue: .addResidual(s.x, steering: nil))
+            // MLP block: x += down((SiLU(gate) + α·v) ⊙ up) (+ α·v at `residual`), the SiLU gate
+            // and the residual add (with their injections) fused into the matmuls before them.
             b.profileLabel = "layer \(l) mlp"
             try b.rmsNorm(input: s.x, weight: w.ffnNorm, output: s.h, rows: t, width: h, eps: c.rmsNormEps)
-            try b.matmul(weight: w.gate, input: s.h, output: s.gate, m: t, n: inter, k: h, kernel: .auto)
-            try b.matmul(weight: w.up, input: s.h, output: s.up, m: t, n: inter, k: h, kernel: .auto)
-            if let cap = capture, cap.site == .act, cap.layers.contains(l) { try cap.record(self, layer: l, source: s.gate, stepTokens: t) }
-            if steering[l]?.act != nil { b.profileLabel = "layer \(l) steering" }
-            try b.siluMul(gate: s.gate, up: s.up, output: s.act, rows: t, width: inter, steering: steering[l]?.act)
-            b.profileLabel = "layer \(l) mlp"
-            try b.matmul(weight: w.down, input: s.act, output: s.o, m: t, n: h, k: inter, kernel: .auto)
-            if steering[l]?.residual != nil { b.profileLabel = "layer \(l) steering" }
-            try b.add(s.x, s.o, output: s.x, rows: t, width: h, steering: steering[l]?.residual)
+            let captureGate = capture.map { $0.site == .act && $0.layers.contains(l) } ?? false
+            switch w.mlpInput {
+            case .interleaved(let gateUp):
+                try b.matmul(weight: gateUp, input: s.h, output: s.act, m: t, n: 2 * inter, k: h, kernel: .auto,
+                             epilogue: .siluGate(steering: steering[l]?.act, gate: captureGate ? s.gate : nil))
+            case .separate(let gate, let up):
+                try b.matmul(weight: gate, input: s.h, output: s.gate, m: t, n: inter, k: h, kernel: .auto)
+                try b.matmul(weight: up, input: s.h, output: s.up, m: t, n: inter, k: h, kernel: .auto)
+                if steering[l]?.act != nil { b.profileLabel = "layer \(l) steering" }
+                try b.siluMul(gate: s.gate, up: s.up, output: s.act, rows: t, width: inter, steering: steering[l]?.act)
+                b.profileLabel = "layer \(l) mlp"
+            }
+            if captureGate { try capture!.record(self, layer: l, source: s.gate, stepTokens: t) }
+            try b.matmul(weight: w.down, input: s.act, output: s.x, m: t, n: h, k: inter, kernel: .auto,
+                         epilogue: .addResidual(s.x, steering: steering[l]?.residual))
             if let cap = capture, cap.site == .residual, cap.layers.contains(l) { try cap.record(self, layer: l, source: s.x, stepTokens: t) }
         }
         // Only the rows that need logits go through the final norm and the LM head.

@@ -68,8 +68,7 @@ public final class LanguageModel {
                 vBias: try loader.optionalVector(.vBias, layer: l, count: hkv * d),
                 qNorm: c.qkNorm ? try loader.vector(.qNorm, layer: l, count: d) : nil,
                 kNorm: c.qkNorm ? try loader.vector(.kNorm, layer: l, count: d) : nil,
-                gate: try loader.matrix(.gate, layer: l, rows: inter, cols: h),
-                up: try loader.matrix(.up, layer: l, rows: inter, cols: h),
+                mlpInput: try loader.gateUp(layer: l, rows: inter, cols: h),
                 down: try loader.matrix(.down, layer: l, rows: h, cols: inter))
         }
         let ropeFactors = try source.tensors["rope_freqs.weight"].map { t -> [Float] in

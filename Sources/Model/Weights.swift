@@ -85,7 +85,15 @@ struct LayerWeights {
     let q: Tensor, k: Tensor, v: Tensor, o: Tensor
     let qBias: Tensor?, kBias: Tensor?, vBias: Tensor?
     let qNorm: Tensor?, kNorm: Tensor?
-    let gate: Tensor, up: Tensor, down: Tensor
+    /// The MLP's gate and up projections: one tensor with their rows interleaved (row 2j gate j,
+    /// row 2j + 1 up j) for the fused SiLU-gate matmul where both have one format, else apart.
+    let mlpInput: MLPInput
+    let down: Tensor
+}
+
+enum MLPInput {
+    case interleaved(Tensor)
+    case separate(gate: Tensor, up: Tensor)
 }
 
 /// Uploads tensors from a mapped file, checking each one's shape against the configuration.
@@ -119,6 +127,36 @@ struct WeightLoader {
         try backend.write(tensor, bytes: UnsafeRawBufferPointer(rebasing: t.data.prefix(type.byteCount(rows * cols))))
         bytesUploaded += tensor.byteCount
         return tensor
+    }
+
+    /// The gate and up matrices [rows × cols] as one tensor with their rows interleaved, when they
+    /// share a format; else the two apart.
+    mutating func gateUp(layer: Int, rows: Int, cols: Int) throws -> MLPInput {
+        let g = try source.require(.gate, layer: layer), u = try source.require(.up, layer: layer)
+        guard g.type == u.type else {
+            return .separate(gate: try matrix(.gate, layer: layer, rows: rows, cols: cols), up: try matrix(.up, layer: layer, rows: rows, cols: cols))
+        }
+        for t in [g, u] { try checkShape(t, [rows, cols]) }
+        let type = try elementType(g)
+        guard cols % type.blockElements == 0 else {
+            throw ModelError("\(source.path): tensor \(g.name) is \(type.rawValue) with rows of \(cols), not whole blocks")
+        }
+        let rowBytes = type.byteCount(cols)
+        for t in [g, u] where t.data.count < rows * rowBytes {
+            throw ModelError("\(source.path): tensor \(t.name) holds \(t.data.count) bytes, its shape needs \(rows * rowBytes)")
+        }
+        var bytes = [UInt8](repeating: 0, count: 2 * rows * rowBytes)
+        bytes.withUnsafeMutableBytes { out in
+            for (i, t) in [g, u].enumerated() {
+                for r in 0..<rows {
+                    let src = UnsafeRawBufferPointer(rebasing: t.data[r * rowBytes..<(r + 1) * rowBytes])
+                    UnsafeMutableRawBufferPointer(rebasing: out[(2 * r + i) * rowBytes..<(2 * r + i + 1) * rowBytes]).copyMemory(from: src)
+                }
+            }
+        }
+        let tensor = try backend.makeTensor(type, count: 2 * rows * cols, bytes: bytes)
+        bytesUploaded += tensor.byteCount
+        return .interleaved(tensor)
     }
 
     /// A vector (norm weight, bias) decoded to f32, which the row-wise kernels take.

@@ -85,7 +85,9 @@ public struct LayerTime: Codable, Sendable {
     public var layer: Int
     public var attention: Double
     public var mlp: Double
-    /// The fused kernels that carry a steering injection (0 when unsteered).
+    /// Dispatches that carry a steering injection and exist apart from the MLP's matmuls (the
+    /// SiLU·up of a model whose gate and up differ in format). 0 where the injection rides in a
+    /// matmul's epilogue, as it does for most models: steering then adds no dispatch.
     public var steering: Double
 }
 

@@ -107,6 +107,23 @@ public struct KernelVerifier {
                 }
             }
         }
+        // The fused epilogues: the residual add in place and the SiLU gate (with capture), steered
+        // additively and multiplicatively; 11 columns cross a column group of the vector kernel.
+        for format in [ElementType.f32, .q8_0, .q4_1, .q4_k] {
+            let k = format.blockElements == 256 ? 512 : 128
+            for (m, n) in [(1, 130), (11, 66)] {
+                let w = rng.floats(n * k), x = rng.floats(m * k), r = rng.floats(m * n, scale: 2)
+                let s = (0..<m).map { $0 % 3 == 1 ? Float(0) : Float(0.3) }, v = rng.floats(n)
+                for kind in [MatmulKernel.vector, .tiled] {
+                    for steer in [Optional<EpilogueSteer>.none, .additive, .multiplicative] {
+                        list.append(("matmul", { try self.matmulResidual(format, kind, m: m, n: n, k: k, w: w, x: x, r: r,
+                                                                          steer: steer.map { ($0, s, v) }) }))
+                        list.append(("matmul", { try self.matmulSiluGate(format, kind, m: m, n: n, k: k, w: w, x: x, capture: steer != .additive,
+                                                                          steer: steer.map { ($0, s, v) }) }))
+                    }
+                }
+            }
+        }
         // More than 65,535 output rows: the 2-D grid.
         let wl = rng.floats(70_001 * 64), xl = rng.floats(2 * 64)
         list.append(("matmul", { try self.matmul(.q8_0, .vector, m: 2, n: 70_001, k: 64, w: wl, x: xl) }))
@@ -184,6 +201,45 @@ public struct KernelVerifier {
         try reference.matmul(weight: wp.ref, input: xp.ref, output: y.ref, m: m, n: n, k: k, kernel: kind)
         let name = kind == .vector ? "matvec" : "matmul"
         return [try result(name, format.rawValue, "m=\(m) n=\(n) k=\(k)", y, limit: Self.matmulLimit)]
+    }
+
+    enum EpilogueSteer { case additive, multiplicative }
+
+    private func steering(_ steer: (EpilogueSteer, [Float], [Float])?, width: Int) throws -> (dev: Steering?, ref: Steering?) {
+        guard let (kind, s, v) = steer else { return (nil, nil) }
+        let sp = try pair(s), vp = try pair(Array(v.prefix(width)))
+        return (Steering(scales: sp.dev, vector: vp.dev, multiplicative: kind == .multiplicative),
+                Steering(scales: sp.ref, vector: vp.ref, multiplicative: kind == .multiplicative))
+    }
+
+    private func steerName(_ steer: (EpilogueSteer, [Float], [Float])?) -> String {
+        steer.map { $0.0 == .additive ? "+steer" : "+mask" } ?? ""
+    }
+
+    /// `y = r + W·x (+ steering)` in place (y is r).
+    func matmulResidual(_ format: ElementType, _ kind: MatmulKernel, m: Int, n: Int, k: Int, w: [Float], x: [Float], r: [Float],
+                        steer: (EpilogueSteer, [Float], [Float])?) throws -> [VerifyResult] {
+        let wp = try pair(format, floats: w), xp = try pair(x), rp = try pair(r)
+        let st = try steering(steer, width: n)
+        try device.matmul(weight: wp.dev, input: xp.dev, output: rp.dev, m: m, n: n, k: k, kernel: kind, epilogue: .addResidual(rp.dev, steering: st.dev))
+        try reference.matmul(weight: wp.ref, input: xp.ref, output: rp.ref, m: m, n: n, k: k, kernel: kind, epilogue: .addResidual(rp.ref, steering: st.ref))
+        let name = (kind == .vector ? "matvec" : "matmul") + "+residual" + steerName(steer)
+        return [try result(name, format.rawValue, "m=\(m) n=\(n) k=\(k)", rp, limit: Self.matmulLimit)]
+    }
+
+    /// `y[j] = (silu(g) + steering) · u` over interleaved gate/up rows, and the captured gate.
+    func matmulSiluGate(_ format: ElementType, _ kind: MatmulKernel, m: Int, n: Int, k: Int, w: [Float], x: [Float], capture: Bool,
+                        steer: (EpilogueSteer, [Float], [Float])?) throws -> [VerifyResult] {
+        let wp = try pair(format, floats: w), xp = try pair(x), y = try output(m * n / 2), g = try output(m * n / 2)
+        let st = try steering(steer, width: n / 2)
+        try device.matmul(weight: wp.dev, input: xp.dev, output: y.dev, m: m, n: n, k: k, kernel: kind,
+                          epilogue: .siluGate(steering: st.dev, gate: capture ? g.dev : nil))
+        try reference.matmul(weight: wp.ref, input: xp.ref, output: y.ref, m: m, n: n, k: k, kernel: kind,
+                             epilogue: .siluGate(steering: st.ref, gate: capture ? g.ref : nil))
+        let name = (kind == .vector ? "matvec" : "matmul") + "+silu_gate" + steerName(steer)
+        var out = [try result(name, format.rawValue, "m=\(m) n=\(n) k=\(k)", y, limit: Self.matmulLimit)]
+        if capture { out.append(try result(name + " gate", format.rawValue, "m=\(m) n=\(n) k=\(k)", g, limit: Self.matmulLimit)) }
+        return out
     }
 
     func embedding(_ format: ElementType, rows: Int, width: Int, table: [Float], ids: [UInt32]) throws -> [VerifyResult] {
