@@ -1,9 +1,9 @@
 #version 450
 #extension GL_GOOGLE_include_directive : require
 
-// Y[m, yOffset + n] = Σ_k W[n, k] · X[m, k] through the EPILOGUE (include/epilogue.glsl), any M: 32 (n) × 32 (m) output tile per workgroup,
-// K stepped by 32 through shared tiles (for q4_k / q6_k: one 32-element sub-block of a
-// super-block per step). Needs exactly 64 threads (spec 0 = 64): thread (tn = tid % 8,
+// Y[m, yOffset + n] = Σ_k W[n, k] · X[m, k] through the EPILOGUE (include/epilogue.glsl), any M:
+// 32 (n) × 32 (m) output tile per workgroup, K stepped by 32 through shared tiles (for q4_k /
+// q6_k: one 32-element sub-block of a super-block per step). Needs exactly 64 threads (spec 0 = 64): thread (tn = tid % 8,
 // tm = tid / 8) computes n = n0 + 4tn + i, m = m0 + 4tm + j for i, j < 4.
 // The K loop body has no inner loops on the main path (manual unrolling), so an invocation
 // loops about K/32 times: lavapipe's 65,535-iteration limit is never near.
@@ -25,6 +25,9 @@ layout(push_constant) uniform P {
     uint steer;
     uint mBase;
     uint captureGate;
+    uint kvWidth;
+    uint headDim;
+    uint attnFlags;
 } p;
 
 #include "formats.glsl"
@@ -118,11 +121,13 @@ void main() {
     for (uint j = 0u; j < 4u; ++j) {
         uint m = m0 + 4u * tm + j;
         if (m >= p.M) break;
-        if (EPILOGUE == EPI_SILU_GATE) {
-            // n0 + 4tn is even and N is even: the thread holds whole gate/up pairs.
+        if (EPILOGUE == EPI_SILU_GATE || EPILOGUE == EPI_ATTN_INPUT) {
+            // n0 + 4tn is even and N is even: the thread holds whole pairs.
             for (uint i = 0u; i < 4u; i += 2u) {
                 uint n = n0 + 4u * tn + i;
-                if (n < p.N) epi_store_gate(m, p.yOffset + n, acc[j][i], acc[j][i + 1u]);
+                if (n >= p.N) continue;
+                if (EPILOGUE == EPI_SILU_GATE) epi_store_gate(m, p.yOffset + n, acc[j][i], acc[j][i + 1u]);
+                else epi_store_attention(m, p.yOffset + n, acc[j][i], acc[j][i + 1u]);
             }
         } else {
             for (uint i = 0u; i < 4u; ++i) {

@@ -43,6 +43,9 @@ layout(push_constant) uniform P {
     uint steer;
     uint mBase;
     uint captureGate;
+    uint kvWidth;
+    uint headDim;
+    uint attnFlags;
 } p;
 
 #include "formats.glsl"
@@ -133,11 +136,14 @@ void main() {
         }
     }
 
-    if (EPILOGUE == EPI_SILU_GATE) {
-        // ROWS is even and N is even, so an invocation holds whole gate/up pairs.
+    if (EPILOGUE == EPI_SILU_GATE || EPILOGUE == EPI_ATTN_INPUT) {
+        // ROWS is even and N is even, so an invocation holds whole pairs (gate/up, or a RoPE pair).
         [[unroll]] for (uint r = 0u; r < ROWS; r += 2u) {
             if (n0 + r < p.N) {
-                [[unroll]] for (uint m = 0u; m < MCOLS; ++m) epi_store_gate(m, p.yOffset + n0 + r, acc[r][m], acc[r + 1u][m]);
+                [[unroll]] for (uint m = 0u; m < MCOLS; ++m) {
+                    if (EPILOGUE == EPI_SILU_GATE) epi_store_gate(m, p.yOffset + n0 + r, acc[r][m], acc[r + 1u][m]);
+                    else epi_store_attention(m, p.yOffset + n0 + r, acc[r][m], acc[r + 1u][m]);
+                }
             }
         }
     } else {

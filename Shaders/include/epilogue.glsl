@@ -6,8 +6,9 @@
 //   - declare `layout(constant_id = 4) const uint EPILOGUE = 0;`
 //   - declare the output `y[]` (binding 2) and push constants `p` with ldy, steer, mBase (the
 //     first column of this dispatch in the whole step: the vector kernel's column groups bind Y
-//     from their first column, R, S and G whole) and captureGate.
-// Bindings 3 … 6 hold dummies where the epilogue does not read them.
+//     from their first column, the other bindings whole), captureGate, kvWidth, headDim and
+//     attnFlags.
+// Bindings 3 … 8 hold dummies where the epilogue does not read them.
 
 #ifndef EPILOGUE_GLSL
 #define EPILOGUE_GLSL
@@ -15,11 +16,19 @@
 const uint EPI_STORE = 0u;
 const uint EPI_RESIDUAL = 1u; // y = r + product (+ s·v), y may alias r
 const uint EPI_SILU_GATE = 2u; // rows 2j, 2j+1 = gate, up: y[j] = (silu(g) + s·v) · u
+const uint EPI_ATTN_INPUT = 3u; // rows q; k; v: bias, RoPE, q → y, k and v → their KV-cache rows
+
+// attnFlags of EPI_ATTN_INPUT.
+const uint ATTN_BIAS = 1u;
+const uint ATTN_ROPE = 2u;
+const uint ATTN_ROWS = 4u;
 
 layout(std430, set = 0, binding = 3) readonly buffer RB { float epi_r[]; };
 layout(std430, set = 0, binding = 4) readonly buffer SB { float epi_s[]; };
 layout(std430, set = 0, binding = 5) readonly buffer VB { float epi_v[]; };
 layout(std430, set = 0, binding = 6) writeonly buffer GB { float epi_g[]; };
+layout(std430, set = 0, binding = 7) readonly buffer KRB { uint epi_rows[]; };
+layout(std430, set = 0, binding = 8) writeonly buffer VOB { float epi_values[]; };
 
 // The steering term of the fused ops. steer 1: additive, a + s·v (ROAST, CAA). steer 2:
 // multiplicative, a + s·(v ⊙ a) (SADI's mask).
@@ -44,6 +53,38 @@ void epi_store_gate(uint m, uint n, float g, float u) {
     // exp(-g) overflowing to +inf for very negative g gives g / inf = -0, the right limit.
     y[m * p.ldy + j] = epi_steer(g / (1.0 + exp(-g)), m, j) * u;
     if (p.captureGate != 0u) epi_g[(p.mBase + m) * p.ldy + j] = g;
+}
+
+// Rows n (even, offset by yOffset) and n + 1 of column m for EPI_ATTN_INPUT: ldy is the q width,
+// R the bias, S the step's RoPE table (cos, sin per column and pair), G the keys, binding 7 the
+// KV-cache row of each column, binding 8 the values. q and k rows are whole heads, so n % headDim
+// is the position in the head, and (n % headDim) / 2 its pair.
+void epi_store_attention(uint m, uint n, float a, float b) {
+    uint qw = p.ldy, kvw = p.kvWidth;
+    if ((p.attnFlags & ATTN_BIAS) != 0u) {
+        a += epi_r[n];
+        b += epi_r[n + 1u];
+    }
+    if ((p.attnFlags & ATTN_ROPE) != 0u && n < qw + kvw) {
+        uint t = ((p.mBase + m) * (p.headDim >> 1) + ((n % p.headDim) >> 1)) * 2u;
+        float c = epi_s[t], s = epi_s[t + 1u];
+        float a0 = a;
+        a = a0 * c - b * s;
+        b = a0 * s + b * c;
+    }
+    if (n < qw) {
+        y[m * qw + n] = a;
+        y[m * qw + n + 1u] = b;
+    } else {
+        uint row = (p.attnFlags & ATTN_ROWS) != 0u ? epi_rows[p.mBase + m] : p.mBase + m;
+        if (n < qw + kvw) {
+            epi_g[row * kvw + n - qw] = a;
+            epi_g[row * kvw + n - qw + 1u] = b;
+        } else {
+            epi_values[row * kvw + n - qw - kvw] = a;
+            epi_values[row * kvw + n - qw - kvw + 1u] = b;
+        }
+    }
 }
 
 #endif

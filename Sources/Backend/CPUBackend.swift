@@ -69,10 +69,38 @@ public final class CPUBackend: Backend {
                         gv?[r * half + j] = g
                     }
                 }
+            case .attentionInputs(let a):
+                try storeAttentionInputs(product, a, y: out, m: m, n: n)
             }
             return
         }
         try matmulProducts(w, f(x), f(y), m: m, n: n, k: k)
+    }
+
+    /// Bias, RoPE on adjacent pairs with the step's table, q to y, k and v to their rows.
+    private func storeAttentionInputs(_ product: [Float], _ a: AttentionInputs, y: UnsafeMutableBufferPointer<Float>, m: Int, n: Int) throws {
+        let (qw, kvw, half) = (a.queryWidth, a.kvWidth, a.headDim / 2)
+        let bias = a.bias.map { f($0) }, table = a.ropeTable.map { f($0) }, rows = a.rows.map { u($0) }
+        let keys = f(a.keys), values = f(a.values)
+        for col in 0..<m {
+            let row = rows.map { Int($0[col]) } ?? col
+            guard (row + 1) * kvw <= min(a.keys.count, a.values.count) else {
+                throw BackendError("matmul (attention inputs): row \(row) of column \(col) is outside the \(min(a.keys.count, a.values.count) / kvw) rows of keys / values")
+            }
+            for i in stride(from: 0, to: n, by: 2) {
+                var (x0, x1) = (product[col * n + i], product[col * n + i + 1])
+                if let bias { (x0, x1) = (x0 + bias[i], x1 + bias[i + 1]) }
+                if let table, i < qw + kvw {
+                    let t = (col * half + (i % a.headDim) / 2) * 2
+                    let (c, sn) = (table[t], table[t + 1])
+                    (x0, x1) = (x0 * c - x1 * sn, x0 * sn + x1 * c)
+                }
+                let (dst, at): (UnsafeMutableBufferPointer<Float>, Int) =
+                    i < qw ? (y, col * qw + i) : (i < qw + kvw ? (keys, row * kvw + i - qw) : (values, row * kvw + i - qw - kvw))
+                dst[at] = x0
+                dst[at + 1] = x1
+            }
+        }
     }
 
     /// `x / (1 + exp(-x))`, as the kernels write it (exp overflowing gives the right limit, -0).

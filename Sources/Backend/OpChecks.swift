@@ -34,6 +34,25 @@ enum OpCheck {
             guard n % 2 == 0 else { throw BackendError("matmul (SiLU gate): \(n) rows are not gate/up pairs") }
             try rowwise("matmul (SiLU gate)", gate.map { [($0, "gate output", m * width)] } ?? [], rows: m, width: width,
                         steering: steering, backend: backend)
+        case .attentionInputs(let a):
+            let op = "matmul (attention inputs)"
+            try positive([("queryWidth", a.queryWidth), ("kvWidth", a.kvWidth), ("headDim", a.headDim)], of: op)
+            guard n == a.queryWidth + 2 * a.kvWidth else {
+                throw BackendError("\(op): \(n) rows are not q (\(a.queryWidth)) + k and v (\(a.kvWidth) each)")
+            }
+            guard a.headDim % 4 == 0, a.queryWidth % a.headDim == 0, a.kvWidth % a.headDim == 0 else {
+                throw BackendError("\(op): widths \(a.queryWidth) / \(a.kvWidth) are not whole heads of \(a.headDim), a multiple of 4")
+            }
+            if let b = a.bias { try tensor(b, "bias", of: op, types: [.f32], atLeast: n, backend: backend) }
+            if let t = a.ropeTable { try tensor(t, "RoPE table", of: op, types: [.f32], atLeast: m * a.headDim, backend: backend) }
+            if let r = a.rows {
+                try tensor(r, "rows", of: op, types: [.u32], atLeast: m, backend: backend)
+                try tensor(a.keys, "keys", of: op, types: [.f32], atLeast: a.kvWidth, backend: backend)
+                try tensor(a.values, "values", of: op, types: [.f32], atLeast: a.kvWidth, backend: backend)
+            } else {
+                try tensor(a.keys, "keys", of: op, types: [.f32], atLeast: m * a.kvWidth, backend: backend)
+                try tensor(a.values, "values", of: op, types: [.f32], atLeast: m * a.kvWidth, backend: backend)
+            }
         }
     }
 

@@ -1,3 +1,5 @@
+import Foundation
+
 /// A flat, typed buffer owned by one backend. Shapes are passed to each op explicitly, so one
 /// tensor can be read as [tokens × heads·dim] by one op and [tokens·heads × dim] by the next.
 public final class Tensor: @unchecked Sendable {
@@ -54,10 +56,62 @@ public enum MatmulEpilogue {
     /// formula as `siluMul`. `gate`, if given, receives the raw gate values [m × n/2] (capture).
     case siluGate(steering: Steering?, gate: Tensor?)
 
-    /// Outputs per column for an n-row weight.
+    /// The attention block's input: `w` stacks the q, k and v rows (see `AttentionInputs`).
+    case attentionInputs(AttentionInputs)
+
+    /// Outputs per column in `y` for an n-row weight.
     public func width(n: Int) -> Int {
-        if case .siluGate = self { return n / 2 }
-        return n
+        switch self {
+        case .store, .addResidual: return n
+        case .siluGate: return n / 2
+        case .attentionInputs(let a): return a.queryWidth
+        }
+    }
+}
+
+/// The q, k and v projections as one matmul over stacked rows [q (queryWidth); k (kvWidth);
+/// v (kvWidth)]: the bias added, q and k rotated by RoPE with pairs on adjacent rows (2i, 2i + 1
+/// of each head), q stored in `y` [m × queryWidth], k and v in row `rows[m]` (or m) of `keys`
+/// and `values` ([· × kvWidth]) — the KV cache, so no scatter follows.
+public struct AttentionInputs {
+    public var queryWidth: Int
+    public var kvWidth: Int
+    public var headDim: Int
+    /// [queryWidth + 2·kvWidth], added before the rotation.
+    public var bias: Tensor?
+    /// [m × headDim/2 × 2]: cos and sin of each column's angle per pair (`RopeTable`); nil: no rotation.
+    public var ropeTable: Tensor?
+    public var keys: Tensor
+    public var values: Tensor
+    /// u32 [m]: the row of `keys` / `values` each column goes to; nil: row m.
+    public var rows: Tensor?
+
+    public init(queryWidth: Int, kvWidth: Int, headDim: Int, bias: Tensor?, ropeTable: Tensor?, keys: Tensor, values: Tensor, rows: Tensor?) {
+        self.queryWidth = queryWidth
+        self.kvWidth = kvWidth
+        self.headDim = headDim
+        self.bias = bias
+        self.ropeTable = ropeTable
+        self.keys = keys
+        self.values = values
+        self.rows = rows
+    }
+}
+
+/// The rotation angles of a step's tokens for the fused RoPE: `pos · invFreq[i]` in f32 (the
+/// same product as the `rope` op) and its cos and sin, computed on the host once per step.
+public enum RopeTable {
+    public static func values(positions: [Int], inverseFrequencies: [Float]) -> [Float] {
+        var out = [Float]()
+        out.reserveCapacity(positions.count * inverseFrequencies.count * 2)
+        for p in positions {
+            for f in inverseFrequencies {
+                let angle = Float(p) * f
+                out.append(cos(angle))
+                out.append(sin(angle))
+            }
+        }
+        return out
     }
 }
 

@@ -132,26 +132,20 @@ public final class VulkanBackend: Backend {
         if kind == .vector, !fits {
             throw BackendError("matmul: the matrix × vector kernel needs k a multiple of 4 (got \(k)) and column groups on the device's texel alignment")
         }
-        // Bindings 3–6 and the push constants of the epilogue (Shaders/include/epilogue.glsl).
-        let (code, extra, steer, capture): (UInt32, [BufferSlice], UInt32, UInt32) = {
-            switch epilogue {
-            case .store: return (0, [slice(y), slice(y), slice(y), slice(y)], 0, 0)
-            case .addResidual(let r, let st): return (1, [slice(r)] + steeringSlices(st, fallback: slice(r)) + [slice(y)], st?.mode ?? 0, 0)
-            case .siluGate(let st, let gate):
-                return (2, [slice(y)] + steeringSlices(st, fallback: slice(y)) + [slice(gate ?? y)], st?.mode ?? 0, gate == nil ? 0 : 1)
-            }
-        }()
-        let outBytes = 4 * m * ldy * (code == 1 ? 2 : 1)
+        let epi = epilogueBindings(epilogue, output: y)
+        let code = epi.code
+        // What the epilogue reads and writes beyond the product: the residual, the k and v rows.
+        let outBytes = 4 * m * (code == 1 ? 2 * n : n)
         let chunks = try weightChunks(w, rows: n, width: k)
-        if code == 2, chunks.contains(where: { $0.0.first % 2 != 0 || $0.0.count % 2 != 0 }) {
-            throw BackendError("matmul (SiLU gate): the weight's binding windows split a gate/up pair")
+        if code >= 2, chunks.contains(where: { $0.0.first % 2 != 0 || $0.0.count % 2 != 0 }) {
+            throw BackendError("matmul: the weight's binding windows split a pair of rows the epilogue combines")
         }
         guard kind == .vector || (kind == .auto && fits) else {
-            let kern = try device.kernel(name: "matmul.\(w.type.rawValue)", spirv: SPIRV.matmul, access: [.read, .read, .write, .read, .read, .read, .write],
-                                         pushConstantWords: 8, specialization: [Self.workgroup, w.type.shaderFormat, 0, 0, code])
+            let kern = try device.kernel(name: "matmul.\(w.type.rawValue)", spirv: SPIRV.matmul, access: [.read, .read, .write] + Self.epilogueAccess,
+                                         pushConstantWords: 11, specialization: [Self.workgroup, w.type.shaderFormat, 0, 0, code])
             for (chunk, ws) in chunks {
-                let push: [UInt32] = [UInt32(k), UInt32(chunk.count), UInt32(m), UInt32(chunk.first), UInt32(ldy), steer, 0, capture]
-                try dispatch(kern, [ws, slice(x), slice(y)] + extra, push, ((chunk.count + 31) / 32, (m + 31) / 32, 1),
+                let push = [UInt32(k), UInt32(chunk.count), UInt32(m), UInt32(chunk.first), UInt32(ldy)] + epi.push(columnBase: 0)
+                try dispatch(kern, [ws, slice(x), slice(y)] + epi.slices, push, ((chunk.count + 31) / 32, (m + 31) / 32, 1),
                              bytes: w.type.byteCount(chunk.count * k) + 4 * m * k + outBytes * chunk.count / n, flops: 2 * m * chunk.count * k)
             }
             return
@@ -164,17 +158,49 @@ public final class VulkanBackend: Backend {
             // q4_1 and q8_0 weights are read as uvec4 texels (see Shaders/matvec.comp), the rest as words.
             let weights: BindingAccess = w.type == .q4_1 || w.type == .q8_0 ? .wordQuads : .texels
             let kern = try device.kernel(name: "matvec.\(w.type.rawValue)", spirv: SPIRV.matvec,
-                                         access: [weights, .quads, .write, .read, .read, .read, .write], pushConstantWords: 8,
+                                         access: [weights, .quads, .write] + Self.epilogueAccess, pushConstantWords: 11,
                                          specialization: [wg, w.type.shaderFormat, UInt32(cols), UInt32(rows), code])
             let xg = xs.subslice(offset: m0 * k * 4, size: cols * k * 4)
             let yg = ys.subslice(offset: m0 * ldy * 4, size: cols * ldy * 4)
             for (chunk, ws) in chunks {
-                let push: [UInt32] = [UInt32(k), UInt32(chunk.count), UInt32(cols), UInt32(chunk.first), UInt32(ldy), steer, UInt32(m0), capture]
+                let push = [UInt32(k), UInt32(chunk.count), UInt32(cols), UInt32(chunk.first), UInt32(ldy)] + epi.push(columnBase: m0)
                 let perGroup = Int(wg) * rows
-                try dispatch(kern, [ws, xg, yg] + extra, push, rowGrid((chunk.count + perGroup - 1) / perGroup),
+                try dispatch(kern, [ws, xg, yg] + epi.slices, push, rowGrid((chunk.count + perGroup - 1) / perGroup),
                              bytes: w.type.byteCount(chunk.count * k) + 4 * cols * k + outBytes * cols * chunk.count / (m * n),
                              flops: 2 * cols * chunk.count * k)
             }
+        }
+    }
+
+    /// Bindings 3–8 of the matmul kernels (Shaders/include/epilogue.glsl): R, S, V, G, the row
+    /// indices and the values.
+    static let epilogueAccess: [BindingAccess] = [.read, .read, .read, .write, .read, .write]
+
+    /// An epilogue's specialization code, bindings 3–8 (any valid buffer where unread) and push words.
+    struct EpilogueBindings {
+        var code: UInt32
+        var slices: [BufferSlice]
+        var steer: UInt32 = 0, captureGate: UInt32 = 0, kvWidth: UInt32 = 0, headDim: UInt32 = 0, attnFlags: UInt32 = 0
+
+        /// Push words 5…10: steer, mBase, captureGate, kvWidth, headDim, attnFlags.
+        func push(columnBase: Int) -> [UInt32] { [steer, UInt32(columnBase), captureGate, kvWidth, headDim, attnFlags] }
+    }
+
+    func epilogueBindings(_ e: MatmulEpilogue, output y: Tensor) -> EpilogueBindings {
+        let any = slice(y)
+        switch e {
+        case .store:
+            return EpilogueBindings(code: 0, slices: Array(repeating: any, count: 6))
+        case .addResidual(let r, let st):
+            return EpilogueBindings(code: 1, slices: [slice(r)] + steeringSlices(st, fallback: any) + [any, any, any], steer: st?.mode ?? 0)
+        case .siluGate(let st, let gate):
+            return EpilogueBindings(code: 2, slices: [any] + steeringSlices(st, fallback: any) + [slice(gate ?? y), any, any],
+                                    steer: st?.mode ?? 0, captureGate: gate == nil ? 0 : 1)
+        case .attentionInputs(let a):
+            let flags = (a.bias == nil ? 0 : 1) | (a.ropeTable == nil ? 0 : 2) | (a.rows == nil ? 0 : 4)
+            return EpilogueBindings(code: 3, slices: [a.bias.map(slice) ?? any, a.ropeTable.map(slice) ?? any, any, slice(a.keys),
+                                                      a.rows.map(slice) ?? any, slice(a.values)],
+                                    kvWidth: UInt32(a.kvWidth), headDim: UInt32(a.headDim), attnFlags: UInt32(flags))
         }
     }
 

@@ -125,6 +125,8 @@ final class ForwardScratch {
     var x, h, q, k, v, att, o, gate, up, act, last, logits: Tensor!
     var ids, seq, pos, cacheRows, logitRows: Tensor!
     var ones: Tensor!
+    /// cos and sin of every token's RoPE angles [tokens × headDim/2 × 2], for the fused RoPE.
+    var ropeTable: Tensor!
 
     func ensure(_ m: LanguageModel, tokens t: Int, rows r: Int) throws {
         let b = m.backend, c = m.config
@@ -141,6 +143,7 @@ final class ForwardScratch {
             (ids, seq, pos, cacheRows) = (try b.makeTensor(.u32, count: n), try b.makeTensor(.u32, count: n),
                                           try b.makeTensor(.u32, count: n), try b.makeTensor(.u32, count: n))
             ones = try b.makeTensor(floats: [Float](repeating: 1, count: n))
+            ropeTable = try b.makeTensor(.f32, count: n * c.headDim)
             tokens = n
         }
         if r > rows {
@@ -185,10 +188,13 @@ extension LanguageModel {
         try b.write(s.pos, uints: step.positions.map { UInt32($0) })
         try b.write(s.cacheRows, uints: zip(step.sequences, step.positions).map { UInt32($0 * cache.capacity + $1) })
         try b.write(s.logitRows, uints: step.logitRows.map { UInt32($0) })
+        if layers.contains(where: \.fusedAttentionInputs) {
+            try b.write(s.ropeTable, floats: RopeTable.values(positions: step.positions, inverseFrequencies: inverseFrequencyValues))
+        }
 
         let (h, hq, hkv, d, inter) = (c.hiddenSize, c.headCount, c.kvHeadCount, c.headDim, c.intermediateSize)
         let contextBound = step.positions.max()! + 1
-        let bias = { (v: Tensor) in Steering(scales: s.ones, vector: v) }
+        let biasTerm = { (v: Tensor) in Steering(scales: s.ones, vector: v) }
         // Profile labels: "embedding", "layer L attention", "layer L mlp", "layer L steering" (a
         // dispatch that carries an injection apart from a matmul), "lm head". Steering mostly adds
         // no dispatch: its injections ride in the epilogues of the gate/up and down matmuls.
@@ -199,22 +205,37 @@ extension LanguageModel {
             // Attention block.
             b.profileLabel = "layer \(l) attention"
             try b.rmsNorm(input: s.x, weight: w.attnNorm, output: s.h, rows: t, width: h, eps: c.rmsNormEps)
-            try b.matmul(weight: w.q, input: s.h, output: s.q, m: t, n: hq * d, k: h, kernel: .auto)
-            try b.matmul(weight: w.k, input: s.h, output: s.k, m: t, n: hkv * d, k: h, kernel: .auto)
-            try b.matmul(weight: w.v, input: s.h, output: s.v, m: t, n: hkv * d, k: h, kernel: .auto)
-            if let qb = w.qBias { try b.add(s.q, nil, output: s.q, rows: t, width: hq * d, steering: bias(qb)) }
-            if let kb = w.kBias { try b.add(s.k, nil, output: s.k, rows: t, width: hkv * d, steering: bias(kb)) }
-            if let vb = w.vBias { try b.add(s.v, nil, output: s.v, rows: t, width: hkv * d, steering: bias(vb)) }
-            if let qn = w.qNorm, let kn = w.kNorm {
-                try b.rmsNorm(input: s.q, weight: qn, output: s.q, rows: t * hq, width: d, eps: c.rmsNormEps)
-                try b.rmsNorm(input: s.k, weight: kn, output: s.k, rows: t * hkv, width: d, eps: c.rmsNormEps)
+            switch w.attentionInput {
+            case .stacked(let qkv, let bias):
+                // One matmul over the stacked rows; without q/k norms its epilogue also adds the
+                // bias, applies RoPE and writes k and v straight into the KV cache.
+                let inCache = w.fusedAttentionInputs
+                let inputs = AttentionInputs(queryWidth: hq * d, kvWidth: hkv * d, headDim: d, bias: bias, ropeTable: inCache ? s.ropeTable : nil,
+                                             keys: inCache ? cache.keys[l] : s.k, values: inCache ? cache.values[l] : s.v,
+                                             rows: inCache ? s.cacheRows : nil)
+                try b.matmul(weight: qkv, input: s.h, output: s.q, m: t, n: (hq + 2 * hkv) * d, k: h, kernel: .auto,
+                             epilogue: .attentionInputs(inputs))
+            case .separate(let wq, let wk, let wv, let qb, let kb, let vb):
+                try b.matmul(weight: wq, input: s.h, output: s.q, m: t, n: hq * d, k: h, kernel: .auto)
+                try b.matmul(weight: wk, input: s.h, output: s.k, m: t, n: hkv * d, k: h, kernel: .auto)
+                try b.matmul(weight: wv, input: s.h, output: s.v, m: t, n: hkv * d, k: h, kernel: .auto)
+                if let qb { try b.add(s.q, nil, output: s.q, rows: t, width: hq * d, steering: biasTerm(qb)) }
+                if let kb { try b.add(s.k, nil, output: s.k, rows: t, width: hkv * d, steering: biasTerm(kb)) }
+                if let vb { try b.add(s.v, nil, output: s.v, rows: t, width: hkv * d, steering: biasTerm(vb)) }
             }
-            try b.rope(s.q, positions: s.pos, inverseFrequencies: inverseFrequencies, tokens: t, heads: hq, headDim: d,
-                       rotaryDim: d, layout: ropeLayout)
-            try b.rope(s.k, positions: s.pos, inverseFrequencies: inverseFrequencies, tokens: t, heads: hkv, headDim: d,
-                       rotaryDim: d, layout: ropeLayout)
-            try b.scatterRows(input: s.k, rows: s.cacheRows, output: cache.keys[l], tokens: t, width: hkv * d)
-            try b.scatterRows(input: s.v, rows: s.cacheRows, output: cache.values[l], tokens: t, width: hkv * d)
+            if !w.fusedAttentionInputs {
+                if let qn = w.qNorm, let kn = w.kNorm {
+                    try b.rmsNorm(input: s.q, weight: qn, output: s.q, rows: t * hq, width: d, eps: c.rmsNormEps)
+                    try b.rmsNorm(input: s.k, weight: kn, output: s.k, rows: t * hkv, width: d, eps: c.rmsNormEps)
+                }
+                let layout = w.attentionInput.ropeLayout(file: ropeLayout)
+                try b.rope(s.q, positions: s.pos, inverseFrequencies: inverseFrequencies, tokens: t, heads: hq, headDim: d,
+                           rotaryDim: d, layout: layout)
+                try b.rope(s.k, positions: s.pos, inverseFrequencies: inverseFrequencies, tokens: t, heads: hkv, headDim: d,
+                           rotaryDim: d, layout: layout)
+                try b.scatterRows(input: s.k, rows: s.cacheRows, output: cache.keys[l], tokens: t, width: hkv * d)
+                try b.scatterRows(input: s.v, rows: s.cacheRows, output: cache.values[l], tokens: t, width: hkv * d)
+            }
             try b.attention(query: s.q, keys: cache.keys[l], values: cache.values[l], sequenceOf: s.seq, positions: s.pos,
                             output: s.att, tokens: t, heads: hq, kvHeads: hkv, headDim: d, sequences: cache.sequences,
                             capacity: cache.capacity, contextBound: contextBound, scale: 1 / Float(d).squareRoot())

@@ -27,16 +27,21 @@ public final class LanguageModel {
     let outputNorm: Tensor
     let layers: [LayerWeights]
     let inverseFrequencies: Tensor
+    /// The same on the host, for the step's RoPE table.
+    let inverseFrequencyValues: [Float]
     /// Keeps the mapped file alive while tensors are uploaded lazily (none today) and for info.
     private let keepAlive: AnyObject
 
     /// Loads a Hugging Face folder (config.json, *.safetensors, tokenizer.json), a `.gguf` file or a
     /// llama2.c `.bin` checkpoint (with `tokenizer.bin` beside it).
-    public convenience init(path: String, backend: Backend) throws {
-        try self.init(files: try ModelFiles(path: path), backend: backend)
+    /// `fuseProjections: false` keeps q/k/v and gate/up as separate matmuls in the file's row
+    /// order, as when their formats differ: for checking the fused kernels against the plain ones
+    /// and measuring what fusing gains.
+    public convenience init(path: String, backend: Backend, fuseProjections: Bool = true) throws {
+        try self.init(files: try ModelFiles(path: path), backend: backend, fuseProjections: fuseProjections)
     }
 
-    public init(files: ModelFiles, backend: Backend) throws {
+    public init(files: ModelFiles, backend: Backend, fuseProjections: Bool = true) throws {
         path = files.path
         config = files.config
         tokenizer = files.tokenizer
@@ -50,24 +55,20 @@ public final class LanguageModel {
         weightsFingerprint = Self.fingerprint(source)
 
         let c = config
-        var loader = WeightLoader(source: source, backend: backend)
+        var loader = WeightLoader(source: source, backend: backend, fuse: fuseProjections)
         let (h, hq, hkv, d, inter) = (c.hiddenSize, c.headCount, c.kvHeadCount, c.headDim, c.intermediateSize)
         embed = try loader.matrix(.embed, rows: c.vocabSize, cols: h)
         outputNorm = try loader.vector(.outputNorm, count: h)
         lmHead = c.tieWordEmbeddings || source.info(.lmHead) == nil ? embed : try loader.matrix(.lmHead, rows: c.vocabSize, cols: h)
         layers = try (0..<c.layerCount).map { l in
-            LayerWeights(
+            let (input, qNorm, kNorm) = try loader.attentionInput(layer: l, heads: hq, kvHeads: hkv, headDim: d, hidden: h,
+                                                                  qkNorm: c.qkNorm, rotateHalf: files.ropeLayout == .rotateHalf)
+            return LayerWeights(
                 attnNorm: try loader.vector(.attnNorm, layer: l, count: h),
                 ffnNorm: try loader.vector(.ffnNorm, layer: l, count: h),
-                q: try loader.matrix(.q, layer: l, rows: hq * d, cols: h),
-                k: try loader.matrix(.k, layer: l, rows: hkv * d, cols: h),
-                v: try loader.matrix(.v, layer: l, rows: hkv * d, cols: h),
+                attentionInput: input,
                 o: try loader.matrix(.o, layer: l, rows: h, cols: hq * d),
-                qBias: try loader.optionalVector(.qBias, layer: l, count: hq * d),
-                kBias: try loader.optionalVector(.kBias, layer: l, count: hkv * d),
-                vBias: try loader.optionalVector(.vBias, layer: l, count: hkv * d),
-                qNorm: c.qkNorm ? try loader.vector(.qNorm, layer: l, count: d) : nil,
-                kNorm: c.qkNorm ? try loader.vector(.kNorm, layer: l, count: d) : nil,
+                qNorm: qNorm, kNorm: kNorm,
                 mlpInput: try loader.gateUp(layer: l, rows: inter, cols: h),
                 down: try loader.matrix(.down, layer: l, rows: h, cols: inter))
         }
@@ -75,7 +76,8 @@ public final class LanguageModel {
             guard case .element(let e) = t.type else { throw ModelError("\(files.path): rope_freqs.weight has type \(t.type)") }
             return Quantization.decode(t.data, as: e, count: t.elementCount)
         }
-        inverseFrequencies = try backend.makeTensor(floats: RoPE.inverseFrequencies(config: c, factors: ropeFactors))
+        inverseFrequencyValues = try RoPE.inverseFrequencies(config: c, factors: ropeFactors)
+        inverseFrequencies = try backend.makeTensor(floats: inverseFrequencyValues)
         weightBytes = loader.bytesUploaded
         try backend.synchronize()
     }

@@ -82,13 +82,35 @@ public struct ModelError: Error, CustomStringConvertible, Equatable {
 /// The tensors of one decoder layer, resident on the backend.
 struct LayerWeights {
     let attnNorm: Tensor, ffnNorm: Tensor
-    let q: Tensor, k: Tensor, v: Tensor, o: Tensor
-    let qBias: Tensor?, kBias: Tensor?, vBias: Tensor?
+    let attentionInput: AttentionInputWeights
+    let o: Tensor
+    /// Qwen3's per-head norms of q and k, in the order of the q and k rows.
     let qNorm: Tensor?, kNorm: Tensor?
     /// The MLP's gate and up projections: one tensor with their rows interleaved (row 2j gate j,
     /// row 2j + 1 up j) for the fused SiLU-gate matmul where both have one format, else apart.
     let mlpInput: MLPInput
     let down: Tensor
+
+    /// Whether one matmul does all of the attention block's input: stacked q/k/v rows and no
+    /// q/k norm between the projection and RoPE.
+    var fusedAttentionInputs: Bool {
+        if case .stacked = attentionInput, qNorm == nil { return true }
+        return false
+    }
+}
+
+/// The attention block's q, k and v projections.
+enum AttentionInputWeights {
+    /// Rows [q; k; v] in one tensor, q and k rows in adjacent RoPE pairs, for the fused matmul.
+    case stacked(Tensor, bias: Tensor?)
+    /// Three tensors in the file's row order (their formats differ).
+    case separate(q: Tensor, k: Tensor, v: Tensor, qBias: Tensor?, kBias: Tensor?, vBias: Tensor?)
+
+    /// The RoPE layout of the q and k rows.
+    func ropeLayout(file: RopeLayout) -> RopeLayout {
+        if case .stacked = self { return .interleaved }
+        return file
+    }
 }
 
 enum MLPInput {
@@ -100,6 +122,8 @@ enum MLPInput {
 struct WeightLoader {
     let source: WeightSource
     let backend: Backend
+    /// Whether projections that share a format are stacked for the fused matmuls.
+    let fuse: Bool
     var bytesUploaded = 0
 
     private func elementType(_ t: TensorInfo) throws -> ElementType {
@@ -133,30 +157,79 @@ struct WeightLoader {
     /// share a format; else the two apart.
     mutating func gateUp(layer: Int, rows: Int, cols: Int) throws -> MLPInput {
         let g = try source.require(.gate, layer: layer), u = try source.require(.up, layer: layer)
-        guard g.type == u.type else {
+        guard fuse, g.type == u.type else {
             return .separate(gate: try matrix(.gate, layer: layer, rows: rows, cols: cols), up: try matrix(.up, layer: layer, rows: rows, cols: cols))
         }
         for t in [g, u] { try checkShape(t, [rows, cols]) }
-        let type = try elementType(g)
+        return .interleaved(try gatherRows((0..<rows).flatMap { [(g, $0), (u, $0)] }, cols: cols))
+    }
+
+    /// q, k and v as one tensor of stacked rows [q; k; v] when they share a format, with one bias
+    /// (zeros where a projection has none); q and k rows (and the bias and q/k-norm weights with
+    /// them) reordered within each head from rotate-half pairs (i, i + d/2) to adjacent pairs
+    /// (2i, 2i + 1) when `rotateHalf`, so the fused RoPE finds a pair in neighbouring rows. The
+    /// order of a head's dimensions does not change q·k, so attention is the same. Else apart.
+    mutating func attentionInput(layer l: Int, heads: Int, kvHeads: Int, headDim d: Int, hidden: Int, qkNorm: Bool,
+                                 rotateHalf: Bool) throws -> (AttentionInputWeights, qNorm: Tensor?, kNorm: Tensor?) {
+        let (qw, kvw) = (heads * d, kvHeads * d)
+        let q = try source.require(.q, layer: l), k = try source.require(.k, layer: l), v = try source.require(.v, layer: l)
+        let biases = try [(WeightRole.qBias, qw), (.kBias, kvw), (.vBias, kvw)].map { role, n -> [Float]? in
+            guard let t = source.info(role, layer: l) else { return nil }
+            try checkShape(t, [n])
+            return Quantization.decode(t.data, as: try elementType(t), count: n)
+        }
+        let norms = try qkNorm ? [WeightRole.qNorm, .kNorm].map { role -> [Float] in
+            let t = try source.require(role, layer: l)
+            try checkShape(t, [d])
+            return Quantization.decode(t.data, as: try elementType(t), count: d)
+        } : []
+        guard fuse, q.type == k.type, k.type == v.type, d % 4 == 0 else {
+            let separate = AttentionInputWeights.separate(
+                q: try matrix(.q, layer: l, rows: qw, cols: hidden), k: try matrix(.k, layer: l, rows: kvw, cols: hidden),
+                v: try matrix(.v, layer: l, rows: kvw, cols: hidden),
+                qBias: try upload(biases[0]), kBias: try upload(biases[1]), vBias: try upload(biases[2]))
+            return (separate, try upload(norms.first), try upload(norms.last))
+        }
+        for (t, n) in [(q, qw), (k, kvw), (v, kvw)] { try checkShape(t, [n, hidden]) }
+        // Row r of a rotated projection comes from file row `order(r)`.
+        let order = { (r: Int) -> Int in
+            guard rotateHalf else { return r }
+            let (head, j) = (r / d, r % d)
+            return head * d + j / 2 + (j % 2) * d / 2
+        }
+        let rows = (0..<qw).map { (q, order($0)) } + (0..<kvw).map { (k, order($0)) } + (0..<kvw).map { (v, $0) }
+        let stacked = try gatherRows(rows, cols: hidden)
+        var bias: Tensor?
+        if biases.contains(where: { $0 != nil }) {
+            let flat = [(biases[0], qw, true), (biases[1], kvw, true), (biases[2], kvw, false)].flatMap { b, n, rotated in
+                (0..<n).map { r in b.map { $0[rotated ? order(r) : r] } ?? 0 }
+            }
+            bias = try upload(flat)
+        }
+        let normTensors = try norms.map { w in try upload((0..<d).map { w[order($0)] })! }
+        return (.stacked(stacked, bias: bias), normTensors.first, normTensors.last)
+    }
+
+    /// One tensor whose row i is row `rows[i].1` of tensor `rows[i].0` (all of one format, `cols` wide).
+    private mutating func gatherRows(_ rows: [(TensorInfo, Int)], cols: Int) throws -> Tensor {
+        let type = try elementType(rows[0].0)
         guard cols % type.blockElements == 0 else {
-            throw ModelError("\(source.path): tensor \(g.name) is \(type.rawValue) with rows of \(cols), not whole blocks")
+            throw ModelError("\(source.path): tensor \(rows[0].0.name) is \(type.rawValue) with rows of \(cols), not whole blocks")
         }
         let rowBytes = type.byteCount(cols)
-        for t in [g, u] where t.data.count < rows * rowBytes {
-            throw ModelError("\(source.path): tensor \(t.name) holds \(t.data.count) bytes, its shape needs \(rows * rowBytes)")
-        }
-        var bytes = [UInt8](repeating: 0, count: 2 * rows * rowBytes)
-        bytes.withUnsafeMutableBytes { out in
-            for (i, t) in [g, u].enumerated() {
-                for r in 0..<rows {
-                    let src = UnsafeRawBufferPointer(rebasing: t.data[r * rowBytes..<(r + 1) * rowBytes])
-                    UnsafeMutableRawBufferPointer(rebasing: out[(2 * r + i) * rowBytes..<(2 * r + i + 1) * rowBytes]).copyMemory(from: src)
+        var bytes = [UInt8](repeating: 0, count: rows.count * rowBytes)
+        try bytes.withUnsafeMutableBytes { out in
+            for (i, (t, r)) in rows.enumerated() {
+                guard t.data.count >= (r + 1) * rowBytes else {
+                    throw ModelError("\(source.path): tensor \(t.name) holds \(t.data.count) bytes, too few for row \(r) of \(cols) \(type.rawValue)")
                 }
+                UnsafeMutableRawBufferPointer(rebasing: out[i * rowBytes..<(i + 1) * rowBytes])
+                    .copyMemory(from: UnsafeRawBufferPointer(rebasing: t.data[r * rowBytes..<(r + 1) * rowBytes]))
             }
         }
-        let tensor = try backend.makeTensor(type, count: 2 * rows * cols, bytes: bytes)
+        let tensor = try backend.makeTensor(type, count: rows.count * cols, bytes: bytes)
         bytesUploaded += tensor.byteCount
-        return .interleaved(tensor)
+        return tensor
     }
 
     /// A vector (norm weight, bias) decoded to f32, which the row-wise kernels take.
@@ -164,9 +237,11 @@ struct WeightLoader {
         try vector(try source.require(role, layer: layer), count: count)
     }
 
-    mutating func optionalVector(_ role: WeightRole, layer: Int, count: Int) throws -> Tensor? {
-        guard let t = source.info(role, layer: layer) else { return nil }
-        return try vector(t, count: count)
+    /// Floats already decoded, as an f32 tensor.
+    private mutating func upload(_ floats: [Float]?) throws -> Tensor? {
+        guard let floats else { return nil }
+        bytesUploaded += 4 * floats.count
+        return try backend.makeTensor(floats: floats)
     }
 
     private mutating func vector(_ t: TensorInfo, count: Int) throws -> Tensor {

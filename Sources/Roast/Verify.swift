@@ -124,6 +124,25 @@ public struct KernelVerifier {
                 }
             }
         }
+        // The attention-input epilogue: stacked q/k/v rows, bias, RoPE from a table, k and v into
+        // shuffled KV-cache rows; and without RoPE and rows (the q/k-norm models' path).
+        for format in [ElementType.f32, .q8_0, .q4_1] {
+            let (heads, kvHeads, d, k) = (3, 1, 16, 64)
+            let n = (heads + 2 * kvHeads) * d
+            for m in [1, 11] {
+                let w = rng.floats(n * k), x = rng.floats(m * k), bias = rng.floats(n)
+                let positions = (0..<m).map { _ in Int.random(in: 0..<5000, using: &rng) }
+                let rows = Array((0..<20).shuffled(using: &rng).prefix(m)).map { UInt32($0) }
+                let cache = rng.floats(2 * 20 * kvHeads * d)
+                for kind in [MatmulKernel.vector, .tiled] {
+                    for cached in [true, false] {
+                        list.append(("matmul", { try self.matmulAttentionInputs(format, kind, m: m, k: k, heads: heads, kvHeads: kvHeads, headDim: d,
+                                                                                 w: w, x: x, bias: bias, positions: cached ? positions : nil,
+                                                                                 rows: cached ? rows : nil, cache: cache) }))
+                    }
+                }
+            }
+        }
         // More than 65,535 output rows: the 2-D grid.
         let wl = rng.floats(70_001 * 64), xl = rng.floats(2 * 64)
         list.append(("matmul", { try self.matmul(.q8_0, .vector, m: 2, n: 70_001, k: 64, w: wl, x: xl) }))
@@ -240,6 +259,29 @@ public struct KernelVerifier {
         var out = [try result(name, format.rawValue, "m=\(m) n=\(n) k=\(k)", y, limit: Self.matmulLimit)]
         if capture { out.append(try result(name + " gate", format.rawValue, "m=\(m) n=\(n) k=\(k)", g, limit: Self.matmulLimit)) }
         return out
+    }
+
+    /// q into y, k and v into `cache` (keys then values, 20 rows each, the same random contents on
+    /// both backends) at `rows`, rotated by the RoPE table of `positions`; nil: no RoPE, rows 0..<m.
+    func matmulAttentionInputs(_ format: ElementType, _ kind: MatmulKernel, m: Int, k: Int, heads: Int, kvHeads: Int, headDim d: Int,
+                               w: [Float], x: [Float], bias: [Float], positions: [Int]?, rows: [UInt32]?, cache: [Float]) throws -> [VerifyResult] {
+        let (qw, kvw) = (heads * d, kvHeads * d)
+        let n = qw + 2 * kvw
+        let wp = try pair(format, floats: w), xp = try pair(x), bp = try pair(bias), y = try output(m * qw)
+        let keys = try pair(Array(cache.prefix(cache.count / 2))), values = try pair(Array(cache.suffix(cache.count / 2)))
+        let table = try positions.map { try pair(RopeTable.values(positions: $0, inverseFrequencies: Self.inverseFrequencies(rotaryDim: d))) }
+        let rp = try rows.map { try pair(uints: $0) }
+        for (b, isDev) in [(device as Backend, true), (reference as Backend, false)] {
+            let pick = { (p: Pair) in isDev ? p.dev : p.ref }
+            let inputs = AttentionInputs(queryWidth: qw, kvWidth: kvw, headDim: d, bias: pick(bp), ropeTable: table.map(pick),
+                                         keys: pick(keys), values: pick(values), rows: rp.map(pick))
+            try b.matmul(weight: pick(wp), input: pick(xp), output: pick(y), m: m, n: n, k: k, kernel: kind, epilogue: .attentionInputs(inputs))
+        }
+        let name = (kind == .vector ? "matvec" : "matmul") + "+attn_input" + (positions == nil ? "" : "+rope")
+        let shape = "m=\(m) n=\(n) k=\(k)"
+        return [try result(name + " q", format.rawValue, shape, y, limit: Self.matmulLimit),
+                try result(name + " k", format.rawValue, shape, keys, limit: Self.matmulLimit),
+                try result(name + " v", format.rawValue, shape, values, limit: Self.matmulLimit)]
     }
 
     func embedding(_ format: ElementType, rows: Int, width: Int, table: [Float], ids: [UInt32]) throws -> [VerifyResult] {

@@ -43,7 +43,7 @@ public final class CommandStream {
     private var poolIndex = 0
     private var setsInPool = 0
     private static let setsPerPool = 256
-    private static let maxBindings = 8
+    private static let maxBindings = 10
     private var pendingWrites: [BufferSlice] = []
     private var pendingReads: [BufferSlice] = []
     private var retained: [DeviceAllocation] = []

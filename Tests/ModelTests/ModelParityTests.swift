@@ -1,4 +1,5 @@
 import Backend
+import Formats
 import Foundation
 import Generation
 import Model
@@ -19,6 +20,26 @@ func json(_ url: URL) throws -> [String: Any] {
 /// Vulkan device fails rather than skips.
 func backends() throws -> [Backend] {
     [CPUBackend(), try VulkanBackend(device: VulkanDevice(validation: true))]
+}
+
+extension Array {
+    /// The first two elements.
+    func pair() -> (Element, Element) { (self[0], self[1]) }
+}
+
+/// A safetensors file of f32 tensors (name, shape, values).
+func writeSafetensors(_ tensors: [(String, [Int], [Float])], to url: URL) throws {
+    var header: [String: Any] = [:], offset = 0
+    for (name, shape, values) in tensors {
+        header[name] = ["dtype": "F32", "shape": shape, "data_offsets": [offset, offset + 4 * values.count]]
+        offset += 4 * values.count
+    }
+    var json = try JSONSerialization.data(withJSONObject: header, options: [.sortedKeys])
+    while json.count % 8 != 0 { json.append(0x20) }
+    var data = Data(withUnsafeBytes(of: UInt64(json.count).littleEndian) { Array($0) })
+    data.append(json)
+    for (_, _, values) in tensors { values.withUnsafeBytes { data.append(contentsOf: $0) } }
+    try data.write(to: url)
 }
 
 func greedy(_ model: LanguageModel, _ prompt: [Int], _ n: Int) throws -> [Int] {
@@ -60,6 +81,59 @@ final class ModelParityTests: XCTestCase {
                 let worst = zip(last, want).map { abs($0 - $1) }.max()!
                 XCTAssertLessThanOrEqual(worst, 1e-3, "\(backend.name) last logits")
                 XCTAssertEqual(try greedy(model, ids, expected.count), expected, "\(backend.name) '\(c["prompt"]!)'")
+            }
+        }
+    }
+
+    /// stories260K with random q/k/v biases (a Qwen2-style attention) in a new folder: the fused
+    /// projections (stacked q/k/v with bias, RoPE and cache writes in the epilogue, interleaved
+    /// gate/up, residual adds, steering in the epilogues) against the same model run as plain
+    /// matmuls and elementwise ops, on both backends, with steering at both sites.
+    func testFusedProjectionsMatchThePlainOnes() throws {
+        let src = fixtures.appendingPathComponent("models/stories260K-hf")
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("roast-fused-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+        addTeardownBlock { try? FileManager.default.removeItem(at: dir) }
+        for f in ["config.json", "tokenizer.json", "tokenizer_config.json"] {
+            try FileManager.default.copyItem(at: src.appendingPathComponent(f), to: dir.appendingPathComponent(f))
+        }
+        let c = try ModelConfig.fromHF(configJSON: src.appendingPathComponent("config.json"))
+        let st = try SafetensorsModel(url: src.appendingPathComponent("model.safetensors"))
+        var tensors: [(String, [Int], [Float])] = st.tensors.keys.sorted().map { name in
+            let t = st.tensors[name]!
+            guard case .element(let e) = t.type else { fatalError("\(name): \(t.type)") }
+            return (name, t.shape, Quantization.decode(t.data, as: e, count: t.elementCount))
+        }
+        var rng = SystemRandomNumberGenerator()
+        let random = { (n: Int) in (0..<n).map { _ in Float.random(in: -0.5...0.5, using: &rng) } }
+        for l in 0..<c.layerCount {
+            let p = "model.layers.\(l).self_attn."
+            tensors += [(p + "q_proj.bias", [c.headCount * c.headDim], random(c.headCount * c.headDim)),
+                        (p + "k_proj.bias", [c.kvHeadCount * c.headDim], random(c.kvHeadCount * c.headDim)),
+                        (p + "v_proj.bias", [c.kvHeadCount * c.headDim], random(c.kvHeadCount * c.headDim))]
+        }
+        try writeSafetensors(tensors, to: dir.appendingPathComponent("model.safetensors"))
+
+        let ids = [1, 400, 30, 77, 5, 200, 9, 14, 300, 2]
+        let original = try LanguageModel(path: src.path, backend: CPUBackend()).logits(ids: ids)
+        for backend in try backends() {
+            let fused = try LanguageModel(path: dir.path, backend: backend)
+            let plain = try LanguageModel(path: dir.path, backend: backend, fuseProjections: false)
+            let scale = try plain.logits(ids: ids).joined().map { abs($0) }.max()!
+            XCTAssertGreaterThan(try zip(fused.logits(ids: ids).joined(), original.joined()).map { abs($0 - $1) }.max()!, 0.01 * scale,
+                                 "the biases must change the logits, or this test checks nothing")
+            // Steering at the act site of layer 1 (additive) and the residual of layer 3 (multiplicative).
+            let act = try backend.makeTensor(floats: random(c.intermediateSize)), res = try backend.makeTensor(floats: random(c.hiddenSize))
+            let scales = try backend.makeTensor(floats: ids.indices.map { $0 % 2 == 0 ? 0.8 : 0 })
+            let steering = [1: LayerSteering(act: Steering(scales: scales, vector: act)),
+                            3: LayerSteering(residual: Steering(scales: scales, vector: res, multiplicative: true))]
+            for steer in [[:], steering] {
+                let (a, b) = try [fused, plain].map { m -> [Float] in
+                    let cache = try KVCache(model: m, sequences: 1, capacity: ids.count)
+                    return try backend.readFloats(m.forward(.prompt(ids, allLogits: true), cache: cache, steering: steer, scratch: m.makeScratch()))
+                }.pair()
+                let worst = zip(a, b).map { abs($0 - $1) }.max()!
+                XCTAssertLessThanOrEqual(worst, 1e-4 * scale, "\(backend.name), steered: \(!steer.isEmpty)")
             }
         }
     }
