@@ -7,7 +7,8 @@
 //   Part[((t·Hq + h)·nChunks + c)·(D + 2) + …] = (m, l, o[0..D-1])
 // with m = max score, l = Σ exp(s − m), o = Σ exp(s − m)·V, over positions 256c … min(256c+255,
 // pos[t]) of sequence seq[t]. A chunk that starts beyond pos[t] writes m = −3.0e38, l = 0, o = 0.
-// Scores are scale · (Q·K), each a D-long dot in f32.
+// Scores are scale · (Q·K), each a D-long dot in f32. With `direct` (one chunk covers every
+// position) it writes the final output O[(t·Hq + h)·D + d] = o / l itself, and no combine runs.
 //
 // The workgroup is one subgroup (spec 0 = the subgroup size SG). Lane i owns head dimensions
 // d = i, i + SG, … (OD = ceil(D / SG) of them, spec 1, at most 32): it keeps their Q values and
@@ -36,6 +37,7 @@ layout(push_constant) uniform P {
     uint C;
     uint nChunks;
     float scale;
+    uint direct; // one chunk: write the normalised output [T × Hq × D] instead of the partial state
 } p;
 
 const uint CHUNK = 256u;
@@ -180,6 +182,44 @@ void main() {
         if (OD > 31u) o31 = o31 * corr + w * fetch(vt, kb + DIM(31u));
     }
 
+    if (p.direct != 0u) {
+        // The combine's formula for one chunk (its exp(m − M) is 1).
+        uint dBase = (t * p.Hq + h) * D;
+        float L = l;
+        if (OD > 0u && lane + SG * 0u < D) part[dBase + lane + SG * 0u] = L > 0.0 ? o0 / L : 0.0;
+        if (OD > 1u && lane + SG * 1u < D) part[dBase + lane + SG * 1u] = L > 0.0 ? o1 / L : 0.0;
+        if (OD > 2u && lane + SG * 2u < D) part[dBase + lane + SG * 2u] = L > 0.0 ? o2 / L : 0.0;
+        if (OD > 3u && lane + SG * 3u < D) part[dBase + lane + SG * 3u] = L > 0.0 ? o3 / L : 0.0;
+        if (OD > 4u && lane + SG * 4u < D) part[dBase + lane + SG * 4u] = L > 0.0 ? o4 / L : 0.0;
+        if (OD > 5u && lane + SG * 5u < D) part[dBase + lane + SG * 5u] = L > 0.0 ? o5 / L : 0.0;
+        if (OD > 6u && lane + SG * 6u < D) part[dBase + lane + SG * 6u] = L > 0.0 ? o6 / L : 0.0;
+        if (OD > 7u && lane + SG * 7u < D) part[dBase + lane + SG * 7u] = L > 0.0 ? o7 / L : 0.0;
+        if (OD > 8u && lane + SG * 8u < D) part[dBase + lane + SG * 8u] = L > 0.0 ? o8 / L : 0.0;
+        if (OD > 9u && lane + SG * 9u < D) part[dBase + lane + SG * 9u] = L > 0.0 ? o9 / L : 0.0;
+        if (OD > 10u && lane + SG * 10u < D) part[dBase + lane + SG * 10u] = L > 0.0 ? o10 / L : 0.0;
+        if (OD > 11u && lane + SG * 11u < D) part[dBase + lane + SG * 11u] = L > 0.0 ? o11 / L : 0.0;
+        if (OD > 12u && lane + SG * 12u < D) part[dBase + lane + SG * 12u] = L > 0.0 ? o12 / L : 0.0;
+        if (OD > 13u && lane + SG * 13u < D) part[dBase + lane + SG * 13u] = L > 0.0 ? o13 / L : 0.0;
+        if (OD > 14u && lane + SG * 14u < D) part[dBase + lane + SG * 14u] = L > 0.0 ? o14 / L : 0.0;
+        if (OD > 15u && lane + SG * 15u < D) part[dBase + lane + SG * 15u] = L > 0.0 ? o15 / L : 0.0;
+        if (OD > 16u && lane + SG * 16u < D) part[dBase + lane + SG * 16u] = L > 0.0 ? o16 / L : 0.0;
+        if (OD > 17u && lane + SG * 17u < D) part[dBase + lane + SG * 17u] = L > 0.0 ? o17 / L : 0.0;
+        if (OD > 18u && lane + SG * 18u < D) part[dBase + lane + SG * 18u] = L > 0.0 ? o18 / L : 0.0;
+        if (OD > 19u && lane + SG * 19u < D) part[dBase + lane + SG * 19u] = L > 0.0 ? o19 / L : 0.0;
+        if (OD > 20u && lane + SG * 20u < D) part[dBase + lane + SG * 20u] = L > 0.0 ? o20 / L : 0.0;
+        if (OD > 21u && lane + SG * 21u < D) part[dBase + lane + SG * 21u] = L > 0.0 ? o21 / L : 0.0;
+        if (OD > 22u && lane + SG * 22u < D) part[dBase + lane + SG * 22u] = L > 0.0 ? o22 / L : 0.0;
+        if (OD > 23u && lane + SG * 23u < D) part[dBase + lane + SG * 23u] = L > 0.0 ? o23 / L : 0.0;
+        if (OD > 24u && lane + SG * 24u < D) part[dBase + lane + SG * 24u] = L > 0.0 ? o24 / L : 0.0;
+        if (OD > 25u && lane + SG * 25u < D) part[dBase + lane + SG * 25u] = L > 0.0 ? o25 / L : 0.0;
+        if (OD > 26u && lane + SG * 26u < D) part[dBase + lane + SG * 26u] = L > 0.0 ? o26 / L : 0.0;
+        if (OD > 27u && lane + SG * 27u < D) part[dBase + lane + SG * 27u] = L > 0.0 ? o27 / L : 0.0;
+        if (OD > 28u && lane + SG * 28u < D) part[dBase + lane + SG * 28u] = L > 0.0 ? o28 / L : 0.0;
+        if (OD > 29u && lane + SG * 29u < D) part[dBase + lane + SG * 29u] = L > 0.0 ? o29 / L : 0.0;
+        if (OD > 30u && lane + SG * 30u < D) part[dBase + lane + SG * 30u] = L > 0.0 ? o30 / L : 0.0;
+        if (OD > 31u && lane + SG * 31u < D) part[dBase + lane + SG * 31u] = L > 0.0 ? o31 / L : 0.0;
+        return;
+    }
     if (lane == 0u) {
         part[outBase] = m;
         part[outBase + 1u] = l;

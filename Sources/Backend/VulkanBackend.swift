@@ -262,13 +262,17 @@ public final class VulkanBackend: Backend {
             throw BackendError("attention: headDim \(headDim) needs \(perLane) dimensions per lane on a \(sg)-lane subgroup; the kernel holds 32")
         }
         let partial = try device.kernel(name: "attention", spirv: SPIRV.attention, access: [.texels, .texels, .texels, .read, .read, .write],
-                                        pushConstantWords: 7, specialization: [UInt32(sg), UInt32(perLane)])
-        let combine = try kernel("attention_combine", SPIRV.attention_combine, [.read, .write], push: 4)
-        let push: [UInt32] = [UInt32(tokens), UInt32(heads), UInt32(kvHeads), UInt32(headDim), UInt32(capacity), UInt32(chunks), f(scale)]
+                                        pushConstantWords: 8, specialization: [UInt32(sg), UInt32(perLane)])
+        let direct = chunks == 1
+        let push: [UInt32] = [UInt32(tokens), UInt32(heads), UInt32(kvHeads), UInt32(headDim), UInt32(capacity), UInt32(chunks), f(scale),
+                              direct ? 1 : 0]
         // Each query reads keys and values up to the context bound (an upper bound on what it sees).
-        try dispatch(partial, [slice(q), slice(keys), slice(values), slice(seq), slice(positions), slice(part)], push, (chunks, heads, tokens),
-                     bytes: 4 * tokens * (heads * headDim + 2 * contextBound * kvHeads * headDim),
+        try dispatch(partial, [slice(q), slice(keys), slice(values), slice(seq), slice(positions), slice(direct ? output : part)], push,
+                     (chunks, heads, tokens), bytes: 4 * tokens * (heads * headDim + 2 * contextBound * kvHeads * headDim),
                      flops: 4 * tokens * heads * contextBound * headDim)
+        // One chunk: the partial kernel wrote the output. Else the chunks' states are combined.
+        if direct { return }
+        let combine = try kernel("attention_combine", SPIRV.attention_combine, [.read, .write], push: 4)
         try dispatch(combine, [slice(part), slice(output)], [UInt32(tokens), UInt32(heads), UInt32(headDim), UInt32(chunks)], (heads, tokens, 1),
                      bytes: 4 * tokens * heads * (chunks * (headDim + 2) + headDim), flops: 3 * tokens * heads * chunks * headDim)
     }

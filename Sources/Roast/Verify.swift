@@ -187,6 +187,11 @@ public struct KernelVerifier {
             var r = rng
             return try self.attention(rng: &r, seqs: [2, 0, 1], pos: [5, 511, 0], heads: 6, kvHeads: 6, headDim: 80, capacity: 512)
         }))
+        // A context within one 256-position chunk: the partial kernel writes the output itself.
+        list.append(("attention", { [rng] in
+            var r = rng
+            return try self.attention(rng: &r, seqs: [0, 0, 1, 1], pos: [0, 7, 255, 100], heads: 9, kvHeads: 3, headDim: 64, capacity: 256)
+        }))
         // A context past 65,535 positions (lavapipe's silent loop limit).
         list.append(("attention", { [rng] in
             var r = rng
