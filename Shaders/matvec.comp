@@ -2,7 +2,8 @@
 #extension GL_GOOGLE_include_directive : require
 #extension GL_EXT_control_flow_attributes : require
 
-// Y[m, yOffset + n] = Σ_k W[n, k] · X[m, k] for m < MCOLS ≤ 8, through the EPILOGUE (include/epilogue.glsl): each INVOCATION owns ROWS ≤ 4
+// Y[m, yOffset + n] = Σ_k W[n, k] · X[m, k] for m < MCOLS ≤ 8, through the EPILOGUE
+// (include/epilogue.glsl): each INVOCATION owns ROWS ≤ 8 (≤ 4 for more than one column)
 // consecutive weight rows. It decodes its rows' 32-element blocks (a whole q8_0 / q4_1 / q4_0
 // block or one sub-block of a q4_k / q6_k super-block) into registers and uses each X quad it
 // fetches for all of its rows.
@@ -26,6 +27,9 @@ layout(constant_id = 1) const uint FORMAT = 0;
 layout(constant_id = 2) const uint MCOLS = 1;
 layout(constant_id = 3) const uint ROWS = 1;
 layout(constant_id = 4) const uint EPILOGUE = 0;
+// 1: RMSNorm of each X column on the way in (x · g summed, Σx² kept, the product scaled by
+// 1 / sqrt(Σx²/K + eps) at the end), so no norm dispatch runs before the matmul.
+layout(constant_id = 5) const uint NORM = 0;
 
 // The weights as a texel buffer: of words (R32_UINT), or for q4_1 / q8_0 of uvec4 (R32G32B32A32_UINT).
 layout(set = 0, binding = 0) uniform usamplerBuffer wt;
@@ -33,6 +37,8 @@ layout(set = 0, binding = 0) uniform usamplerBuffer wt;
 // X as a texel buffer of vec4: a quad in one fetch.
 layout(set = 0, binding = 1) uniform samplerBuffer xq;
 layout(std430, set = 0, binding = 2) writeonly buffer YB { float y[]; };
+// The input norm's weight g (NORM), vec4 texels like X.
+layout(set = 0, binding = 9) uniform samplerBuffer gq;
 
 layout(push_constant) uniform P {
     uint K;
@@ -46,6 +52,7 @@ layout(push_constant) uniform P {
     uint kvWidth;
     uint headDim;
     uint attnFlags;
+    float eps;
 } p;
 
 #include "formats.glsl"
@@ -57,6 +64,8 @@ float x_elem(uint m, uint k) {
     uint e = m * p.K + k;
     return texelFetch(xq, int(e >> 2))[e & 3u];
 }
+vec4 g_quad(uint k0, uint q) { return texelFetch(gq, int(k0 / 4u + q)); }
+float g_elem(uint k) { return texelFetch(gq, int(k >> 2))[k & 3u]; }
 
 // Word s of e0 … e3 (s < 4): one word of a window read in uvec4 texels, picked with selects.
 uint pick(uint s, uint e0, uint e1, uint e2, uint e3) { return s == 0u ? e0 : (s == 1u ? e1 : (s == 2u ? e2 : e3)); }
@@ -97,8 +106,10 @@ void main() {
     uint n0 = (gl_GlobalInvocationID.x + gl_GlobalInvocationID.y * gl_NumWorkGroups.x * gl_WorkGroupSize.x) * ROWS;
     uint nb = p.K / 32u;
     // A row past the last one decodes row N-1 and writes nothing.
-    uint rowE[4];
-    float acc[4][8];
+    uint rowE[8];
+    float acc[8][8];
+    float ss[8]; // Σx² of each column (NORM)
+    [[unroll]] for (uint m = 0u; m < MCOLS; ++m) ss[m] = 0.0;
     [[unroll]] for (uint r = 0u; r < ROWS; ++r) {
         rowE[r] = min(n0 + r, p.N - 1u) * p.K;
         [[unroll]] for (uint m = 0u; m < MCOLS; ++m) acc[r][m] = 0.0;
@@ -110,6 +121,12 @@ void main() {
             // One column: hold its 32 X values, decode the rows one after another.
             vec4 x[8];
             [[unroll]] for (uint i = 0u; i < 8u; ++i) x[i] = x_quad(0u, k0, i);
+            if (NORM != 0u) {
+                [[unroll]] for (uint i = 0u; i < 8u; ++i) {
+                    ss[0] += dot(x[i], x[i]);
+                    x[i] *= g_quad(k0, i);
+                }
+            }
             [[unroll]] for (uint r = 0u; r < ROWS; ++r) {
                 vec4 w[8];
                 w_block(rowE[r] + k0, w);
@@ -120,9 +137,17 @@ void main() {
             // Several columns: hold the rows' decoded weights, fetch each X quad once for all rows.
             vec4 w[4][8];
             [[unroll]] for (uint r = 0u; r < ROWS; ++r) w_block(rowE[r] + k0, w[r]);
+            vec4 g[8];
+            if (NORM != 0u) {
+                [[unroll]] for (uint i = 0u; i < 8u; ++i) g[i] = g_quad(k0, i);
+            }
             [[unroll]] for (uint m = 0u; m < MCOLS; ++m) {
                 [[unroll]] for (uint i = 0u; i < 8u; ++i) {
                     vec4 x = x_quad(m, k0, i);
+                    if (NORM != 0u) {
+                        ss[m] += dot(x, x);
+                        x *= g[i];
+                    }
                     [[unroll]] for (uint r = 0u; r < ROWS; ++r) acc[r][m] += dot(w[r][i], x);
                 }
             }
@@ -130,9 +155,23 @@ void main() {
     }
     // K tail, element by element (float formats only: quantised K is a multiple of the block).
     for (uint k = nb * 32u; k < p.K; ++k) {
+        float xk[8];
+        [[unroll]] for (uint m = 0u; m < MCOLS; ++m) {
+            xk[m] = x_elem(m, k);
+            if (NORM != 0u) {
+                ss[m] += xk[m] * xk[m];
+                xk[m] *= g_elem(k);
+            }
+        }
         [[unroll]] for (uint r = 0u; r < ROWS; ++r) {
             float wk = w_elem(rowE[r] + k);
-            [[unroll]] for (uint m = 0u; m < MCOLS; ++m) acc[r][m] += wk * x_elem(m, k);
+            [[unroll]] for (uint m = 0u; m < MCOLS; ++m) acc[r][m] += wk * xk[m];
+        }
+    }
+    if (NORM != 0u) {
+        [[unroll]] for (uint m = 0u; m < MCOLS; ++m) {
+            float scale = 1.0 / sqrt(ss[m] / float(p.K) + p.eps);
+            [[unroll]] for (uint r = 0u; r < ROWS; ++r) acc[r][m] *= scale;
         }
     }
 

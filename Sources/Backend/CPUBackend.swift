@@ -43,9 +43,15 @@ public final class CPUBackend: Backend {
         Quantization.decode(UnsafeRawBufferPointer(store(w).raw), as: w.type, first: row * width, count: width)
     }
 
-    public func matmul(weight w: Tensor, input x: Tensor, output y: Tensor, m: Int, n: Int, k: Int, kernel: MatmulKernel,
-                       epilogue: MatmulEpilogue) throws {
-        try OpCheck.matmul(w, x, y, m: m, n: n, k: k, kernel: kernel, epilogue: epilogue, backend: self)
+    public func matmul(weight w: Tensor, input xIn: Tensor, output y: Tensor, m: Int, n: Int, k: Int, kernel: MatmulKernel,
+                       inputNorm: InputNorm?, epilogue: MatmulEpilogue) throws {
+        try OpCheck.matmul(w, xIn, y, m: m, n: n, k: k, kernel: kernel, inputNorm: inputNorm, epilogue: epilogue, backend: self)
+        // The input norm is the rmsNorm op into a temporary.
+        var x = xIn
+        if let norm = inputNorm {
+            x = try makeTensor(.f32, count: m * k)
+            try rmsNorm(input: xIn, weight: norm.weight, output: x, rows: m, width: k, eps: norm.eps)
+        }
         guard case .store = epilogue else {
             // The product first, then the epilogue with the elementwise ops' own formulas.
             var product = [Float](repeating: 0, count: m * n)

@@ -17,7 +17,8 @@ enum OpCheck {
     }
 
     static func matmul(_ w: Tensor, _ x: Tensor, _ y: Tensor, m: Int, n: Int, k: Int, kernel: MatmulKernel,
-                       epilogue: MatmulEpilogue, backend: AnyObject) throws {
+                       inputNorm: InputNorm?, epilogue: MatmulEpilogue, backend: AnyObject) throws {
+        if let norm = inputNorm { try tensor(norm.weight, "input norm weight", of: "matmul", types: [.f32], atLeast: k, backend: backend) }
         try positive([("m", m), ("n", n), ("k", k)], of: "matmul")
         if k % w.type.blockElements != 0 {
             throw BackendError("matmul: \(w.type.rawValue) weights come in blocks of \(w.type.blockElements), so k must be a multiple of \(w.type.blockElements), got \(k)")

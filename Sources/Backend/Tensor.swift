@@ -43,6 +43,17 @@ public enum RopeLayout: UInt32, Sendable, CaseIterable {
     case interleaved = 1
 }
 
+/// RMSNorm of a matmul's input columns, fused into the matmul: `x / rms(x) · weight` with
+/// `rms(x) = sqrt(mean(x²) + eps)`, the `rmsNorm` op's formula.
+public struct InputNorm {
+    public var weight: Tensor
+    public var eps: Float
+    public init(weight: Tensor, eps: Float) {
+        self.weight = weight
+        self.eps = eps
+    }
+}
+
 /// What a matmul does with each output before it stores it: fusing the op that follows a matmul
 /// into it saves a dispatch and a round trip of the activations through memory.
 public enum MatmulEpilogue {
@@ -141,10 +152,11 @@ public protocol Backend: AnyObject {
     /// Runs everything recorded so far and waits for it.
     func synchronize() throws
 
-    /// `y[m, n] = Σ_k w[n, k] · x[m, k]`; `w` is [n × k] in any weight format; `epilogue` says
-    /// what is done with each product before it is stored.
+    /// `y[m, n] = Σ_k w[n, k] · x[m, k]`; `w` is [n × k] in any weight format; `inputNorm`, if
+    /// given, RMS-normalises each column of x on the way in (as `rmsNorm` would first);
+    /// `epilogue` says what is done with each product before it is stored.
     func matmul(weight w: Tensor, input x: Tensor, output y: Tensor, m: Int, n: Int, k: Int, kernel: MatmulKernel,
-                epilogue: MatmulEpilogue) throws
+                inputNorm: InputNorm?, epilogue: MatmulEpilogue) throws
     /// `out[t, :] = w[ids[t], :]` decoded; ids outside [0, rows) leave their row untouched.
     func embedding(table w: Tensor, ids: Tensor, output: Tensor, tokens: Int, rows: Int, width: Int) throws
     /// `out[dst[t], :] = input[t, :]`.
@@ -170,7 +182,13 @@ public protocol Backend: AnyObject {
 public extension Backend {
     /// A plain matmul (`.store`).
     func matmul(weight w: Tensor, input x: Tensor, output y: Tensor, m: Int, n: Int, k: Int, kernel: MatmulKernel) throws {
-        try matmul(weight: w, input: x, output: y, m: m, n: n, k: k, kernel: kernel, epilogue: .store)
+        try matmul(weight: w, input: x, output: y, m: m, n: n, k: k, kernel: kernel, inputNorm: nil, epilogue: .store)
+    }
+
+    /// A matmul without an input norm.
+    func matmul(weight w: Tensor, input x: Tensor, output y: Tensor, m: Int, n: Int, k: Int, kernel: MatmulKernel,
+                epilogue: MatmulEpilogue) throws {
+        try matmul(weight: w, input: x, output: y, m: m, n: n, k: k, kernel: kernel, inputNorm: nil, epilogue: epilogue)
     }
 
     func makeTensor(floats: [Float]) throws -> Tensor {

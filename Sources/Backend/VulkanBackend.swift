@@ -70,9 +70,10 @@ public final class VulkanBackend: Backend {
 
     // MARK: kernels
 
-    /// Rows per matvec invocation: 4 for one column (each X quad serves four rows), 2 for more
-    /// (the decoded weights of more rows spill out of registers); docs/KERNELS.md has the figures.
-    func matvecRows(columns: Int) -> Int { columns == 1 ? 4 : 2 }
+    /// Rows per matvec invocation: 8 for one column (each X quad serves eight rows; 4 rows were
+    /// 8 % slower, 16 no better), 2 for more (the decoded weights of more rows spill out of
+    /// registers); docs/KERNELS.md has the figures.
+    func matvecRows(columns: Int) -> Int { columns == 1 ? 8 : 2 }
     /// 64 rows per matvec workgroup, in whole subgroups.
     func matvecWorkgroup(rows: Int) -> UInt32 { UInt32(max(64 / rows, device.limits.subgroupSize)) }
 
@@ -124,13 +125,24 @@ public final class VulkanBackend: Backend {
             && (m <= 8 || ((8 * k * 4) % align == 0 && (8 * n * 4) % align == 0))
     }
 
-    public func matmul(weight w: Tensor, input x: Tensor, output y: Tensor, m: Int, n: Int, k: Int, kernel kind: MatmulKernel,
-                       epilogue: MatmulEpilogue) throws {
-        try OpCheck.matmul(w, x, y, m: m, n: n, k: k, kernel: kind, epilogue: epilogue, backend: self)
+    public func matmul(weight w: Tensor, input xIn: Tensor, output y: Tensor, m: Int, n: Int, k: Int, kernel kind: MatmulKernel,
+                       inputNorm: InputNorm?, epilogue: MatmulEpilogue) throws {
+        try OpCheck.matmul(w, xIn, y, m: m, n: n, k: k, kernel: kind, inputNorm: inputNorm, epilogue: epilogue, backend: self)
         let ldy = epilogue.width(n: n)
         let fits = vectorKernelFits(m: m, n: ldy, k: k)
         if kind == .vector, !fits {
             throw BackendError("matmul: the matrix × vector kernel needs k a multiple of 4 (got \(k)) and column groups on the device's texel alignment")
+        }
+        let vector = kind == .vector || (kind == .auto && fits)
+        // The vector kernel normalises a single column on the way in (the norm's work is then
+        // shared by 8 rows per invocation, ~1/8 of the products). With more columns each
+        // invocation would redo the norm of all of them for just 2 rows, so the norm runs apart,
+        // once, as it does before the tiled kernel.
+        let fusedNorm = vector && m == 1 ? inputNorm : nil
+        var x = xIn
+        if let norm = inputNorm, fusedNorm == nil {
+            x = try scratchTensor("matmul.input-norm", .f32, count: m * k)
+            try rmsNorm(input: xIn, weight: norm.weight, output: x, rows: m, width: k, eps: norm.eps)
         }
         let epi = epilogueBindings(epilogue, output: y)
         let code = epi.code
@@ -140,7 +152,7 @@ public final class VulkanBackend: Backend {
         if code >= 2, chunks.contains(where: { $0.0.first % 2 != 0 || $0.0.count % 2 != 0 }) {
             throw BackendError("matmul: the weight's binding windows split a pair of rows the epilogue combines")
         }
-        guard kind == .vector || (kind == .auto && fits) else {
+        guard vector else {
             let kern = try device.kernel(name: "matmul.\(w.type.rawValue)", spirv: SPIRV.matmul, access: [.read, .read, .write] + Self.epilogueAccess,
                                          pushConstantWords: 11, specialization: [Self.workgroup, w.type.shaderFormat, 0, 0, code])
             for (chunk, ws) in chunks {
@@ -158,14 +170,17 @@ public final class VulkanBackend: Backend {
             // q4_1 and q8_0 weights are read as uvec4 texels (see Shaders/matvec.comp), the rest as words.
             let weights: BindingAccess = w.type == .q4_1 || w.type == .q8_0 ? .wordQuads : .texels
             let kern = try device.kernel(name: "matvec.\(w.type.rawValue)", spirv: SPIRV.matvec,
-                                         access: [weights, .quads, .write] + Self.epilogueAccess, pushConstantWords: 11,
-                                         specialization: [wg, w.type.shaderFormat, UInt32(cols), UInt32(rows), code])
+                                         access: [weights, .quads, .write] + Self.epilogueAccess + [.quads], pushConstantWords: 12,
+                                         specialization: [wg, w.type.shaderFormat, UInt32(cols), UInt32(rows), code, fusedNorm == nil ? 0 : 1])
             let xg = xs.subslice(offset: m0 * k * 4, size: cols * k * 4)
+            // Binding 9: the input norm's weight, as quads (X's group where there is none).
+            let normWeight = fusedNorm.map { slice($0.weight).subslice(offset: 0, size: k * 4) } ?? xg
             let yg = ys.subslice(offset: m0 * ldy * 4, size: cols * ldy * 4)
             for (chunk, ws) in chunks {
                 let push = [UInt32(k), UInt32(chunk.count), UInt32(cols), UInt32(chunk.first), UInt32(ldy)] + epi.push(columnBase: m0)
+                    + [f(fusedNorm?.eps ?? 0)]
                 let perGroup = Int(wg) * rows
-                try dispatch(kern, [ws, xg, yg] + epi.slices, push, rowGrid((chunk.count + perGroup - 1) / perGroup),
+                try dispatch(kern, [ws, xg, yg] + epi.slices + [normWeight], push, rowGrid((chunk.count + perGroup - 1) / perGroup),
                              bytes: w.type.byteCount(chunk.count * k) + 4 * cols * k + outBytes * cols * chunk.count / (m * n),
                              flops: 2 * cols * chunk.count * k)
             }

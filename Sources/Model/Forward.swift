@@ -204,18 +204,18 @@ extension LanguageModel {
         for (l, w) in layers.enumerated() {
             // Attention block.
             b.profileLabel = "layer \(l) attention"
-            try b.rmsNorm(input: s.x, weight: w.attnNorm, output: s.h, rows: t, width: h, eps: c.rmsNormEps)
             switch w.attentionInput {
             case .stacked(let qkv, let bias):
-                // One matmul over the stacked rows; without q/k norms its epilogue also adds the
-                // bias, applies RoPE and writes k and v straight into the KV cache.
+                // One matmul over the stacked rows, the norm on its way in; without q/k norms its
+                // epilogue also adds the bias, applies RoPE and writes k and v into the KV cache.
                 let inCache = w.fusedAttentionInputs
                 let inputs = AttentionInputs(queryWidth: hq * d, kvWidth: hkv * d, headDim: d, bias: bias, ropeTable: inCache ? s.ropeTable : nil,
                                              keys: inCache ? cache.keys[l] : s.k, values: inCache ? cache.values[l] : s.v,
                                              rows: inCache ? s.cacheRows : nil)
-                try b.matmul(weight: qkv, input: s.h, output: s.q, m: t, n: (hq + 2 * hkv) * d, k: h, kernel: .auto,
-                             epilogue: .attentionInputs(inputs))
+                try b.matmul(weight: qkv, input: s.x, output: s.q, m: t, n: (hq + 2 * hkv) * d, k: h, kernel: .auto,
+                             inputNorm: InputNorm(weight: w.attnNorm, eps: c.rmsNormEps), epilogue: .attentionInputs(inputs))
             case .separate(let wq, let wk, let wv, let qb, let kb, let vb):
+                try b.rmsNorm(input: s.x, weight: w.attnNorm, output: s.h, rows: t, width: h, eps: c.rmsNormEps)
                 try b.matmul(weight: wq, input: s.h, output: s.q, m: t, n: hq * d, k: h, kernel: .auto)
                 try b.matmul(weight: wk, input: s.h, output: s.k, m: t, n: hkv * d, k: h, kernel: .auto)
                 try b.matmul(weight: wv, input: s.h, output: s.v, m: t, n: hkv * d, k: h, kernel: .auto)
@@ -244,13 +244,14 @@ extension LanguageModel {
             // MLP block: x += down((SiLU(gate) + α·v) ⊙ up) (+ α·v at `residual`), the SiLU gate
             // and the residual add (with their injections) fused into the matmuls before them.
             b.profileLabel = "layer \(l) mlp"
-            try b.rmsNorm(input: s.x, weight: w.ffnNorm, output: s.h, rows: t, width: h, eps: c.rmsNormEps)
             let captureGate = capture.map { $0.site == .act && $0.layers.contains(l) } ?? false
             switch w.mlpInput {
             case .interleaved(let gateUp):
-                try b.matmul(weight: gateUp, input: s.h, output: s.act, m: t, n: 2 * inter, k: h, kernel: .auto,
+                try b.matmul(weight: gateUp, input: s.x, output: s.act, m: t, n: 2 * inter, k: h, kernel: .auto,
+                             inputNorm: InputNorm(weight: w.ffnNorm, eps: c.rmsNormEps),
                              epilogue: .siluGate(steering: steering[l]?.act, gate: captureGate ? s.gate : nil))
             case .separate(let gate, let up):
+                try b.rmsNorm(input: s.x, weight: w.ffnNorm, output: s.h, rows: t, width: h, eps: c.rmsNormEps)
                 try b.matmul(weight: gate, input: s.h, output: s.gate, m: t, n: inter, k: h, kernel: .auto)
                 try b.matmul(weight: up, input: s.h, output: s.up, m: t, n: inter, k: h, kernel: .auto)
                 if steering[l]?.act != nil { b.profileLabel = "layer \(l) steering" }
@@ -265,8 +266,8 @@ extension LanguageModel {
         // Only the rows that need logits go through the final norm and the LM head.
         b.profileLabel = "lm head"
         try b.embedding(table: s.x, ids: s.logitRows, output: s.last, tokens: r, rows: t, width: h)
-        try b.rmsNorm(input: s.last, weight: outputNorm, output: s.last, rows: r, width: h, eps: c.rmsNormEps)
-        try b.matmul(weight: lmHead, input: s.last, output: s.logits, m: r, n: c.vocabSize, k: h, kernel: .auto)
+        try b.matmul(weight: lmHead, input: s.last, output: s.logits, m: r, n: c.vocabSize, k: h, kernel: .auto,
+                     inputNorm: InputNorm(weight: outputNorm, eps: c.rmsNormEps), epilogue: .store)
         return s.logits
     }
 

@@ -113,13 +113,14 @@ public struct KernelVerifier {
             let k = format.blockElements == 256 ? 512 : 128
             for (m, n) in [(1, 130), (11, 66)] {
                 let w = rng.floats(n * k), x = rng.floats(m * k), r = rng.floats(m * n, scale: 2)
-                let s = (0..<m).map { $0 % 3 == 1 ? Float(0) : Float(0.3) }, v = rng.floats(n)
+                let s = (0..<m).map { $0 % 3 == 1 ? Float(0) : Float(0.3) }, v = rng.floats(n), g = rng.floats(k, scale: 2)
                 for kind in [MatmulKernel.vector, .tiled] {
+                    list.append(("matmul", { try self.matmulNormed(format, kind, m: m, n: n, k: k, w: w, x: x, g: g) }))
                     for steer in [Optional<EpilogueSteer>.none, .additive, .multiplicative] {
                         list.append(("matmul", { try self.matmulResidual(format, kind, m: m, n: n, k: k, w: w, x: x, r: r,
                                                                           steer: steer.map { ($0, s, v) }) }))
                         list.append(("matmul", { try self.matmulSiluGate(format, kind, m: m, n: n, k: k, w: w, x: x, capture: steer != .additive,
-                                                                          steer: steer.map { ($0, s, v) }) }))
+                                                                          norm: steer == nil ? nil : g, steer: steer.map { ($0, s, v) }) }))
                     }
                 }
             }
@@ -133,16 +134,19 @@ public struct KernelVerifier {
                 let w = rng.floats(n * k), x = rng.floats(m * k), bias = rng.floats(n)
                 let positions = (0..<m).map { _ in Int.random(in: 0..<5000, using: &rng) }
                 let rows = Array((0..<20).shuffled(using: &rng).prefix(m)).map { UInt32($0) }
-                let cache = rng.floats(2 * 20 * kvHeads * d)
+                let cache = rng.floats(2 * 20 * kvHeads * d), normW = rng.floats(k, scale: 2)
                 for kind in [MatmulKernel.vector, .tiled] {
                     for cached in [true, false] {
                         list.append(("matmul", { try self.matmulAttentionInputs(format, kind, m: m, k: k, heads: heads, kvHeads: kvHeads, headDim: d,
                                                                                  w: w, x: x, bias: bias, positions: cached ? positions : nil,
-                                                                                 rows: cached ? rows : nil, cache: cache) }))
+                                                                                 rows: cached ? rows : nil, cache: cache, norm: cached ? normW : nil) }))
                     }
                 }
             }
         }
+        // The input norm with a K tail (76: not a whole 32-block) on the vector kernel.
+        let wt = rng.floats(70 * 76), xt = rng.floats(76), gt = rng.floats(76)
+        list.append(("matmul", { try self.matmulNormed(.f32, .vector, m: 1, n: 70, k: 76, w: wt, x: xt, g: gt) }))
         // More than 65,535 output rows: the 2-D grid.
         let wl = rng.floats(70_001 * 64), xl = rng.floats(2 * 64)
         list.append(("matmul", { try self.matmul(.q8_0, .vector, m: 2, n: 70_001, k: 64, w: wl, x: xl) }))
@@ -251,16 +255,26 @@ public struct KernelVerifier {
         return [try result(name, format.rawValue, "m=\(m) n=\(n) k=\(k)", rp, limit: Self.matmulLimit)]
     }
 
+    /// `y = W · rmsNorm(x)`: the norm fused into the matmul's input.
+    func matmulNormed(_ format: ElementType, _ kind: MatmulKernel, m: Int, n: Int, k: Int, w: [Float], x: [Float], g: [Float]) throws -> [VerifyResult] {
+        let wp = try pair(format, floats: w), xp = try pair(x), gp = try pair(g), y = try output(m * n)
+        try device.matmul(weight: wp.dev, input: xp.dev, output: y.dev, m: m, n: n, k: k, kernel: kind,
+                          inputNorm: InputNorm(weight: gp.dev, eps: 1e-5), epilogue: .store)
+        try reference.matmul(weight: wp.ref, input: xp.ref, output: y.ref, m: m, n: n, k: k, kernel: kind,
+                             inputNorm: InputNorm(weight: gp.ref, eps: 1e-5), epilogue: .store)
+        return [try result((kind == .vector ? "matvec" : "matmul") + "+norm", format.rawValue, "m=\(m) n=\(n) k=\(k)", y, limit: Self.matmulLimit)]
+    }
+
     /// `y[j] = (silu(g) + steering) · u` over interleaved gate/up rows, and the captured gate.
     func matmulSiluGate(_ format: ElementType, _ kind: MatmulKernel, m: Int, n: Int, k: Int, w: [Float], x: [Float], capture: Bool,
-                        steer: (EpilogueSteer, [Float], [Float])?) throws -> [VerifyResult] {
+                        norm: [Float]?, steer: (EpilogueSteer, [Float], [Float])?) throws -> [VerifyResult] {
         let wp = try pair(format, floats: w), xp = try pair(x), y = try output(m * n / 2), g = try output(m * n / 2)
-        let st = try steering(steer, width: n / 2)
+        let st = try steering(steer, width: n / 2), np = try norm.map { try pair($0) }
         try device.matmul(weight: wp.dev, input: xp.dev, output: y.dev, m: m, n: n, k: k, kernel: kind,
-                          epilogue: .siluGate(steering: st.dev, gate: capture ? g.dev : nil))
+                          inputNorm: np.map { InputNorm(weight: $0.dev, eps: 1e-5) }, epilogue: .siluGate(steering: st.dev, gate: capture ? g.dev : nil))
         try reference.matmul(weight: wp.ref, input: xp.ref, output: y.ref, m: m, n: n, k: k, kernel: kind,
-                             epilogue: .siluGate(steering: st.ref, gate: capture ? g.ref : nil))
-        let name = (kind == .vector ? "matvec" : "matmul") + "+silu_gate" + steerName(steer)
+                             inputNorm: np.map { InputNorm(weight: $0.ref, eps: 1e-5) }, epilogue: .siluGate(steering: st.ref, gate: capture ? g.ref : nil))
+        let name = (kind == .vector ? "matvec" : "matmul") + (norm == nil ? "" : "+norm") + "+silu_gate" + steerName(steer)
         var out = [try result(name, format.rawValue, "m=\(m) n=\(n) k=\(k)", y, limit: Self.matmulLimit)]
         if capture { out.append(try result(name + " gate", format.rawValue, "m=\(m) n=\(n) k=\(k)", g, limit: Self.matmulLimit)) }
         return out
@@ -269,20 +283,22 @@ public struct KernelVerifier {
     /// q into y, k and v into `cache` (keys then values, 20 rows each, the same random contents on
     /// both backends) at `rows`, rotated by the RoPE table of `positions`; nil: no RoPE, rows 0..<m.
     func matmulAttentionInputs(_ format: ElementType, _ kind: MatmulKernel, m: Int, k: Int, heads: Int, kvHeads: Int, headDim d: Int,
-                               w: [Float], x: [Float], bias: [Float], positions: [Int]?, rows: [UInt32]?, cache: [Float]) throws -> [VerifyResult] {
+                               w: [Float], x: [Float], bias: [Float], positions: [Int]?, rows: [UInt32]?, cache: [Float],
+                               norm: [Float]?) throws -> [VerifyResult] {
         let (qw, kvw) = (heads * d, kvHeads * d)
         let n = qw + 2 * kvw
         let wp = try pair(format, floats: w), xp = try pair(x), bp = try pair(bias), y = try output(m * qw)
         let keys = try pair(Array(cache.prefix(cache.count / 2))), values = try pair(Array(cache.suffix(cache.count / 2)))
         let table = try positions.map { try pair(RopeTable.values(positions: $0, inverseFrequencies: Self.inverseFrequencies(rotaryDim: d))) }
-        let rp = try rows.map { try pair(uints: $0) }
+        let rp = try rows.map { try pair(uints: $0) }, np = try norm.map { try pair($0) }
         for (b, isDev) in [(device as Backend, true), (reference as Backend, false)] {
             let pick = { (p: Pair) in isDev ? p.dev : p.ref }
             let inputs = AttentionInputs(queryWidth: qw, kvWidth: kvw, headDim: d, bias: pick(bp), ropeTable: table.map(pick),
                                          keys: pick(keys), values: pick(values), rows: rp.map(pick))
-            try b.matmul(weight: pick(wp), input: pick(xp), output: pick(y), m: m, n: n, k: k, kernel: kind, epilogue: .attentionInputs(inputs))
+            try b.matmul(weight: pick(wp), input: pick(xp), output: pick(y), m: m, n: n, k: k, kernel: kind,
+                         inputNorm: np.map { InputNorm(weight: pick($0), eps: 1e-5) }, epilogue: .attentionInputs(inputs))
         }
-        let name = (kind == .vector ? "matvec" : "matmul") + "+attn_input" + (positions == nil ? "" : "+rope")
+        let name = (kind == .vector ? "matvec" : "matmul") + (norm == nil ? "" : "+norm") + "+attn_input" + (positions == nil ? "" : "+rope")
         let shape = "m=\(m) n=\(n) k=\(k)"
         return [try result(name + " q", format.rawValue, shape, y, limit: Self.matmulLimit),
                 try result(name + " k", format.rawValue, shape, keys, limit: Self.matmulLimit),
