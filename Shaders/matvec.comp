@@ -70,23 +70,23 @@ float g_elem(uint k) { return texelFetch(gq, int(k >> 2))[k & 3u]; }
 // Word s of e0 … e3 (s < 4): one word of a window read in uvec4 texels, picked with selects.
 uint pick(uint s, uint e0, uint e1, uint e2, uint e3) { return s == 0u ? e0 : (s == 1u ? e1 : (s == 2u ? e2 : e3)); }
 
-// The 32 weights of the block at element e0 (a multiple of 32) as eight quads.
-void w_block(uint e0, out vec4 w[8]) {
+// q4_1 and q8_0: the block at element e0 as its raw quants (eight quads) and (d, m), the value
+// being d·q + m (m = 0 for q8_0). One column dots the quants with X and scales the sum once.
+const bool RAW_BLOCKS = FORMAT == FMT_Q4_1 || FORMAT == FMT_Q8_0;
+void w_block_raw(uint e0, out vec4 q[8], out vec2 dm) {
     if (FORMAT == FMT_Q4_1) {
         // 20-byte blocks: the 5 words from word bw lie in uvec4 texels bw/4 and bw/4 + 1.
         uint bw = (e0 >> 5) * 5u;
         uvec4 a = texelFetch(wt, int(bw >> 2)), b = texelFetch(wt, int((bw >> 2) + 1u));
         uint s = bw & 3u;
-        vec2 dm = unpackHalf2x16(pick(s, a.x, a.y, a.z, a.w));
+        dm = unpackHalf2x16(pick(s, a.x, a.y, a.z, a.w));
         uint q0 = pick(s, a.y, a.z, a.w, b.x), q1 = pick(s, a.z, a.w, b.x, b.y);
         uint q2 = pick(s, a.w, b.x, b.y, b.z), q3 = pick(s, b.x, b.y, b.z, b.w);
-        w[0] = dm.x * w_q4x4(q0, 0) + dm.y; w[1] = dm.x * w_q4x4(q1, 0) + dm.y;
-        w[2] = dm.x * w_q4x4(q2, 0) + dm.y; w[3] = dm.x * w_q4x4(q3, 0) + dm.y;
-        w[4] = dm.x * w_q4x4(q0, 4) + dm.y; w[5] = dm.x * w_q4x4(q1, 4) + dm.y;
-        w[6] = dm.x * w_q4x4(q2, 4) + dm.y; w[7] = dm.x * w_q4x4(q3, 4) + dm.y;
-    } else if (FORMAT == FMT_Q8_0) {
-        // 34-byte blocks from byte o (even): the 9 words from word o/4 lie in three uvec4 texels;
-        // d is the low or the high half of the first, the 32 quants follow it.
+        q[0] = w_q4x4(q0, 0); q[1] = w_q4x4(q1, 0); q[2] = w_q4x4(q2, 0); q[3] = w_q4x4(q3, 0);
+        q[4] = w_q4x4(q0, 4); q[5] = w_q4x4(q1, 4); q[6] = w_q4x4(q2, 4); q[7] = w_q4x4(q3, 4);
+    } else {
+        // q8_0, 34-byte blocks from byte o (even): the 9 words from word o/4 lie in three uvec4
+        // texels; d is the low or the high half of the first, the 32 quants follow it.
         uint o = (e0 >> 5) * 34u;
         uint wi = o >> 2;
         uvec4 a = texelFetch(wt, int(wi >> 2)), b = texelFetch(wt, int((wi >> 2) + 1u)), c = texelFetch(wt, int((wi >> 2) + 2u));
@@ -95,8 +95,18 @@ void w_block(uint e0, out vec4 w[8]) {
         uint v[9];
         [[unroll]] for (uint j = 0u; j < 9u; ++j) v[j] = pick(s, win[j], win[j + 1u], win[j + 2u], win[j + 3u]);
         bool high = (o & 2u) != 0u;
-        float d = unpackHalf2x16(high ? v[0] >> 16 : v[0]).x;
-        [[unroll]] for (uint j = 0u; j < 8u; ++j) w[j] = d * w_q8x4(high ? v[j + 1u] : (v[j] >> 16) | (v[j + 1u] << 16));
+        dm = vec2(unpackHalf2x16(high ? v[0] >> 16 : v[0]).x, 0.0);
+        [[unroll]] for (uint j = 0u; j < 8u; ++j) q[j] = w_q8x4(high ? v[j + 1u] : (v[j] >> 16) | (v[j + 1u] << 16));
+    }
+}
+
+// The 32 weights of the block at element e0 (a multiple of 32) as eight quads.
+void w_block(uint e0, out vec4 w[8]) {
+    if (RAW_BLOCKS) {
+        vec4 q[8];
+        vec2 dm;
+        w_block_raw(e0, q, dm);
+        [[unroll]] for (uint i = 0u; i < 8u; ++i) w[i] = FORMAT == FMT_Q4_1 ? dm.x * q[i] + dm.y : dm.x * q[i];
     } else {
         w_run32(e0, w[0], w[1], w[2], w[3], w[4], w[5], w[6], w[7]);
     }
@@ -127,11 +137,24 @@ void main() {
                     x[i] *= g_quad(k0, i);
                 }
             }
-            [[unroll]] for (uint r = 0u; r < ROWS; ++r) {
-                vec4 w[8];
-                w_block(rowE[r] + k0, w);
-                acc[r][0] += dot(w[0], x[0]) + dot(w[1], x[1]) + dot(w[2], x[2]) + dot(w[3], x[3]) +
-                             dot(w[4], x[4]) + dot(w[5], x[5]) + dot(w[6], x[6]) + dot(w[7], x[7]);
+            if (RAW_BLOCKS) {
+                // Σ (d·q + m)·x = d·Σ q·x + m·Σ x: Σ x is shared by the rows.
+                float xsum = FORMAT == FMT_Q4_1 ? dot(x[0] + x[1] + x[2] + x[3] + x[4] + x[5] + x[6] + x[7], vec4(1.0)) : 0.0;
+                [[unroll]] for (uint r = 0u; r < ROWS; ++r) {
+                    vec4 q[8];
+                    vec2 dm;
+                    w_block_raw(rowE[r] + k0, q, dm);
+                    float qx = dot(q[0], x[0]) + dot(q[1], x[1]) + dot(q[2], x[2]) + dot(q[3], x[3]) +
+                               dot(q[4], x[4]) + dot(q[5], x[5]) + dot(q[6], x[6]) + dot(q[7], x[7]);
+                    acc[r][0] += dm.x * qx + dm.y * xsum;
+                }
+            } else {
+                [[unroll]] for (uint r = 0u; r < ROWS; ++r) {
+                    vec4 w[8];
+                    w_block(rowE[r] + k0, w);
+                    acc[r][0] += dot(w[0], x[0]) + dot(w[1], x[1]) + dot(w[2], x[2]) + dot(w[3], x[3]) +
+                                 dot(w[4], x[4]) + dot(w[5], x[5]) + dot(w[6], x[6]) + dot(w[7], x[7]);
+                }
             }
         } else {
             // Several columns: hold the rows' decoded weights, fetch each X quad once for all rows.
