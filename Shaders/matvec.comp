@@ -3,8 +3,8 @@
 #extension GL_EXT_control_flow_attributes : require
 
 // Y[m, yOffset + n] = Σ_k W[n, k] · X[m, k] for m < MCOLS ≤ 8, through the EPILOGUE
-// (include/epilogue.glsl): each INVOCATION owns ROWS ≤ 8 (≤ 4 for more than one column)
-// consecutive weight rows. It decodes its rows' 32-element blocks (a whole q8_0 / q4_1 / q4_0
+// (include/epilogue.glsl): each INVOCATION owns ROWS ≤ 8 consecutive weight rows. It decodes
+// its rows' 32-element blocks (a whole q8_0 / q4_1 / q4_0
 // block or one sub-block of a q4_k / q6_k super-block) into registers and uses each X quad it
 // fetches for all of its rows.
 //
@@ -158,7 +158,7 @@ void main() {
             }
         } else {
             // Several columns: hold the rows' decoded weights, fetch each X quad once for all rows.
-            vec4 w[4][8];
+            vec4 w[8][8];
             [[unroll]] for (uint r = 0u; r < ROWS; ++r) w_block(rowE[r] + k0, w[r]);
             vec4 g[8];
             if (NORM != 0u) {

@@ -70,10 +70,10 @@ public final class VulkanBackend: Backend {
 
     // MARK: kernels
 
-    /// Rows per matvec invocation: 8 for one column (each X quad serves eight rows; 4 rows were
-    /// 8 % slower, 16 no better), 2 for more (the decoded weights of more rows spill out of
-    /// registers); docs/KERNELS.md has the figures.
-    func matvecRows(columns: Int) -> Int { columns == 1 ? 8 : 2 }
+    /// Rows per matvec invocation, sharing each X quad it fetches: 8 at any column count (at one
+    /// column 4 rows were 8 % slower and 16 no better; at eight columns 2 and 4 rows were 34 % and
+    /// 9 % slower, 1 × 3072 × 576 q4_1); docs/KERNELS.md has the figures.
+    func matvecRows(columns: Int) -> Int { 8 }
     /// 64 rows per matvec workgroup, in whole subgroups.
     func matvecWorkgroup(rows: Int) -> UInt32 { UInt32(max(64 / rows, device.limits.subgroupSize)) }
 
