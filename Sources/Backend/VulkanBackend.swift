@@ -267,16 +267,17 @@ public final class VulkanBackend: Backend {
         guard tokens <= 65535 else { throw BackendError("attention: \(tokens) tokens exceed 65,535 per dispatch") }
         let chunks = (contextBound + Self.attentionChunk - 1) / Self.attentionChunk
         let part = try scratchTensor("attention.partial", .f32, count: tokens * heads * chunks * (headDim + 2))
-        // One subgroup per workgroup; each lane owns ceil(headDim / subgroup) dimensions (≤ 32).
+        // One subgroup per workgroup; each lane owns ceil(headDim / 4 / subgroup) quads (≤ 8).
         let sg = device.limits.subgroupSize
         guard device.limits.subgroupArithmetic else {
             throw BackendError("attention: device \(device.info.name) lacks subgroup arithmetic in compute shaders, which the attention kernel needs")
         }
-        let perLane = (headDim + sg - 1) / sg
-        guard perLane <= 32 else {
-            throw BackendError("attention: headDim \(headDim) needs \(perLane) dimensions per lane on a \(sg)-lane subgroup; the kernel holds 32")
+        guard headDim % 4 == 0 else { throw BackendError("attention: headDim \(headDim) is not a multiple of 4, which the kernel reads in quads") }
+        let perLane = (headDim / 4 + sg - 1) / sg
+        guard perLane <= 8 else {
+            throw BackendError("attention: headDim \(headDim) needs \(perLane) quads per lane on a \(sg)-lane subgroup; the kernel holds 8")
         }
-        let partial = try device.kernel(name: "attention", spirv: SPIRV.attention, access: [.texels, .texels, .texels, .read, .read, .write],
+        let partial = try device.kernel(name: "attention", spirv: SPIRV.attention, access: [.quads, .quads, .quads, .read, .read, .write],
                                         pushConstantWords: 8, specialization: [UInt32(sg), UInt32(perLane)])
         let direct = chunks == 1
         let push: [UInt32] = [UInt32(tokens), UInt32(heads), UInt32(kvHeads), UInt32(headDim), UInt32(capacity), UInt32(chunks), f(scale),
