@@ -202,7 +202,7 @@ public final class CPUBackend: Backend {
 
     public func attention(query q: Tensor, keys: Tensor, values: Tensor, sequenceOf seq: Tensor, positions: Tensor, output: Tensor,
                           tokens: Int, heads: Int, kvHeads: Int, headDim: Int, sequences: Int, capacity: Int,
-                          contextBound: Int, scale: Float) throws {
+                          contextBound: Int, scale: Float, sequenceRuns: Int) throws {
         try OpCheck.attention(q: q, k: keys, v: values, seq: seq, pos: positions, out: output, tokens: tokens, heads: heads,
                               kvHeads: kvHeads, headDim: headDim, sequences: sequences, capacity: capacity,
                               contextBound: contextBound, backend: self)

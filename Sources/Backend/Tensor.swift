@@ -167,10 +167,12 @@ public protocol Backend: AnyObject {
     func rope(_ x: Tensor, positions: Tensor, inverseFrequencies: Tensor, tokens: Int, heads: Int, headDim: Int,
               rotaryDim: Int, layout: RopeLayout) throws
     /// Causal grouped-query attention of `tokens` queries over caches [sequences × capacity × kvHeads × headDim].
-    /// `contextBound` is an upper bound on every `positions[t] + 1`.
+    /// `contextBound` is an upper bound on every `positions[t] + 1`. `sequenceRuns` promises that
+    /// tokens come in runs of that many of one sequence (tokens r·L … r·L + L − 1 share `seq`; 1
+    /// promises nothing): a prefill's queries then share their key and value reads.
     func attention(query q: Tensor, keys: Tensor, values: Tensor, sequenceOf seq: Tensor, positions: Tensor, output: Tensor,
                    tokens: Int, heads: Int, kvHeads: Int, headDim: Int, sequences: Int, capacity: Int,
-                   contextBound: Int, scale: Float) throws
+                   contextBound: Int, scale: Float, sequenceRuns: Int) throws
     /// `out = (silu(gate) + s·v) · up` over [rows × width].
     func siluMul(gate: Tensor, up: Tensor, output: Tensor, rows: Int, width: Int, steering: Steering?) throws
     /// `out = a + b + s·v` over [rows × width] (`b` optional).
@@ -180,6 +182,15 @@ public protocol Backend: AnyObject {
 }
 
 public extension Backend {
+    /// Attention with no promise about the order of the tokens' sequences.
+    func attention(query q: Tensor, keys: Tensor, values: Tensor, sequenceOf seq: Tensor, positions: Tensor, output: Tensor,
+                   tokens: Int, heads: Int, kvHeads: Int, headDim: Int, sequences: Int, capacity: Int,
+                   contextBound: Int, scale: Float) throws {
+        try attention(query: q, keys: keys, values: values, sequenceOf: seq, positions: positions, output: output, tokens: tokens,
+                      heads: heads, kvHeads: kvHeads, headDim: headDim, sequences: sequences, capacity: capacity,
+                      contextBound: contextBound, scale: scale, sequenceRuns: 1)
+    }
+
     /// A plain matmul (`.store`).
     func matmul(weight w: Tensor, input x: Tensor, output y: Tensor, m: Int, n: Int, k: Int, kernel: MatmulKernel) throws {
         try matmul(weight: w, input: x, output: y, m: m, n: n, k: k, kernel: kernel, inputNorm: nil, epilogue: .store)

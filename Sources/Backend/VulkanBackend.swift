@@ -257,16 +257,20 @@ public final class VulkanBackend: Backend {
     }
 
     static let attentionChunk = 256
+    static let attentionQueryTile = 4
 
     public func attention(query q: Tensor, keys: Tensor, values: Tensor, sequenceOf seq: Tensor, positions: Tensor, output: Tensor,
                           tokens: Int, heads: Int, kvHeads: Int, headDim: Int, sequences: Int, capacity: Int,
-                          contextBound: Int, scale: Float) throws {
+                          contextBound: Int, scale: Float, sequenceRuns: Int) throws {
         try OpCheck.attention(q: q, k: keys, v: values, seq: seq, pos: positions, out: output, tokens: tokens, heads: heads,
                               kvHeads: kvHeads, headDim: headDim, sequences: sequences, capacity: capacity,
                               contextBound: contextBound, backend: self)
         guard tokens <= 65535 else { throw BackendError("attention: \(tokens) tokens exceed 65,535 per dispatch") }
         let chunks = (contextBound + Self.attentionChunk - 1) / Self.attentionChunk
         let part = try scratchTensor("attention.partial", .f32, count: tokens * heads * chunks * (headDim + 2))
+        // Four queries per workgroup where the caller promises runs of one sequence (they share the
+        // key and value reads) and there are four to share, else one.
+        let tile = sequenceRuns % Self.attentionQueryTile == 0 && tokens >= Self.attentionQueryTile ? Self.attentionQueryTile : 1
         // One subgroup per workgroup; each lane owns ceil(headDim / 4 / subgroup) quads (≤ 8).
         let sg = device.limits.subgroupSize
         guard device.limits.subgroupArithmetic else {
@@ -278,13 +282,13 @@ public final class VulkanBackend: Backend {
             throw BackendError("attention: headDim \(headDim) needs \(perLane) quads per lane on a \(sg)-lane subgroup; the kernel holds 8")
         }
         let partial = try device.kernel(name: "attention", spirv: SPIRV.attention, access: [.quads, .quads, .quads, .read, .read, .write],
-                                        pushConstantWords: 8, specialization: [UInt32(sg), UInt32(perLane)])
+                                        pushConstantWords: 8, specialization: [UInt32(sg), UInt32(perLane), UInt32(tile)])
         let direct = chunks == 1
         let push: [UInt32] = [UInt32(tokens), UInt32(heads), UInt32(kvHeads), UInt32(headDim), UInt32(capacity), UInt32(chunks), f(scale),
                               direct ? 1 : 0]
         // Each query reads keys and values up to the context bound (an upper bound on what it sees).
         try dispatch(partial, [slice(q), slice(keys), slice(values), slice(seq), slice(positions), slice(direct ? output : part)], push,
-                     (chunks, heads, tokens), bytes: 4 * tokens * (heads * headDim + 2 * contextBound * kvHeads * headDim),
+                     (chunks, heads, (tokens + tile - 1) / tile), bytes: 4 * tokens * (heads * headDim + 2 * contextBound * kvHeads * headDim),
                      flops: 4 * tokens * heads * contextBound * headDim)
         // One chunk: the partial kernel wrote the output. Else the chunks' states are combined.
         if direct { return }

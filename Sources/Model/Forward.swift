@@ -194,6 +194,8 @@ extension LanguageModel {
 
         let (h, hq, hkv, d, inter) = (c.hiddenSize, c.headCount, c.kvHeadCount, c.headDim, c.intermediateSize)
         let contextBound = step.positions.max()! + 1
+        // Whether the tokens come in runs of 4 of one sequence (a prefill), for the attention kernel.
+        let sequenceRuns = stride(from: 0, to: t, by: 4).allSatisfy { r in step.sequences[r..<min(t, r + 4)].allSatisfy { $0 == step.sequences[r] } } ? 4 : 1
         let biasTerm = { (v: Tensor) in Steering(scales: s.ones, vector: v) }
         // Profile labels: "embedding", "layer L attention", "layer L mlp", "layer L steering" (a
         // dispatch that carries an injection apart from a matmul), "lm head". Steering mostly adds
@@ -238,7 +240,8 @@ extension LanguageModel {
             }
             try b.attention(query: s.q, keys: cache.keys[l], values: cache.values[l], sequenceOf: s.seq, positions: s.pos,
                             output: s.att, tokens: t, heads: hq, kvHeads: hkv, headDim: d, sequences: cache.sequences,
-                            capacity: cache.capacity, contextBound: contextBound, scale: 1 / Float(d).squareRoot())
+                            capacity: cache.capacity, contextBound: contextBound, scale: 1 / Float(d).squareRoot(),
+                            sequenceRuns: sequenceRuns)
             // The output projection with the residual add fused in: x += o(att).
             try b.matmul(weight: w.o, input: s.att, output: s.x, m: t, n: h, k: hq * d, kernel: .auto, epilogue: .addResidual(s.x, steering: nil))
             // MLP block: x += down((SiLU(gate) + α·v) ⊙ up) (+ α·v at `residual`), the SiLU gate

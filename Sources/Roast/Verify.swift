@@ -191,6 +191,17 @@ public struct KernelVerifier {
             var r = rng
             return try self.attention(rng: &r, seqs: [2, 0, 1], pos: [5, 511, 0], heads: 6, kvHeads: 6, headDim: 80, capacity: 512)
         }))
+        // Four queries per workgroup: two sequences' prefills in runs of 4 (the second 6 tokens,
+        // the last run short), positions crossing a chunk, one chunk.
+        list.append(("attention", { [rng] in
+            var r = rng
+            return try self.attention(rng: &r, seqs: [0, 0, 0, 0, 1, 1, 1, 1, 1, 1], pos: [297, 298, 299, 300, 0, 1, 2, 3, 254, 255],
+                                      heads: 8, kvHeads: 2, headDim: 64, capacity: 301, sequenceRuns: 4)
+        }))
+        list.append(("attention", { [rng] in
+            var r = rng
+            return try self.attention(rng: &r, seqs: [0, 0, 0, 0, 0], pos: [3, 0, 2, 1, 4], heads: 6, kvHeads: 6, headDim: 80, capacity: 8, sequenceRuns: 4)
+        }))
         // A context within one 256-position chunk: the partial kernel writes the output itself.
         list.append(("attention", { [rng] in
             var r = rng
@@ -339,7 +350,8 @@ public struct KernelVerifier {
         return [try result(name, "f32", "tokens=\(tokens) heads=\(heads) dim=\(headDim) rot=\(rotaryDim) maxpos=\(pos.max()!)", xp, limit: Self.elementwiseLimit)]
     }
 
-    func attention(rng: inout SeededRandom, seqs: [UInt32], pos: [UInt32], heads: Int, kvHeads: Int, headDim: Int, capacity: Int) throws -> [VerifyResult] {
+    func attention(rng: inout SeededRandom, seqs: [UInt32], pos: [UInt32], heads: Int, kvHeads: Int, headDim: Int, capacity: Int,
+                   sequenceRuns: Int = 1) throws -> [VerifyResult] {
         let sequences = Int(seqs.max()!) + 1
         let tokens = seqs.count
         let cache = sequences * capacity * kvHeads * headDim
@@ -353,9 +365,10 @@ public struct KernelVerifier {
             try b.attention(query: isDev ? q.dev : q.ref, keys: isDev ? k.dev : k.ref, values: isDev ? v.dev : v.ref,
                             sequenceOf: isDev ? sp.dev : sp.ref, positions: isDev ? pp.dev : pp.ref, output: o,
                             tokens: tokens, heads: heads, kvHeads: kvHeads, headDim: headDim, sequences: sequences,
-                            capacity: capacity, contextBound: bound, scale: scale)
+                            capacity: capacity, contextBound: bound, scale: scale, sequenceRuns: sequenceRuns)
         }
-        return [try result("attention", "f32", "tokens=\(tokens) heads=\(heads)/\(kvHeads) dim=\(headDim) ctx=\(bound)", out, limit: Self.matmulLimit)]
+        let name = sequenceRuns > 1 ? "attention (runs of \(sequenceRuns))" : "attention"
+        return [try result(name, "f32", "tokens=\(tokens) heads=\(heads)/\(kvHeads) dim=\(headDim) ctx=\(bound)", out, limit: Self.matmulLimit)]
     }
 
     func siluMul(g: [Float], u: [Float], rows: Int, width: Int, steer: ([Float], [Float])?, multiplicative: Bool = false) throws -> [VerifyResult] {

@@ -193,13 +193,22 @@ final class HandComputedTests: XCTestCase {
                           rows: 1, width: 2, eps: 0)
             assertClose(try b.readFloats(out), [0.8485281, 2.2627417], "\(b.name) rmsnorm")
 
-            // One query at position 1 over K = [[1,0],[0,1]], V = [[1,2],[3,4]]: weights [0.75, 0.25].
-            let att = try b.makeTensor(.f32, count: 2)
-            try b.attention(query: try b.makeTensor(floats: [log(3), 0]), keys: try b.makeTensor(floats: [1, 0, 0, 1]),
-                            values: try b.makeTensor(floats: [1, 2, 3, 4]), sequenceOf: try b.makeTensor(uints: [0]),
-                            positions: try b.makeTensor(uints: [1]), output: att, tokens: 1, heads: 1, kvHeads: 1, headDim: 2,
+            // One query at position 1 over K = [[1,0,0,0],[0,1,0,0]], V = [[1,2,5,6],[3,4,7,8]]:
+            // weights [0.75, 0.25].
+            let att = try b.makeTensor(.f32, count: 4)
+            try b.attention(query: try b.makeTensor(floats: [log(3), 0, 0, 0]), keys: try b.makeTensor(floats: [1, 0, 0, 0, 0, 1, 0, 0]),
+                            values: try b.makeTensor(floats: [1, 2, 5, 6, 3, 4, 7, 8]), sequenceOf: try b.makeTensor(uints: [0]),
+                            positions: try b.makeTensor(uints: [1]), output: att, tokens: 1, heads: 1, kvHeads: 1, headDim: 4,
                             sequences: 1, capacity: 2, contextBound: 2, scale: 1)
-            assertClose(try b.readFloats(att), [1.5, 2.5], "\(b.name) attention")
+            assertClose(try b.readFloats(att), [1.5, 2.5, 5.5, 6.5], "\(b.name) attention")
+            // The Vulkan kernel reads heads in quads: a head of 2 dimensions is refused, not misread.
+            if b is VulkanBackend {
+                let x = try b.makeTensor(floats: [1, 0, 0, 1]), ids = try b.makeTensor(uints: [0])
+                XCTAssertThrowsError(try b.attention(query: x, keys: x, values: x, sequenceOf: ids, positions: ids, output: x, tokens: 1,
+                                                     heads: 1, kvHeads: 1, headDim: 2, sequences: 1, capacity: 2, contextBound: 1, scale: 1)) {
+                    XCTAssertTrue("\($0)".contains("multiple of 4"), "\($0)")
+                }
+            }
 
             let act = try b.makeTensor(.f32, count: 2)
             let steer = Steering(scales: try b.makeTensor(floats: [0, 0.5]), vector: try b.makeTensor(floats: [1]))
