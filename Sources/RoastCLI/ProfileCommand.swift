@@ -11,10 +11,11 @@ struct Profile: ParsableCommand {
         abstract: "GPU time per layer and per kernel kind for prefill and decode (timestamps around every dispatch).",
         discussion: """
         Runs a prefill of --prompt-tokens random text tokens for each of --batch sequences, then --gen-tokens greedy \
-        decode steps. Per layer: the attention block, the MLP block and the fused kernels that carry a steering \
-        injection (--steer). Per kernel kind: time, share, achieved GB/s and GFLOP/s (from the bytes and FLOPs each \
+        decode steps. Per layer: the attention block, the MLP block and any dispatch that exists only to carry a \
+        steering injection (--steer; none where the injection rides in the MLP matmuls' epilogues, as it does \
+        for most models, so a steered profile records the unsteered dispatches). Per kernel kind: time, share, achieved GB/s and GFLOP/s (from the bytes and FLOPs each \
         dispatch must move and compute) and, once `roast profile --calibrate` has measured the device's ceilings \
-        (a streaming kernel and a large matmul), those as a fraction of the ceiling. Host time (recording, submit + \
+        (a large copy and a large matmul), those as a fraction of the ceiling. Host time (recording, submit + \
         wait, the rest) is shown separately. --svg writes a stacked bar per layer, prefill and decode side by side.
         """)
 
