@@ -108,14 +108,14 @@ public struct GenerationBenchmark: Benchmark {
         let missing = items.indices.filter { ctx.cache[keys[$0]]?.response == nil }
         var done = items.count - missing.count
         progress(done, items.count)
-        for start in stride(from: 0, to: missing.count, by: ctx.batchSize) {
-            let batch = Array(missing[start..<min(start + ctx.batchSize, missing.count)])
-            let requests = batch.map { GenerationRequest(promptIDs: prompts[$0], maxTokens: budget) }
-            let results = try ctx.generator.generate(requests, steering: injector?.provider(for: requests))
-            try ctx.cache.put(zip(batch, results).map { CachedOutput(key: keys[$0], response: $1.text) })
-            done += batch.count
+        // Up to batchSize answers at a time; each is cached as it finishes and its slot refilled.
+        ctx.generator.maxSequences = ctx.batchSize
+        let requests = missing.map { GenerationRequest(promptIDs: prompts[$0], maxTokens: budget) }
+        _ = try ctx.generator.generate(requests, steering: injector?.provider, onFinish: { r, result in
+            try ctx.cache.put([CachedOutput(key: keys[missing[r]], response: result.text)])
+            done += 1
             progress(done, items.count)
-        }
+        })
         return items.indices.map { i in
             let response = ctx.cache[keys[i]]?.response ?? ""
             let ok = task.grade(response, items[i])

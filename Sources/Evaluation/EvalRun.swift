@@ -313,6 +313,7 @@ public final class EvalRunner {
         o.topKFraction = settings.topKFraction
         o.rollout.rollouts = settings.rollouts
         o.rollout.seed = seed
+        o.rollout.sequences = settings.batchSize
         o.rollout.maxTokens = settings.maxTokens
         let key = Digest.hex([model.weightsFingerprint, benchmark.name, o.method.rawValue, o.site.rawValue, o.css.rawValue, "\(o.grouping)",
                               o.pairs.rawValue, "\(union)", "\(o.rollout.rollouts)", "\(seed)", "\(o.topKFraction)", "\(o.rollout.maxTokens ?? -1)",

@@ -29,13 +29,19 @@ public struct GenerationResult: Sendable, Codable {
     public var finishReason: FinishReason
 }
 
-/// Batched generation: B independent sequences (different prompts and lengths) share every
-/// forward step, so the weights are read once per step for the whole batch.
+/// Batched generation: up to `maxSequences` sequences (different prompts and lengths) share
+/// every forward step, so the weights are read once per step for all of them. When a sequence
+/// finishes, the next request takes its slot in the following step (continuous batching): its
+/// prompt is prefilled in the same step as the others' next tokens, so the batch stays full
+/// instead of draining to its longest answer.
 public final class Generator {
     public let model: LanguageModel
-    /// The most tokens one prefill step takes; longer prompts are prefilled in chunks.
+    /// The most tokens one step takes; longer prompts are prefilled in chunks.
     public var maxStepTokens = 512
-    /// A head shared by every distinct prompt of a batch is prefilled once from this length on.
+    /// The most sequences decoded together (nil: every request at once).
+    public var maxSequences: Int?
+    /// A prompt head shared with a sequence already in the cache is copied, not computed again,
+    /// from this length on.
     public var minSharedHead = 8
     private let scratch: ForwardScratchHandle
     private var topValues: Tensor?
@@ -48,11 +54,23 @@ public final class Generator {
 
     /// Called with (request index, token id, newly decodable text) as tokens arrive.
     public typealias TokenHandler = (Int, Int, String) -> Void
+    /// Called with (request index, result) as each request finishes.
+    public typealias FinishHandler = (Int, GenerationResult) throws -> Void
     /// Steering for a step: the layers to steer, with their row scales sized to the step.
-    public typealias SteeringProvider = (ForwardStep, _ prefill: Bool) throws -> [Int: LayerSteering]
+    /// `promptLengths[t]` is the prompt length of the request that row t belongs to.
+    public typealias SteeringProvider = (ForwardStep, _ promptLengths: [Int]) throws -> [Int: LayerSteering]
+
+    /// One cache row of sequences: the request it holds and the tokens whose K/V it holds.
+    private struct Slot {
+        var request: Int?
+        var tokens: [Int] = []
+        var promptLength = 0
+        /// Positions of `tokens` already computed into the cache.
+        var computed = 0
+    }
 
     public func generate(_ requests: [GenerationRequest], steering: SteeringProvider? = nil,
-                         onToken: TokenHandler? = nil) throws -> [GenerationResult] {
+                         onToken: TokenHandler? = nil, onFinish: FinishHandler = { _, _ in }) throws -> [GenerationResult] {
         guard !requests.isEmpty else { return [] }
         let ctx = model.config.contextLength
         for (i, r) in requests.enumerated() {
@@ -63,84 +81,101 @@ public final class Generator {
                 throw GenerationError("prompt of \(r.promptIDs.count) tokens + \(r.maxTokens) new tokens exceeds the model's context of \(ctx)")
             }
         }
+        guard maxSequences.map({ $0 > 0 }) ?? true else { throw GenerationError("at most \(maxSequences!) sequences at once: must be ≥ 1") }
+        let slotCount = min(maxSequences ?? requests.count, requests.count)
         let capacity = requests.map { $0.promptIDs.count + max($0.maxTokens, 1) }.max()!
-        let cache = try KVCache(model: model, sequences: requests.count, capacity: min(capacity, ctx))
+        let cache = try KVCache(model: model, sequences: slotCount, capacity: min(capacity, ctx))
         var states = requests.enumerated().map { SequenceState(request: $0.element, index: $0.offset, tokenizer: model.tokenizer, eos: Set(model.config.eosTokenIDs)) }
+        var results = [GenerationResult?](repeating: nil, count: requests.count)
+        var slots = [Slot](repeating: Slot(), count: slotCount)
+        var queue = Array(requests.indices)[...]
 
-        // Prefill: every distinct prompt once (rollouts share theirs), in steps of at most
-        // maxStepTokens; sequences with a prompt seen before get a copy of its cache.
-        var firstWith: [[Int]: Int] = [:]
-        var owner = [Int](repeating: 0, count: requests.count)
-        for (i, r) in requests.enumerated() {
-            owner[i] = firstWith[r.promptIDs] ?? i
-            if firstWith[r.promptIDs] == nil { firstWith[r.promptIDs] = i }
+        // A request that asks for no tokens is done before it starts.
+        func finish(_ i: Int) throws {
+            let r = states[i].result()
+            results[i] = r
+            try onFinish(i, r)
         }
-        let unique = requests.indices.filter { owner[$0] == $0 }
-        // Distinct prompts that open alike (system prompt, instruction, few-shot examples):
-        // the common head is prefilled once and its cache copied, the rest prefilled per prompt.
-        let head = unique.count > 1 ? Self.sharedHead(unique.map { requests[$0].promptIDs }) : 0
-        if head >= minSharedHead {
-            let first = requests[unique[0]].promptIDs
-            for s in stride(from: 0, to: head, by: maxStepTokens) {
-                let e = min(s + maxStepTokens, head)
-                let step = ForwardStep(ids: Array(first[s..<e]), sequences: Array(repeating: unique[0], count: e - s),
-                                       positions: Array(s..<e), logitRows: [0])
-                _ = try model.forward(step, cache: cache, steering: try steering?(step, true) ?? [:], scratch: scratch)
-            }
-            try model.copyCache(cache, from: unique[0], to: Array(unique.dropFirst()), length: head)
-        }
-        let skip = head >= minSharedHead ? head : 0
-        var pending: [(seq: Int, pos: Int)] = []
-        for i in unique { pending += (skip..<requests[i].promptIDs.count).map { (i, $0) } }
-        var start = 0
-        while start < pending.count {
-            let chunk = pending[start..<min(start + maxStepTokens, pending.count)]
-            let lastRows = chunk.enumerated().filter { $0.element.pos == requests[$0.element.seq].promptIDs.count - 1 }
-            var step = ForwardStep(ids: chunk.map { requests[$0.seq].promptIDs[$0.pos] }, sequences: chunk.map(\.seq),
-                                   positions: chunk.map(\.pos), logitRows: lastRows.map(\.offset))
-            start += chunk.count
-            // A step holding only part of a prompt still needs one logit row; its result is unused.
-            if lastRows.isEmpty { step.logitRows = [0] }
-            let logits = try model.forward(step, cache: cache, steering: try steering?(step, true) ?? [:], scratch: scratch)
-            if lastRows.isEmpty { continue }
-            // Every sequence whose prompt ends in this step draws from its owner's logit row.
-            let done = lastRows.map(\.element.seq)
-            for o in done {
-                let copies = requests.indices.filter { owner[$0] == o && $0 != o }
-                try model.copyCache(cache, from: o, to: copies, length: requests[o].promptIDs.count)
-            }
-            let seqs = requests.indices.filter { done.contains(owner[$0]) }
-            let rowOf = seqs.map { s in done.firstIndex(of: owner[s])! }
-            let next = try pick(logits, rows: done.count, rowOf: rowOf, states: seqs.map { states[$0] },
-                                update: { i, s in states[seqs[i]] = s })
-            for (i, id) in zip(seqs, next) { states[i].accept(id, onToken: onToken) }
-        }
-        // Decode: one token per unfinished sequence per step.
+
         while true {
-            let active = states.indices.filter { !states[$0].finished }
-            if active.isEmpty { break }
-            let step = ForwardStep(ids: active.map { states[$0].generated.last! }, sequences: active,
-                                   positions: active.map { states[$0].request.promptIDs.count + states[$0].generated.count - 1 },
-                                   logitRows: Array(active.indices))
-            let logits = try model.forward(step, cache: cache, steering: try steering?(step, false) ?? [:], scratch: scratch)
-            let next = try pick(logits, rows: active.count, rowOf: Array(active.indices), states: active.map { states[$0] },
-                                update: { i, s in states[active[i]] = s })
-            for (i, id) in zip(active, next) { states[i].accept(id, onToken: onToken) }
+            try admit(&queue, into: &slots, requests: requests, cache: cache, states: states, finish: finish)
+            let live = slots.indices.filter { slots[$0].request != nil }
+            if live.isEmpty { break }
+            // Every decoding sequence's next token first, then prompt tokens up to the step's limit.
+            var step = ForwardStep(ids: [], sequences: [], positions: [], logitRows: [])
+            var promptLengths: [Int] = [], picks: [(slot: Int, row: Int)] = []
+            var room = max(maxStepTokens - live.filter { slots[$0].computed >= slots[$0].promptLength }.count, 1)
+            for s in live {
+                let slot = slots[s]
+                let decoding = slot.computed >= slot.promptLength
+                let n = decoding ? 1 : min(slot.tokens.count - slot.computed, room)
+                if n == 0 { continue }
+                if !decoding { room -= n }
+                for p in slot.computed..<slot.computed + n {
+                    step.ids.append(slot.tokens[p])
+                    step.sequences.append(s)
+                    step.positions.append(p)
+                    promptLengths.append(slot.promptLength)
+                }
+                slots[s].computed += n
+                if slots[s].computed == slot.tokens.count {
+                    picks.append((s, step.ids.count - 1))
+                    step.logitRows.append(step.ids.count - 1)
+                }
+            }
+            // A step holding only part of a prompt still needs one logit row; its result is unused.
+            let unused = step.logitRows.isEmpty
+            if unused { step.logitRows = [0] }
+            let logits = try model.forward(step, cache: cache, steering: try steering?(step, promptLengths) ?? [:], scratch: scratch)
+            if unused { continue }
+            let owners = picks.map { slots[$0.slot].request! }
+            let next = try pick(logits, rows: picks.count, rowOf: Array(picks.indices), states: owners.map { states[$0] },
+                                update: { i, s in states[owners[i]] = s })
+            for ((s, _), (i, id)) in zip(picks, zip(owners, next)) {
+                states[i].accept(id, onToken: onToken)
+                if states[i].finished {
+                    slots[s].request = nil
+                    try finish(i)
+                } else {
+                    slots[s].tokens.append(id)
+                }
+            }
         }
-        return states.map { $0.result() }
+        return results.map { $0! }
     }
 
-    /// The length of the head every prompt shares, leaving each at least one token of its own
-    /// (its last row must be computed with its own logits).
-    static func sharedHead(_ prompts: [[Int]]) -> Int {
-        guard var n = prompts.map(\.count).min() else { return 0 }
-        n -= 1
-        for p in prompts.dropFirst() {
-            var i = 0
-            while i < n, p[i] == prompts[0][i] { i += 1 }
-            n = i
+    /// Fills free slots from the queue, in order. A new request copies the longest prompt head it
+    /// shares with a slot's computed tokens (at least `minSharedHead`, and leaving it one token of
+    /// its own, whose logits it needs). If a slot still prefilling shares a longer head, the queue
+    /// waits a step for it, so rollouts of one prompt prefill it once.
+    private func admit(_ queue: inout ArraySlice<Int>, into slots: inout [Slot], requests: [GenerationRequest],
+                       cache: KVCache, states: [SequenceState], finish: (Int) throws -> Void) throws {
+        while let i = queue.first {
+            if states[i].finished {  // asked for no tokens
+                queue.removeFirst()
+                try finish(i)
+                continue
+            }
+            guard let free = slots.indices.first(where: { slots[$0].request == nil }) else { return }
+            let prompt = requests[i].promptIDs
+            func shared(_ d: Slot, upTo limit: Int) -> Int {
+                let n = min(limit, prompt.count - 1, d.promptLength - 1)
+                var k = 0
+                while k < n, d.tokens[k] == prompt[k] { k += 1 }
+                return k
+            }
+            // Prefer the free slot itself (no copy) among equals.
+            let order = [free] + slots.indices.filter { $0 != free }
+            let best = order.map { (slot: $0, length: shared(slots[$0], upTo: slots[$0].computed)) }.max { $0.length < $1.length }!
+            let pending = slots.indices.filter { slots[$0].request != nil && slots[$0].computed < slots[$0].promptLength }
+            if pending.contains(where: { shared(slots[$0], upTo: slots[$0].promptLength) >= max(best.length, 0) + minSharedHead }) { return }
+            let copied = best.length >= minSharedHead ? best.length : 0
+            if copied > 0, best.slot != free {
+                try model.copyCache(cache, from: best.slot, to: [free], length: copied)
+            }
+            slots[free] = Slot(request: i, tokens: prompt, promptLength: prompt.count, computed: copied)
+            queue.removeFirst()
         }
-        return max(n, 0)
     }
 
     /// The next token of each sequence (`states[i]` draws from logit row `rowOf[i]`): argmax on

@@ -99,7 +99,7 @@ public enum ModelBenchmark {
     static func decodeRate(_ gen: Generator, prompts: [[Int]], tokens: Int, steering: SteeringInjector? = nil) throws -> Double {
         var first: Double?, last = 0.0, count = 0
         let requests = prompts.map { GenerationRequest(promptIDs: $0, maxTokens: tokens, stopAtEOS: false) }
-        _ = try gen.generate(requests, steering: steering?.provider(for: requests), onToken: { _, _, _ in
+        _ = try gen.generate(requests, steering: steering?.provider, onToken: { _, _, _ in
             let t = now()
             if first == nil { first = t } else { count += 1 }
             last = t

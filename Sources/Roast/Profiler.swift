@@ -182,7 +182,7 @@ public enum Profiler {
     /// Prefill of `promptTokens` random text tokens for each of `batch` sequences, then
     /// `genTokens` greedy decode steps, with GPU timestamps around every dispatch.
     public static func run(model: LanguageModel, promptTokens: Int, genTokens: Int, batch: Int,
-                           steering: (([GenerationRequest]) -> Generator.SteeringProvider)? = nil) throws -> ProfileReport {
+                           steering: Generator.SteeringProvider? = nil) throws -> ProfileReport {
         guard let vk = model.backend as? VulkanBackend, vk.stream.profiling else {
             throw BackendError("profile needs the Vulkan backend with timestamps on")
         }
@@ -194,7 +194,7 @@ public enum Profiler {
         gen.maxStepTokens = max(gen.maxStepTokens, promptTokens * batch)
         // Warm-up: pipelines and buffers are created outside the measured runs.
         let warm = [GenerationRequest(promptIDs: prompts[0], maxTokens: 2, stopAtEOS: false)]
-        _ = try gen.generate(warm, steering: steering?(warm))
+        _ = try gen.generate(warm, steering: steering)
         _ = vk.takeProfile()
 
         func now() -> Double { Double(DispatchTime.now().uptimeNanoseconds) / 1e9 }
@@ -204,7 +204,7 @@ public enum Profiler {
         let layers = model.config.layerCount
         let ceilings = DeviceCeilings.load(device: vk.device.info.name)
         let requests = prompts.map { GenerationRequest(promptIDs: $0, maxTokens: genTokens, stopAtEOS: false) }
-        _ = try gen.generate(requests, steering: steering?(requests), onToken: { _, _, _ in
+        _ = try gen.generate(requests, steering: steering, onToken: { _, _, _ in
             seen += 1
             // The first step's tokens arrive together, after the prefill was read back.
             if seen == batch {

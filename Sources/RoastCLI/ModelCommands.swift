@@ -74,7 +74,7 @@ struct Generate: ParsableCommand {
         let requests = (0..<samples).map { _ in GenerationRequest(promptIDs: ids, maxTokens: maxTokens, sampling: sampling, stopStrings: stop) }
         let stream = !json && samples == 1
         let injector = try SteeringFiles.injector(paths: steer, alpha: alpha, scope: scope, model: model)
-        let results = try Generator(model: model).generate(requests, steering: injector?.provider(for: requests), onToken: { _, _, piece in
+        let results = try Generator(model: model).generate(requests, steering: injector?.provider, onToken: { _, _, piece in
             if stream { FileHandle.standardOutput.write(piece.data(using: .utf8)!) }
         })
         if stream { print(""); return }

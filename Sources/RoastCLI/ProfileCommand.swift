@@ -45,7 +45,7 @@ struct Profile: ParsableCommand {
         let m = try LanguageModel(path: path, backend: vk)
         let injector = try SteeringFiles.injector(paths: steer, alpha: alpha, scope: .generated, model: m)
         let report = try Profiler.run(model: m, promptTokens: promptTokens, genTokens: genTokens, batch: batch,
-                                      steering: injector.map { inj in { inj.provider(for: $0) } })
+                                      steering: injector?.provider)
         if let svg { try Data(Profiler.svg(report).utf8).write(to: URL(fileURLWithPath: svg), options: .atomic) }
         if json {
             let enc = JSONEncoder()

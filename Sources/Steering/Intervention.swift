@@ -100,9 +100,6 @@ public final class SteeringInjector {
     let model: LanguageModel
     let intervention: Intervention
     let tensors: [Int: Tensor]
-    /// Prompt length of each sequence of the batch being generated.
-    public var promptLengths: [Int] = []
-
     public init(model: LanguageModel, intervention: Intervention) throws {
         self.model = model
         self.intervention = intervention
@@ -121,10 +118,8 @@ public final class SteeringInjector {
         tensors = t
     }
 
-    /// Whether row t of a step is in scope.
-    func inScope(_ step: ForwardStep, row t: Int, prefill: Bool) -> Bool {
-        let seq = step.sequences[t]
-        let promptLength = seq < promptLengths.count ? promptLengths[seq] : Int.max
+    /// Whether row t of a step, whose request's prompt is `promptLength` long, is in scope.
+    func inScope(_ step: ForwardStep, row t: Int, promptLength: Int) -> Bool {
         let isPrompt = step.positions[t] < promptLength
         switch intervention.scope {
         case .all: return true
@@ -133,9 +128,12 @@ public final class SteeringInjector {
         }
     }
 
-    /// The steering of one step.
-    public func steering(for step: ForwardStep, prefill: Bool) throws -> [Int: LayerSteering] {
-        let scales = step.ids.indices.map { inScope(step, row: $0, prefill: prefill) ? intervention.alpha : 0 }
+    /// The steering of one step; `promptLengths[t]` is the prompt length of row t's request.
+    public func steering(for step: ForwardStep, promptLengths: [Int]) throws -> [Int: LayerSteering] {
+        guard promptLengths.count == step.ids.count else {
+            throw SteeringError("steering for a step of \(step.ids.count) rows was given \(promptLengths.count) prompt lengths")
+        }
+        let scales = step.ids.indices.map { inScope(step, row: $0, promptLength: promptLengths[$0]) ? intervention.alpha : 0 }
         if scales.allSatisfy({ $0 == 0 }) { return [:] }
         let s = try model.backend.makeTensor(floats: scales)
         var out: [Int: LayerSteering] = [:]
@@ -148,13 +146,11 @@ public final class SteeringInjector {
 
     /// Steering for `ContinuationScorer.score`: every sequence's prompt is `promptLength` long.
     public func scoringSteering(_ step: ForwardStep, promptLength: Int) throws -> [Int: LayerSteering] {
-        promptLengths = Array(repeating: promptLength, count: (step.sequences.max() ?? 0) + 1)
-        return try steering(for: step, prefill: false)
+        try steering(for: step, promptLengths: Array(repeating: promptLength, count: step.ids.count))
     }
 
-    /// A provider for `Generator.generate` over these requests.
-    public func provider(for requests: [GenerationRequest]) -> Generator.SteeringProvider {
-        promptLengths = requests.map(\.promptIDs.count)
-        return { [self] step, prefill in try steering(for: step, prefill: prefill) }
+    /// A provider for `Generator.generate`.
+    public var provider: Generator.SteeringProvider {
+        { [self] step, promptLengths in try steering(for: step, promptLengths: promptLengths) }
     }
 }

@@ -8,6 +8,8 @@ import Tokenizers
 /// Settings of ROC: rollout-based on-distribution contrast.
 public struct RolloutSettings: Sendable, Codable {
     public var rollouts = 8
+    /// Rollouts decoded together (those of several questions share a step).
+    public var sequences = 16
     public var temperature: Float = 0.8
     public var topP: Float = 0.9
     public var seed: UInt64 = 42
@@ -175,15 +177,26 @@ public final class RolloutContrast {
         var pairs: [Int: [ContrastPair]] = [:]
         var rng = TaskRandom(seed: settings.seed ^ 0x5EED)
         let eos = try model.requireTokenizer().eosIDs.union(model.config.eosTokenIDs)
-        for (q, item) in items.enumerated() {
-            stats.questions += 1
-            let prompt = try Self.promptIDs(model, task, item)
+        let n = settings.rollouts
+        let prompts = try items.map { try Self.promptIDs(model, task, $0) }
+        let requests = items.indices.flatMap { q in
             let sampling = SamplingParameters(temperature: settings.temperature, topP: settings.topP,
                                               seed: settings.seed &+ UInt64(q) &* 1_000_003)
-            let requests = (0..<settings.rollouts).map { _ in
-                GenerationRequest(promptIDs: prompt, maxTokens: settings.maxTokens ?? task.maxTokens, sampling: sampling)
+            return (0..<n).map { _ in GenerationRequest(promptIDs: prompts[q], maxTokens: settings.maxTokens ?? task.maxTokens, sampling: sampling) }
+        }
+        // The rollouts of every question decode together, `settings.sequences` at a time. A
+        // question is paired once it and every question before it have all their rollouts, so
+        // the pairs come in question order whatever finishes first.
+        var finished = [GenerationResult?](repeating: nil, count: requests.count)
+        var next = 0
+        func pairReadyQuestions() throws {
+            while next < items.count, (next * n..<(next + 1) * n).allSatisfy({ finished[$0] != nil }) {
+                try pairUp(next, items[next], prompts[next], finished[next * n..<(next + 1) * n].map { $0! })
+                next += 1
             }
-            let results = try generator.generate(requests)
+        }
+        func pairUp(_ q: Int, _ item: TaskItem, _ prompt: [Int], _ results: [GenerationResult]) throws {
+            stats.questions += 1
             let correct = results.map { task.grade($0.text, item) }
             stats.rollouts += results.count
             stats.correctRollouts += correct.filter { $0 }.count
@@ -191,7 +204,7 @@ public final class RolloutContrast {
             guard let plan = PairFormation.plan(correct: correct, hasSynthetic: synthetic != nil) else {
                 stats.questionsSkipped += 1
                 progress(q + 1, items.count, stats.pairs)
-                continue
+                return
             }
             // Candidates: rollouts (their sampled ids, EOS dropped), gold, synthetic.
             var candidates = results.map { r in Array(r.ids.reversed().drop { eos.contains($0) }.reversed()) }
@@ -221,6 +234,12 @@ public final class RolloutContrast {
             }
             progress(q + 1, items.count, stats.pairs)
         }
+        generator.maxSequences = settings.sequences
+        _ = try generator.generate(requests, onFinish: { i, r in
+            finished[i] = r
+            try pairReadyQuestions()
+        })
+        try pairReadyQuestions()  // none left when every question has rollouts; all when none has
         return (pairs, stats)
     }
 }

@@ -49,7 +49,7 @@ final class ProfilerTests: XCTestCase {
         let c = model.config
         let vectors = [1: [Float](repeating: 0.5, count: c.intermediateSize), 3: [Float](repeating: -0.5, count: c.intermediateSize)]
         let injector = try SteeringInjector(model: model, intervention: Intervention(site: .act, vectors: vectors, alpha: 0.2))
-        let r = try Profiler.run(model: model, promptTokens: 12, genTokens: 4, batch: 2, steering: { injector.provider(for: $0) })
+        let r = try Profiler.run(model: model, promptTokens: 12, genTokens: 4, batch: 2, steering: injector.provider)
         let plain = try Profiler.run(model: model, promptTokens: 12, genTokens: 4, batch: 2)
         XCTAssertEqual(r.prefill.tokens, 24)
         XCTAssertEqual(r.decode.tokens, 6)

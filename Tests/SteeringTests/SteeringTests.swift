@@ -115,7 +115,7 @@ final class InjectionTests: XCTestCase {
             for m in [cpu, vk] {
                 let requests = prompts.map { GenerationRequest(promptIDs: $0, maxTokens: 12, stopAtEOS: false) }
                 let inj = try SteeringInjector(model: m, intervention: iv)
-                outputs.append(try Generator(model: m).generate(requests, steering: inj.provider(for: requests)).map(\.ids))
+                outputs.append(try Generator(model: m).generate(requests, steering: inj.provider).map(\.ids))
             }
             XCTAssertEqual(outputs[0], outputs[1], "\(site): CPU and Vulkan steered generations differ")
             XCTAssertEqual(outputs[0][0], outputs[0][2], "identical prompts in one batch must give identical greedy outputs")
@@ -136,8 +136,7 @@ final class InjectionTests: XCTestCase {
             var steering: [Int: LayerSteering] = [:]
             if let scope {
                 let inj = try SteeringInjector(model: m, intervention: Intervention(site: .residual, vectors: vectors(m, site: .residual, layers: [1]), alpha: 1, scope: scope))
-                inj.promptLengths = [ids.count]
-                steering = try inj.steering(for: .prompt(ids), prefill: true)
+                steering = try inj.steering(for: .prompt(ids), promptLengths: Array(repeating: ids.count, count: ids.count))
             }
             _ = try m.forward(.prompt(ids), cache: cache, steering: steering, capture: cap, scratch: m.makeScratch())
             return try cap.read(m)
@@ -175,24 +174,32 @@ final class InjectionTests: XCTestCase {
     }
 
     /// Distinct prompts that share a long head (prefilled once, cache copied) generate, steered or
-    /// not, exactly what each generates alone, with a head chunked across several steps too.
+    /// not, exactly what each generates alone: with a head chunked across several steps, and with
+    /// fewer slots than requests, so later requests join the batch as earlier ones finish and
+    /// copy their head (or their whole prompt, less its last token) from a slot in use.
     func testSharedPromptHeadMatchesLoneRuns() throws {
         let m = try stories(VulkanBackend(device: VulkanDevice(validation: true)))
         let head = [1, 403, 407, 261, 378, 432, 383, 317, 269, 368, 302, 300]
-        let prompts = [head + [301, 302], head + [455], head + [301, 302, 303, 304]]
-        XCTAssertEqual(Generator.sharedHead(prompts), head.count)
-        XCTAssertEqual(Generator.sharedHead([head, head + [1]]), head.count - 1, "each prompt keeps one token of its own")
-        let iv = Intervention(site: .act, vectors: vectors(m, site: .act, layers: [1]), alpha: 1.5, scope: .all)
-        for steer in [false, true] {
+        let prompts = [head + [301, 302], head + [455], head + [301, 302, 303, 304], head, [1, 317, 269], head + [455]]
+        let lengths = [8, 3, 8, 5, 6, 7]
+        let iv = Intervention(site: .act, vectors: vectors(m, site: .act, layers: [1]), alpha: 1.5, scope: .generated)
+        for (steer, slots) in [(false, nil), (true, nil), (false, 2), (true, 2), (true, 1)] as [(Bool, Int?)] {
             let gen = Generator(model: m)
             gen.maxStepTokens = 5
-            let requests = prompts.map { GenerationRequest(promptIDs: $0, maxTokens: 8, stopAtEOS: false) }
+            gen.maxSequences = slots
+            let requests = zip(prompts, lengths).map { GenerationRequest(promptIDs: $0, maxTokens: $1, stopAtEOS: false) }
             let inj = try SteeringInjector(model: m, intervention: iv)
-            let batch = try gen.generate(requests, steering: steer ? inj.provider(for: requests) : nil).map(\.ids)
-            for (p, ids) in zip(prompts, batch) {
-                let r = [GenerationRequest(promptIDs: p, maxTokens: 8, stopAtEOS: false)]
+            var finished: [Int] = []
+            let batch = try gen.generate(requests, steering: steer ? inj.provider : nil, onFinish: { i, r in
+                XCTAssertEqual(r.ids.count, lengths[i])
+                finished.append(i)
+            }).map(\.ids)
+            XCTAssertEqual(finished.sorted(), Array(requests.indices), "each request finishes once")
+            if slots == 1 { XCTAssertEqual(finished, Array(requests.indices), "one slot: in order") }
+            for (r, ids) in zip(requests, batch) {
                 let alone = try SteeringInjector(model: m, intervention: iv)
-                XCTAssertEqual(ids, try Generator(model: m).generate(r, steering: steer ? alone.provider(for: r) : nil)[0].ids, "steered: \(steer)")
+                XCTAssertEqual(ids, try Generator(model: m).generate([r], steering: steer ? alone.provider : nil)[0].ids,
+                               "steered: \(steer), slots: \(slots.map(String.init) ?? "all")")
             }
         }
     }
