@@ -268,9 +268,11 @@ public final class VulkanBackend: Backend {
         guard tokens <= 65535 else { throw BackendError("attention: \(tokens) tokens exceed 65,535 per dispatch") }
         let chunks = (contextBound + Self.attentionChunk - 1) / Self.attentionChunk
         let part = try scratchTensor("attention.partial", .f32, count: tokens * heads * chunks * (headDim + 2))
-        // Four queries per workgroup where the caller promises runs of one sequence (they share the
-        // key and value reads) and there are four to share, else one.
+        // Up to four queries per workgroup share the key and value reads: four tokens where the
+        // caller promises runs of one sequence (a prefill), else the query heads of one KV head
+        // (grouped-query attention; a decode step's tokens are each of another sequence).
         let tile = sequenceRuns % Self.attentionQueryTile == 0 && tokens >= Self.attentionQueryTile ? Self.attentionQueryTile : 1
+        let headsPerGroup = tile > 1 ? 1 : Self.queryHeadsPerWorkgroup(groupSize: heads / kvHeads)
         // One subgroup per workgroup; each lane owns ceil(headDim / 4 / subgroup) quads (≤ 8).
         let sg = device.limits.subgroupSize
         guard device.limits.subgroupArithmetic else {
@@ -282,19 +284,24 @@ public final class VulkanBackend: Backend {
             throw BackendError("attention: headDim \(headDim) needs \(perLane) quads per lane on a \(sg)-lane subgroup; the kernel holds 8")
         }
         let partial = try device.kernel(name: "attention", spirv: SPIRV.attention, access: [.quads, .quads, .quads, .read, .read, .write],
-                                        pushConstantWords: 8, specialization: [UInt32(sg), UInt32(perLane), UInt32(tile)])
+                                        pushConstantWords: 8, specialization: [UInt32(sg), UInt32(perLane), UInt32(tile), UInt32(headsPerGroup)])
         let direct = chunks == 1
         let push: [UInt32] = [UInt32(tokens), UInt32(heads), UInt32(kvHeads), UInt32(headDim), UInt32(capacity), UInt32(chunks), f(scale),
                               direct ? 1 : 0]
         // Each query reads keys and values up to the context bound (an upper bound on what it sees).
         try dispatch(partial, [slice(q), slice(keys), slice(values), slice(seq), slice(positions), slice(direct ? output : part)], push,
-                     (chunks, heads, (tokens + tile - 1) / tile), bytes: 4 * tokens * (heads * headDim + 2 * contextBound * kvHeads * headDim),
+                     (chunks, heads / headsPerGroup, (tokens + tile - 1) / tile), bytes: 4 * tokens * (heads * headDim + 2 * contextBound * kvHeads * headDim),
                      flops: 4 * tokens * heads * contextBound * headDim)
         // One chunk: the partial kernel wrote the output. Else the chunks' states are combined.
         if direct { return }
         let combine = try kernel("attention_combine", SPIRV.attention_combine, [.read, .write], push: 4)
         try dispatch(combine, [slice(part), slice(output)], [UInt32(tokens), UInt32(heads), UInt32(headDim), UInt32(chunks)], (heads, tokens, 1),
                      bytes: 4 * tokens * heads * (chunks * (headDim + 2) + headDim), flops: 3 * tokens * heads * chunks * headDim)
+    }
+
+    /// The most query heads of one KV head (at most four, dividing the group) a workgroup runs together.
+    static func queryHeadsPerWorkgroup(groupSize: Int) -> Int {
+        (1...min(attentionQueryTile, max(groupSize, 1))).last { groupSize % $0 == 0 } ?? 1
     }
 
     /// The steering bindings of the fused kernels: the scales and the vector, or any valid buffer when off.

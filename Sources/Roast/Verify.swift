@@ -207,6 +207,16 @@ public struct KernelVerifier {
             var r = rng
             return try self.attention(rng: &r, seqs: [0, 0, 1, 1], pos: [0, 7, 255, 100], heads: 9, kvHeads: 3, headDim: 64, capacity: 256)
         }))
+        // Decode steps of several sequences, the query heads of one KV head sharing a workgroup:
+        // three of a group of 3 (SmolLM2's 9 / 3) past a chunk, 3 of 6 (two workgroups per KV
+        // head), 4 of 8, and 2 of 2 at head_dim 128 (Qwen3-0.6B's 16 / 8).
+        for (heads, kvHeads, headDim) in [(9, 3, 64), (12, 2, 64), (16, 2, 32), (16, 8, 128)] {
+            list.append(("attention", { [rng] in
+                var r = rng
+                return try self.attention(rng: &r, seqs: [0, 1, 2], pos: [300, 5, 511], heads: heads, kvHeads: kvHeads, headDim: headDim,
+                                          capacity: 512)
+            }))
+        }
         // A context past 65,535 positions (lavapipe's silent loop limit).
         list.append(("attention", { [rng] in
             var r = rng
