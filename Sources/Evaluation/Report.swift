@@ -67,8 +67,10 @@ public enum EvalReport {
         }
         if let run = r.runs.first(where: { $0.perLayer?.isEmpty == false }),
            let base = run.dev.first(where: { $0.alpha == 0 })?.metrics[metric] {
-            out.append(SVGPlot.Series(name: "no steering (seed \(run.seed))",
-                                      points: run.perLayer!.map { SVGPlot.Point(x: "\($0.layer)", y: 100 * base, error: 0) }))
+            // Drawn first and dashed, so a method that scores the same at every layer stays visible.
+            out.insert(SVGPlot.Series(name: "no steering (seed \(run.seed))",
+                                      points: run.perLayer!.map { SVGPlot.Point(x: "\($0.layer)", y: 100 * base, error: 0) },
+                                      reference: true), at: 0)
         }
         return out
     }
@@ -156,6 +158,8 @@ public enum SVGPlot {
     public struct Series: Sendable {
         public var name: String
         public var points: [Point]
+        /// A reference level (e.g. the unsteered score): a dashed grey line without markers.
+        public var reference = false
     }
 
     static let colors = ["#1f77b4", "#d62728", "#2ca02c", "#ff7f0e", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f", "#bcbd22", "#17becf"]
@@ -195,15 +199,20 @@ public enum SVGPlot {
         let yMax = axis(series.flatMap { $0.points.map { $0.y + $0.error } }.max() ?? 1)
         let plotW = width - left - right, plotH = height - top - bottom
         func px(_ x: String) -> Double { left + plotW * (xs.count > 1 ? (Double(xs.firstIndex(of: x)!) + 0.5) / Double(xs.count) : 0.5) }
+        // Methods that score alike would hide one another: each is shifted a few pixels sideways.
+        let plotted = series.filter { !$0.reference }.count
+        var rank = 0
         func py(_ y: Double) -> Double { top + plotH * (1 - min(max(y / yMax, 0), 1)) }
         var body = ""
         for x in xs { body += "<text x=\"\(f(px(x)))\" y=\"\(f(top + plotH + 15))\" text-anchor=\"middle\">\(EvalReport.escape(x))</text>" }
         for (i, s) in series.enumerated() {
-            let c = colors[i % colors.count]
-            let path = s.points.map { "\(f(px($0.x))),\(f(py($0.y)))" }.joined(separator: " ")
-            body += "<polyline fill=\"none\" stroke=\"\(c)\" stroke-width=\"2\" points=\"\(path)\"/>"
-            for p in s.points {
-                let x = px(p.x)
+            let c = s.reference ? "#777" : colors[rank % colors.count]
+            let dx = s.reference ? 0 : 3 * (Double(rank) - Double(plotted - 1) / 2)
+            if !s.reference { rank += 1 }
+            let path = s.points.map { "\(f(px($0.x) + dx)),\(f(py($0.y)))" }.joined(separator: " ")
+            body += "<polyline fill=\"none\" stroke=\"\(c)\" stroke-width=\"2\"\(s.reference ? " stroke-dasharray=\"6 4\"" : "") points=\"\(path)\"/>"
+            for p in s.points where !s.reference {
+                let x = px(p.x) + dx
                 if p.error > 0 {
                     body += "<line x1=\"\(f(x))\" x2=\"\(f(x))\" y1=\"\(f(py(p.y - p.error)))\" y2=\"\(f(py(p.y + p.error)))\" stroke=\"\(c)\"/>"
                 }

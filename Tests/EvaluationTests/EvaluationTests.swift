@@ -328,3 +328,23 @@ final class ProtocolTests: XCTestCase {
         }
     }
 }
+
+final class PlotTests: XCTestCase {
+    /// Two methods with the same scores stay apart, and the unsteered reference is a dashed line
+    /// without markers that no method hides.
+    func testLinesKeepEqualSeriesVisibleAndTheReferenceDashed() throws {
+        let pts = ["0", "1", "2"].map { SVGPlot.Point(x: $0, y: 25, error: 0) }
+        let svg = SVGPlot.lines(title: "t", xLabel: "layer", yLabel: "%", series: [
+            SVGPlot.Series(name: "no steering", points: pts, reference: true),
+            SVGPlot.Series(name: "caa", points: pts), SVGPlot.Series(name: "roast", points: pts),
+        ])
+        let polylines = svg.components(separatedBy: "<polyline").dropFirst()
+        XCTAssertEqual(polylines.count, 3)
+        XCTAssertTrue(polylines.first!.contains("stroke-dasharray"), "the reference is dashed")
+        XCTAssertFalse(polylines.dropFirst().contains { $0.contains("stroke-dasharray") })
+        XCTAssertEqual(svg.components(separatedBy: "<circle").count - 1, 6, "markers for the two methods only")
+        // The same point of the two methods lands at two x positions.
+        let xs = svg.components(separatedBy: "cx=\"").dropFirst().map { $0.prefix { $0 != "\"" } }
+        XCTAssertEqual(Set(xs).count, 6)
+    }
+}
