@@ -42,6 +42,12 @@ public enum EvalReport {
             .replacingOccurrences(of: ">", with: "&gt;").replacingOccurrences(of: "\"", with: "&quot;")
     }
 
+    /// One colour per method, the same in every plot of a report: the bar chart gives bar i
+    /// palette colour i, and the bars are the summary's methods in order.
+    static func color(of method: String, in r: EvalResults) -> String {
+        SVGPlot.colors[(r.summary.firstIndex { $0.method == method } ?? 0) % SVGPlot.colors.count]
+    }
+
     /// Mean and std over seeds of the headline dev metric at each α (best layer set per α).
     static func alphaCurves(_ r: EvalResults) -> [SVGPlot.Series] {
         let metric = r.metrics[0]
@@ -53,7 +59,7 @@ public enum EvalReport {
                 let s = Stat(runs.compactMap { run in run.dev.filter { $0.alpha == a }.compactMap { $0.metrics[metric] }.max() })
                 return SVGPlot.Point(x: String(format: "%g", a), y: 100 * s.mean, error: 100 * s.std)
             }
-            return SVGPlot.Series(name: m.method, points: points)
+            return SVGPlot.Series(name: m.method, points: points, color: color(of: m.method, in: r))
         }
     }
 
@@ -63,7 +69,8 @@ public enum EvalReport {
         var out: [SVGPlot.Series] = r.runs.compactMap { run in
             guard let pl = run.perLayer, !pl.isEmpty else { return nil }
             return SVGPlot.Series(name: "\(run.method) (seed \(run.seed), α \(String(format: "%g", pl[0].alpha)))",
-                                  points: pl.map { SVGPlot.Point(x: "\($0.layer)", y: 100 * ($0.metrics[metric] ?? 0), error: 0) })
+                                  points: pl.map { SVGPlot.Point(x: "\($0.layer)", y: 100 * ($0.metrics[metric] ?? 0), error: 0) },
+                                  color: color(of: run.method, in: r))
         }
         if let run = r.runs.first(where: { $0.perLayer?.isEmpty == false }),
            let base = run.dev.first(where: { $0.alpha == 0 })?.metrics[metric] {
@@ -87,15 +94,16 @@ public enum EvalReport {
                                       points: layers.map { l in
                                           let s = Stat(runs.compactMap { $0.energy?.first { $0.layer == l }.map { Double($0.css.energyKept) } })
                                           return SVGPlot.Point(x: "\(l)", y: 100 * s.mean, error: 100 * s.std)
-                                      }))
+                                      }, color: color(of: m.method, in: r)))
             for run in runs { for e in run.energy! { topK[e.layer, default: []].append(Double(e.topK.energyKept)) } }
         }
         if !topK.isEmpty {
             let k = String(format: "%g", 100 * r.settings.topKFraction)
+            let used = Set(out.compactMap(\.color))
             out.append(SVGPlot.Series(name: "top-K mask of μ (K = \(k) % of dims)", points: topK.keys.sorted().map {
                 let s = Stat(topK[$0]!)
                 return SVGPlot.Point(x: "\($0)", y: 100 * s.mean, error: 100 * s.std)
-            }))
+            }, color: SVGPlot.colors.first { !used.contains($0) }))
         }
         return out
     }
@@ -130,7 +138,7 @@ public enum EvalReport {
         pre { white-space: pre-wrap; margin: 0; font-size: 12px; } .note { color: #777; } figure { margin: 1.5em 0; }
         </style></head><body>
         <h1>roast eval: \(escape(r.task))</h1>
-        <p>Model <b>\(escape(r.model))</b> on \(escape(r.device)); \(r.testItems) test questions; seeds \(r.settings.seeds.map(String.init).joined(separator: ", ")); \(r.date); \(String(format: "%.0f", r.seconds)) s.
+        <p>Model <b>\(escape(r.model))</b> on \(escape(r.device)); \(r.testItems) test questions; seeds \(r.settings.seeds.map(String.init).joined(separator: ", ")); \(r.date); this invocation took \(String(format: "%.0f", r.seconds)) s (answers already in the run's cache.jsonl are read back, not computed again).
         α and the layer set are chosen on a dev split of the training questions; the test split is never used to choose.</p>
         <h2>Results (test)</h2>\(table)
         <figure>\(bars)</figure>
@@ -160,9 +168,12 @@ public enum SVGPlot {
         public var points: [Point]
         /// A reference level (e.g. the unsteered score): a dashed grey line without markers.
         public var reference = false
+        /// A fixed colour (a method's colour across plots); nil takes the next palette colour.
+        public var color: String? = nil
     }
 
-    static let colors = ["#1f77b4", "#d62728", "#2ca02c", "#ff7f0e", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f", "#bcbd22", "#17becf"]
+    /// No grey: grey is the reference line's.
+    static let colors = ["#1f77b4", "#d62728", "#2ca02c", "#ff7f0e", "#9467bd", "#8c564b", "#e377c2", "#393b79", "#bcbd22", "#17becf", "#637939", "#ad494a"]
     static let (width, height, left, right, top, bottom) = (800.0, 340.0, 60.0, 260.0, 34.0, 46.0)
 
     static func f(_ v: Double) -> String { String(format: "%.1f", v) }
@@ -176,9 +187,10 @@ public enum SVGPlot {
         return 10 * step
     }
 
-    static func frame(title: String, xLabel: String, yLabel: String, yMax: Double, body: String) -> String {
+    /// `extraBottom` makes room under the plot for slanted tick labels.
+    static func frame(title: String, xLabel: String, yLabel: String, yMax: Double, body: String, extraBottom: Double = 0) -> String {
         let plotW = width - left - right, plotH = height - top - bottom
-        var s = "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"\(Int(width))\" height=\"\(Int(height))\" font-family=\"sans-serif\" font-size=\"11\">"
+        var s = "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"\(Int(width))\" height=\"\(Int(height + extraBottom))\" font-family=\"sans-serif\" font-size=\"11\">"
         s += "<text x=\"\(f(left))\" y=\"18\" font-size=\"13\" font-weight=\"bold\">\(EvalReport.escape(title))</text>"
         for i in 0...4 {
             let v = yMax * Double(i) / 4, y = top + plotH * (1 - Double(i) / 4)
@@ -187,7 +199,7 @@ public enum SVGPlot {
         }
         s += "<line x1=\"\(f(left))\" x2=\"\(f(left))\" y1=\"\(f(top))\" y2=\"\(f(top + plotH))\" stroke=\"#444\"/>"
         s += "<line x1=\"\(f(left))\" x2=\"\(f(left + plotW))\" y1=\"\(f(top + plotH))\" y2=\"\(f(top + plotH))\" stroke=\"#444\"/>"
-        s += "<text x=\"\(f(left + plotW / 2))\" y=\"\(f(height - 8))\" text-anchor=\"middle\">\(EvalReport.escape(xLabel))</text>"
+        s += "<text x=\"\(f(left + plotW / 2))\" y=\"\(f(height + extraBottom - 8))\" text-anchor=\"middle\">\(EvalReport.escape(xLabel))</text>"
         s += "<text transform=\"translate(14,\(f(top + plotH / 2))) rotate(-90)\" text-anchor=\"middle\">\(EvalReport.escape(yLabel))</text>"
         return s + body + "</svg>"
     }
@@ -206,7 +218,7 @@ public enum SVGPlot {
         var body = ""
         for x in xs { body += "<text x=\"\(f(px(x)))\" y=\"\(f(top + plotH + 15))\" text-anchor=\"middle\">\(EvalReport.escape(x))</text>" }
         for (i, s) in series.enumerated() {
-            let c = s.reference ? "#777" : colors[rank % colors.count]
+            let c = s.reference ? "#777" : s.color ?? colors[rank % colors.count]
             let dx = s.reference ? 0 : 3 * (Double(rank) - Double(plotted - 1) / 2)
             if !s.reference { rank += 1 }
             let path = s.points.map { "\(f(px($0.x) + dx)),\(f(py($0.y)))" }.joined(separator: " ")
@@ -230,6 +242,11 @@ public enum SVGPlot {
         let yMax = axis(bars.map { $0.value + $0.error }.max() ?? 1)
         let plotW = width - left - right, plotH = height - top - bottom
         let slot = plotW / Double(max(bars.count, 1))
+        // Labels wider than their slot (~6 px a character at 11 px) are slanted 30° so they do
+        // not run into each other, and the picture grows to hold them.
+        let longest = Double(bars.map { min($0.label.count, 28) }.max() ?? 0)
+        let slanted = longest * 6 > slot * 0.95
+        let extra = slanted ? max(0, longest * 6 * 0.5 + 8 - (bottom - 18)) : 0
         func py(_ y: Double) -> Double { top + plotH * (1 - min(max(y / yMax, 0), 1)) }
         var body = ""
         for (i, b) in bars.enumerated() {
@@ -238,9 +255,12 @@ public enum SVGPlot {
             if b.error > 0 {
                 body += "<line x1=\"\(f(x + w / 2))\" x2=\"\(f(x + w / 2))\" y1=\"\(f(py(b.value - b.error)))\" y2=\"\(f(py(b.value + b.error)))\" stroke=\"#222\"/>"
             }
-            body += "<text x=\"\(f(x + w / 2))\" y=\"\(f(top + plotH + 15))\" text-anchor=\"middle\">\(EvalReport.escape(String(b.label.prefix(18))))</text>"
+            let label = EvalReport.escape(String(b.label.prefix(28))), lx = f(x + w / 2), ly = f(top + plotH + 15)
+            body += slanted
+                ? "<text x=\"\(lx)\" y=\"\(ly)\" text-anchor=\"end\" transform=\"rotate(-30 \(lx) \(ly))\">\(label)</text>"
+                : "<text x=\"\(lx)\" y=\"\(ly)\" text-anchor=\"middle\">\(label)</text>"
             body += "<text x=\"\(f(x + w / 2))\" y=\"\(f(py(b.value + b.error) - 4))\" text-anchor=\"middle\">\(String(format: "%.1f", b.value))</text>"
         }
-        return frame(title: title, xLabel: "", yLabel: yLabel, yMax: yMax, body: body)
+        return frame(title: title, xLabel: "", yLabel: yLabel, yMax: yMax, body: body, extraBottom: extra)
     }
 }

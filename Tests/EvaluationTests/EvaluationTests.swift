@@ -285,6 +285,19 @@ final class ProtocolTests: XCTestCase {
         XCTAssertEqual(first.summary.map(\.method), ["none", "fewshot", "caa", "roast", "roast/no-grouping", "roast/css-l2"])
         let html = try String(contentsOf: dir.appendingPathComponent("report.html"), encoding: .utf8)
         XCTAssertEqual(html.components(separatedBy: "<svg").count - 1, 4, "bars, α curves, per-layer effect, energy")
+        // A method keeps one colour in every plot: its bar, α curve, per-layer line and energy line.
+        func colours(of method: String) -> [String] {
+            html.components(separatedBy: "fill=\"").dropFirst().compactMap { mark in
+                let parts = mark.components(separatedBy: "\"><title>")
+                return parts.count > 1 && (parts[1].hasPrefix(method + ":") || parts[1].hasPrefix(method + " ")) ? parts[0] : nil
+            }
+        }
+        let caa = colours(of: "caa"), roast = colours(of: "roast")
+        XCTAssertGreaterThan(caa.count, 2, "bar, α-curve and per-layer marks")
+        XCTAssertGreaterThan(roast.count, 3, "bar, α-curve, per-layer and energy marks")
+        XCTAssertEqual(Set(caa).count, 1, "\(Set(caa))")
+        XCTAssertEqual(Set(roast).count, 1, "\(Set(roast))")
+        XCTAssertNotEqual(caa.first, roast.first)
         let md = try String(contentsOf: dir.appendingPathComponent("results.md"), encoding: .utf8)
         XCTAssertTrue(md.contains("| roast/css-l2 |"))
         let decoded = try JSONDecoder().decode(EvalResults.self, from: Data(contentsOf: dir.appendingPathComponent("results.json")))
@@ -346,5 +359,18 @@ final class PlotTests: XCTestCase {
         // The same point of the two methods lands at two x positions.
         let xs = svg.components(separatedBy: "cx=\"").dropFirst().map { $0.prefix { $0 != "\"" } }
         XCTAssertEqual(Set(xs).count, 6)
+    }
+
+    /// Bar labels that would run into each other are slanted, and the picture grows to hold them.
+    func testCrowdedBarLabelsAreSlanted() {
+        let few = SVGPlot.bars(title: "t", yLabel: "%", bars: [("none", 10, 0), ("caa", 10, 0), ("roast", 9, 1)])
+        XCTAssertFalse(few.contains("rotate(-30"))
+        XCTAssertTrue(few.contains("height=\"340\""))
+        let names = ["none", "fewshot", "caa", "sadi", "roast", "roast/no-grouping", "roast/css-l2", "roast/css-softmax",
+                     "roast/top-k-mask", "roast/teacher-forced", "roast/site-residual"]
+        let many = SVGPlot.bars(title: "t", yLabel: "%", bars: names.map { ($0, 10, 1) })
+        XCTAssertEqual(many.components(separatedBy: "rotate(-30").count - 1, names.count)
+        XCTAssertTrue(many.contains(">roast/site-residual</text>"), "the whole name is kept")
+        XCTAssertFalse(many.contains("height=\"340\""))
     }
 }
