@@ -61,14 +61,14 @@ demo: release $(DEFAULT_MODEL)
 	./.build/release/roast demo --model $(DEFAULT_MODEL)
 
 # The full evaluation of docs/EVALUATION.md: baseline, CAA and ROAST (few-shot too on arithmetic and
-# GSM8K, SADI on arithmetic and TruthfulQA, the ROAST ablations on arithmetic), seeds 42/22/52, on the whole
+# GSM8K, SADI on arithmetic and both TruthfulQA formats, the ROAST ablations on arithmetic), seeds 42/22/52, on the whole
 # TruthfulQA test split (letters and MC1/MC2), 200 GSM8K test problems and arithmetic. Hours on
 # lavapipe; every answer is cached in docs/eval/<task>/cache.jsonl, which is committed, so a run
 # stopped here (or on another machine) resumes where it stopped.
 EVAL_FLAGS ?=
 eval: release $(DEFAULT_MODEL)
 	./.build/release/roast eval --model $(DEFAULT_MODEL) --task arithmetic --method none,fewshot,caa,sadi,roast --ablations --out docs/eval/arithmetic $(EVAL_FLAGS)
-	./.build/release/roast eval --model $(DEFAULT_MODEL) --task truthfulqa-mc --out docs/eval/truthfulqa-mc $(EVAL_FLAGS)
+	./.build/release/roast eval --model $(DEFAULT_MODEL) --task truthfulqa-mc --method none,caa,sadi,roast --out docs/eval/truthfulqa-mc $(EVAL_FLAGS)
 	./.build/release/roast eval --model $(DEFAULT_MODEL) --task truthfulqa --method none,caa,sadi,roast --out docs/eval/truthfulqa $(EVAL_FLAGS)
 	./.build/release/roast eval --model $(DEFAULT_MODEL) --task gsm8k --limit 200 --method none,fewshot,caa,roast --out docs/eval/gsm8k $(EVAL_FLAGS)
 
