@@ -70,7 +70,7 @@ eval: release $(DEFAULT_MODEL)
 	./.build/release/roast eval --model $(DEFAULT_MODEL) --task arithmetic --method none,fewshot,caa,sadi,roast --ablations --out docs/eval/arithmetic $(EVAL_FLAGS)
 	./.build/release/roast eval --model $(DEFAULT_MODEL) --task truthfulqa-mc --method none,caa,sadi,roast --out docs/eval/truthfulqa-mc $(EVAL_FLAGS)
 	./.build/release/roast eval --model $(DEFAULT_MODEL) --task truthfulqa --method none,caa,sadi,roast --out docs/eval/truthfulqa $(EVAL_FLAGS)
-	./.build/release/roast eval --model $(DEFAULT_MODEL) --task gsm8k --limit 200 --method none,fewshot,caa,roast --out docs/eval/gsm8k $(EVAL_FLAGS)
+	./.build/release/roast eval --model $(DEFAULT_MODEL) --task gsm8k --limit 200 --method none,fewshot,caa,sadi,roast --out docs/eval/gsm8k $(EVAL_FLAGS)
 
 clean:
 	rm -rf .build
