@@ -1,4 +1,5 @@
 #version 450
+#extension GL_GOOGLE_include_directive : require
 
 // Out[r, i] = A[r, i] + (hasB ? B[r, i] : 0) + (steer ? s[r]·v[i] : 0), summed left to right.
 // In-place (Out = A) is safe: each element is read and written by one invocation.
@@ -11,6 +12,8 @@ layout(std430, set = 0, binding = 1) readonly buffer BB { float b[]; };
 layout(std430, set = 0, binding = 2) writeonly buffer OB { float o[]; };
 layout(std430, set = 0, binding = 3) readonly buffer SB { float s[]; };
 layout(std430, set = 0, binding = 4) readonly buffer VB { float v[]; };
+
+#include "contract.glsl"
 
 layout(push_constant) uniform P {
     uint W;
@@ -27,7 +30,7 @@ void main() {
     float acc = a[e];
     if (p.hasB != 0u) acc += b[e];
     // steer 1: additive, + s·v. steer 2: multiplicative on the sum, + s·(v ⊙ (A + B)) (SADI).
-    if (p.steer == 1u) acc += s[r] * v[i];
-    else if (p.steer == 2u) acc += s[r] * (v[i] * acc);
+    if (p.steer == STEER_ADD) acc += s[r] * v[i];
+    else if (p.steer == STEER_MUL) acc += s[r] * (v[i] * acc);
     o[e] = acc;
 }

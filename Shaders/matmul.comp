@@ -28,6 +28,7 @@ layout(push_constant) uniform P {
     uint kvWidth;
     uint headDim;
     uint attnFlags;
+    float eps; // unused: the tiled kernel's input norm runs apart (the block is MatmulPush, shared)
 } p;
 
 #include "formats.glsl"

@@ -1,4 +1,5 @@
 #version 450
+#extension GL_GOOGLE_include_directive : require
 
 // Rotary embedding, in place, on X [T × H × D]: the first rotDim dims of every head are rotated by
 // a = float(pos[t]) · invFreq[i], i < rotDim/2.
@@ -12,6 +13,8 @@ layout(local_size_x_id = 0) in;
 layout(std430, set = 0, binding = 0) buffer XB { float xs[]; };
 layout(std430, set = 0, binding = 1) readonly buffer PB { uint pos[]; };
 layout(std430, set = 0, binding = 2) readonly buffer FB { float invFreq[]; };
+
+#include "contract.glsl"
 
 layout(push_constant) uniform P {
     uint T;
@@ -42,7 +45,7 @@ void main() {
 
     uint base = (t * p.H + h) * p.D;
     uint i0, i1;
-    if (p.layout_ == 0u) {
+    if (p.layout_ == ROPE_ROTATE_HALF) {
         i0 = i;
         i1 = i + half_;
     } else {

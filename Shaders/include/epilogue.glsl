@@ -13,15 +13,7 @@
 #ifndef EPILOGUE_GLSL
 #define EPILOGUE_GLSL
 
-const uint EPI_STORE = 0u;
-const uint EPI_RESIDUAL = 1u; // y = r + product (+ s·v), y may alias r
-const uint EPI_SILU_GATE = 2u; // rows 2j, 2j+1 = gate, up: y[j] = (silu(g) + s·v) · u
-const uint EPI_ATTN_INPUT = 3u; // rows q; k; v: bias, RoPE, q → y, k and v → their KV-cache rows
-
-// attnFlags of EPI_ATTN_INPUT.
-const uint ATTN_BIAS = 1u;
-const uint ATTN_ROPE = 2u;
-const uint ATTN_ROWS = 4u;
+#include "contract.glsl"
 
 layout(std430, set = 0, binding = 3) readonly buffer RB { float epi_r[]; };
 layout(std430, set = 0, binding = 4) readonly buffer SB { float epi_s[]; };
@@ -33,8 +25,8 @@ layout(std430, set = 0, binding = 8) writeonly buffer VOB { float epi_values[]; 
 // The steering term of the fused ops. steer 1: additive, a + s·v (ROAST, CAA). steer 2:
 // multiplicative, a + s·(v ⊙ a) (SADI's mask).
 float epi_steer(float a, uint m, uint i) {
-    if (p.steer == 1u) return a + epi_s[p.mBase + m] * epi_v[i];
-    if (p.steer == 2u) return a + epi_s[p.mBase + m] * (epi_v[i] * a);
+    if (p.steer == STEER_ADD) return a + epi_s[p.mBase + m] * epi_v[i];
+    if (p.steer == STEER_MUL) return a + epi_s[p.mBase + m] * (epi_v[i] * a);
     return a;
 }
 

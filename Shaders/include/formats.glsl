@@ -19,14 +19,7 @@
 #define WORD(i) w[i]
 #endif
 
-const uint FMT_F32 = 0u;
-const uint FMT_F16 = 1u;
-const uint FMT_BF16 = 2u;
-const uint FMT_Q8_0 = 3u;
-const uint FMT_Q4_1 = 4u;
-const uint FMT_Q4_0 = 5u;
-const uint FMT_Q4_K = 6u;
-const uint FMT_Q6_K = 7u;
+#include "contract.glsl"
 
 // Block alignment: q8_0 (34 bytes), q4_0 (18) and q6_k (210) blocks are only 2-byte aligned, so
 // their fields are read as bytes / halfwords / stitched words; q4_1 (20) and q4_k (144) blocks

@@ -31,9 +31,6 @@ public struct Steering {
         self.vector = vector
         self.multiplicative = multiplicative
     }
-
-    /// The `steer` push constant of the fused kernels.
-    var mode: UInt32 { multiplicative ? 2 : 1 }
 }
 
 public enum RopeLayout: UInt32, Sendable, CaseIterable {

@@ -5,7 +5,7 @@ import VulkanCompute
 /// batch and waits. Host writes and reads flush what is pending first, so the order of effects
 /// is the same as on the CPU backend.
 public final class VulkanBackend: Backend {
-    public let name = "vulkan"
+    public var name: String { "vulkan (\(family.rawValue) kernels)" }
     public let device: VulkanDevice
     public let stream: CommandStream
     /// The widest window one descriptor may bind; tensors beyond it are bound in row chunks.
@@ -13,11 +13,15 @@ public final class VulkanBackend: Backend {
     public var bindingLimit: Int
     /// Label given to the next dispatches in profiles (e.g. "layer 3 attention").
     public var profileLabel = ""
+    /// The matrix kernels' family (KernelFamily): `kernels` if given, else $ROAST_KERNELS, else
+    /// the device's default.
+    public let family: KernelFamily
     static let workgroup: UInt32 = 64
     private var scratch: [String: Tensor] = [:]
 
-    public init(device: VulkanDevice, profiling: Bool = false) throws {
+    public init(device: VulkanDevice, profiling: Bool = false, kernels: KernelFamily? = nil) throws {
         self.device = device
+        family = try KernelFamily.resolve(kernels, for: device.info)
         stream = try CommandStream(device: device, profiling: profiling)
         bindingLimit = device.limits.maxStorageBufferRange
     }
@@ -77,16 +81,16 @@ public final class VulkanBackend: Backend {
     /// 64 rows per matvec workgroup, in whole subgroups.
     func matvecWorkgroup(rows: Int) -> UInt32 { UInt32(max(64 / rows, device.limits.subgroupSize)) }
 
-    private func kernel(_ name: String, _ spirv: [UInt32], _ access: [BindingAccess], push: Int, format: ElementType? = nil,
-                        workgroup: UInt32 = VulkanBackend.workgroup) throws -> Kernel {
+    private func kernel<P: PushConstants>(_ name: String, _ spirv: [UInt32], _ access: [BindingAccess], push: P.Type,
+                                          format: ElementType? = nil, workgroup: UInt32 = VulkanBackend.workgroup) throws -> Kernel {
         let spec = [workgroup] + (format.map { [$0.shaderFormat] } ?? [])
         let specName = format.map { "\(name).\($0.rawValue)" } ?? name
-        return try device.kernel(name: specName, spirv: spirv, access: access, pushConstantWords: push, specialization: spec)
+        return try device.kernel(name: specName, spirv: spirv, access: access, push: push, specialization: spec)
     }
 
     /// `bytes` and `flops`: what the op must move and compute (for the profile's GB/s and GFLOP/s).
-    private func dispatch(_ k: Kernel, _ tensors: [BufferSlice], _ push: [UInt32], _ groups: (Int, Int, Int),
-                          bytes: Int = 0, flops: Int = 0) throws {
+    private func dispatch<P: PushConstants>(_ k: Kernel, _ tensors: [BufferSlice], _ push: P, _ groups: (Int, Int, Int),
+                                            bytes: Int = 0, flops: Int = 0) throws {
         try stream.dispatch(k, tensors, push: push, groups: groups, label: profileLabel.isEmpty ? k.name : profileLabel,
                             work: DispatchWork(bytes: Double(bytes), flops: Double(flops)))
     }
@@ -98,8 +102,6 @@ public final class VulkanBackend: Backend {
     }
 
     private func groups(_ n: Int) -> Int { (n + Int(Self.workgroup) - 1) / Int(Self.workgroup) }
-
-    private func f(_ x: Float) -> UInt32 { x.bitPattern }
 
     /// Row windows of a [rows × width] weight tensor that each fit one binding.
     private func weightChunks(_ w: Tensor, rows: Int, width: Int) throws -> [(RowChunk, BufferSlice)] {
@@ -114,30 +116,36 @@ public final class VulkanBackend: Backend {
         }
     }
 
-    /// The vector kernel (one invocation per weight row, up to 8 columns per dispatch, see
-    /// Shaders/matvec.comp) serves any M in groups of 8 columns when K is a multiple of 4 (X is
-    /// read in quads) and column groups of X and Y (n outputs wide) start on the device's texel
-    /// alignment; the tiled kernel takes every other shape. On lavapipe the vector kernel is the faster one.
+    /// The vector kernel (up to 8 columns per dispatch, larger M in column groups of 8) serves
+    /// K a multiple of 4 (X is read in quads). Lavapipe's (Shaders/matvec.comp, one invocation per
+    /// weight row) also needs the column groups of X and Y to start on the device's texel
+    /// alignment; the GPU family's (matvec_gpu.comp) binds them as storage buffers. The tiled
+    /// kernel takes every other shape.
     func vectorKernelFits(m: Int, n: Int, k: Int) -> Bool {
         let lim = device.limits
-        let align = max(lim.minTexelBufferOffsetAlignment, lim.minStorageBufferOffsetAlignment)
+        let align = family == .gpu ? lim.minStorageBufferOffsetAlignment
+            : max(lim.minTexelBufferOffsetAlignment, lim.minStorageBufferOffsetAlignment)
         return k % 4 == 0
             && (m <= 8 || ((8 * k * 4) % align == 0 && (8 * n * 4) % align == 0))
+    }
+
+    /// Whether `.auto` takes the vector kernel: on lavapipe wherever it fits (it is the faster one
+    /// there at any M); on a GPU only up to 8 columns (decode), never column group by column group.
+    func autoPicksVector(m: Int, n: Int, k: Int) -> Bool {
+        vectorKernelFits(m: m, n: n, k: k) && (family == .lavapipe || m <= 8)
     }
 
     public func matmul(weight w: Tensor, input xIn: Tensor, output y: Tensor, m: Int, n: Int, k: Int, kernel kind: MatmulKernel,
                        inputNorm: InputNorm?, epilogue: MatmulEpilogue) throws {
         try OpCheck.matmul(w, xIn, y, m: m, n: n, k: k, kernel: kind, inputNorm: inputNorm, epilogue: epilogue, backend: self)
         let ldy = epilogue.width(n: n)
-        let fits = vectorKernelFits(m: m, n: ldy, k: k)
-        if kind == .vector, !fits {
-            throw BackendError("matmul: the matrix × vector kernel needs k a multiple of 4 (got \(k)) and column groups on the device's texel alignment")
+        if kind == .vector, !vectorKernelFits(m: m, n: ldy, k: k) {
+            throw BackendError("matmul: the matrix × vector kernel needs k a multiple of 4 (got \(k)) and column groups on the device's buffer alignment")
         }
-        let vector = kind == .vector || (kind == .auto && fits)
+        let vector = kind == .vector || (kind == .auto && autoPicksVector(m: m, n: ldy, k: k))
         // The vector kernel normalises a single column on the way in (the norm's work is then
-        // shared by 8 rows per invocation, ~1/8 of the products). With more columns each
-        // invocation would redo the norm of all of them for just 2 rows, so the norm runs apart,
-        // once, as it does before the tiled kernel.
+        // shared by the rows it computes). With more columns each row group would redo the norm of
+        // all of them, so the norm runs apart, once, as it does before the tiled kernel.
         let fusedNorm = vector && m == 1 ? inputNorm : nil
         var x = xIn
         if let norm = inputNorm, fusedNorm == nil {
@@ -145,19 +153,21 @@ public final class VulkanBackend: Backend {
             try rmsNorm(input: xIn, weight: norm.weight, output: x, rows: m, width: k, eps: norm.eps)
         }
         let epi = epilogueBindings(epilogue, output: y)
-        let code = epi.code
         // What the epilogue reads and writes beyond the product: the residual, the k and v rows.
-        let outBytes = 4 * m * (code == 1 ? 2 * n : n)
+        let outBytes = 4 * m * (epi.code == .residual ? 2 * n : n)
         let chunks = try weightChunks(w, rows: n, width: k)
-        if code >= 2, chunks.contains(where: { $0.0.first % 2 != 0 || $0.0.count % 2 != 0 }) {
+        if epi.code.pairsRows, chunks.contains(where: { $0.0.first % 2 != 0 || $0.0.count % 2 != 0 }) {
             throw BackendError("matmul: the weight's binding windows split a pair of rows the epilogue combines")
         }
         guard vector else {
-            let kern = try device.kernel(name: "matmul.\(w.type.rawValue)", spirv: SPIRV.matmul, access: [.read, .read, .write] + Self.epilogueAccess,
-                                         pushConstantWords: 11, specialization: [Self.workgroup, w.type.shaderFormat, 0, 0, code])
+            let gpu = family == .gpu
+            let tile = gpu ? 64 : 32
+            let kern = try device.kernel(name: "\(gpu ? "matmul_gpu" : "matmul").\(w.type.rawValue)", spirv: gpu ? SPIRV.matmul_gpu : SPIRV.matmul,
+                                         access: [.read, .read, .write] + Self.epilogueAccess, push: MatmulPush.self,
+                                         specialization: [gpu ? 256 : Self.workgroup, w.type.shaderFormat, 0, 0, epi.code.rawValue])
             for (chunk, ws) in chunks {
-                let push = [UInt32(k), UInt32(chunk.count), UInt32(m), UInt32(chunk.first), UInt32(ldy)] + epi.push(columnBase: 0)
-                try dispatch(kern, [ws, slice(x), slice(y)] + epi.slices, push, ((chunk.count + 31) / 32, (m + 31) / 32, 1),
+                let push = epi.push(k: k, n: chunk.count, m: m, yOffset: chunk.first, ldy: ldy, columnBase: 0, eps: 0)
+                try dispatch(kern, [ws, slice(x), slice(y)] + epi.slices, push, ((chunk.count + tile - 1) / tile, (m + tile - 1) / tile, 1),
                              bytes: w.type.byteCount(chunk.count * k) + 4 * m * k + outBytes * chunk.count / n, flops: 2 * m * chunk.count * k)
             }
             return
@@ -165,66 +175,90 @@ public final class VulkanBackend: Backend {
         let (xs, ys) = (slice(x), slice(y))
         for m0 in stride(from: 0, to: m, by: 8) {
             let cols = min(8, m - m0)
-            let rows = matvecRows(columns: cols)
-            let wg = matvecWorkgroup(rows: rows)
-            // q4_1 and q8_0 weights are read as uvec4 texels (see Shaders/matvec.comp), the rest as words.
-            let weights: BindingAccess = w.type == .q4_1 || w.type == .q8_0 ? .wordQuads : .texels
-            let kern = try device.kernel(name: "matvec.\(w.type.rawValue)", spirv: SPIRV.matvec,
-                                         access: [weights, .quads, .write] + Self.epilogueAccess + [.quads], pushConstantWords: 12,
-                                         specialization: [wg, w.type.shaderFormat, UInt32(cols), UInt32(rows), code, fusedNorm == nil ? 0 : 1])
+            let (kern, rowsPerGroup) = try vectorKernel(w.type, columns: cols, epilogue: epi.code, norm: fusedNorm != nil)
             let xg = xs.subslice(offset: m0 * k * 4, size: cols * k * 4)
             // Binding 9: the input norm's weight, as quads (X's group where there is none).
             let normWeight = fusedNorm.map { slice($0.weight).subslice(offset: 0, size: k * 4) } ?? xg
             let yg = ys.subslice(offset: m0 * ldy * 4, size: cols * ldy * 4)
             for (chunk, ws) in chunks {
-                let push = [UInt32(k), UInt32(chunk.count), UInt32(cols), UInt32(chunk.first), UInt32(ldy)] + epi.push(columnBase: m0)
-                    + [f(fusedNorm?.eps ?? 0)]
-                let perGroup = Int(wg) * rows
-                try dispatch(kern, [ws, xg, yg] + epi.slices + [normWeight], push, rowGrid((chunk.count + perGroup - 1) / perGroup),
+                let push = epi.push(k: k, n: chunk.count, m: cols, yOffset: chunk.first, ldy: ldy, columnBase: m0, eps: fusedNorm?.eps ?? 0)
+                try dispatch(kern, [ws, xg, yg] + epi.slices + [normWeight], push, rowGrid((chunk.count + rowsPerGroup - 1) / rowsPerGroup),
                              bytes: w.type.byteCount(chunk.count * k) + 4 * cols * k + outBytes * cols * chunk.count / (m * n),
                              flops: 2 * cols * chunk.count * k)
             }
         }
     }
 
+    /// Subgroups per workgroup of the GPU family's vector kernel, and weight rows per subgroup step.
+    static let gpuMatvecSubgroups = 4, gpuMatvecRows = 2
+
+    /// The family's matrix × vector pipeline for `columns` ≤ 8 and the weight rows each workgroup covers.
+    private func vectorKernel(_ type: ElementType, columns: Int, epilogue: EpilogueCode, norm: Bool) throws -> (Kernel, Int) {
+        let access = Self.epilogueAccess + [family == .gpu ? BindingAccess.read : .quads]
+        if family == .gpu {
+            let sg = device.limits.subgroupSize
+            let rows = Self.gpuMatvecSubgroups * Self.gpuMatvecRows
+            let kern = try device.kernel(name: "matvec_gpu.\(type.rawValue)", spirv: SPIRV.matvec_gpu, access: [.read, .read, .write] + access,
+                                         push: MatmulPush.self,
+                                         specialization: [UInt32(Self.gpuMatvecSubgroups * sg), type.shaderFormat, UInt32(columns),
+                                                          UInt32(Self.gpuMatvecRows), epilogue.rawValue, norm ? 1 : 0, UInt32(rows)])
+            return (kern, rows)
+        }
+        let rows = matvecRows(columns: columns)
+        let wg = matvecWorkgroup(rows: rows)
+        // q4_1 and q8_0 weights are read as uvec4 texels (see Shaders/matvec.comp), the rest as words.
+        let weights: BindingAccess = type == .q4_1 || type == .q8_0 ? .wordQuads : .texels
+        let kern = try device.kernel(name: "matvec.\(type.rawValue)", spirv: SPIRV.matvec, access: [weights, .quads, .write] + access,
+                                     push: MatmulPush.self,
+                                     specialization: [wg, type.shaderFormat, UInt32(columns), UInt32(rows), epilogue.rawValue, norm ? 1 : 0])
+        return (kern, Int(wg) * rows)
+    }
+
     /// Bindings 3–8 of the matmul kernels (Shaders/include/epilogue.glsl): R, S, V, G, the row
     /// indices and the values.
     static let epilogueAccess: [BindingAccess] = [.read, .read, .read, .write, .read, .write]
 
-    /// An epilogue's specialization code, bindings 3–8 (any valid buffer where unread) and push words.
+    /// An epilogue's specialization code, bindings 3–8 (any valid buffer where unread) and push fields.
     struct EpilogueBindings {
-        var code: UInt32
+        var code: EpilogueCode
         var slices: [BufferSlice]
-        var steer: UInt32 = 0, captureGate: UInt32 = 0, kvWidth: UInt32 = 0, headDim: UInt32 = 0, attnFlags: UInt32 = 0
+        var steer = SteerMode.none, captureGate = false, kvWidth = 0, headDim = 0, attnFlags = AttentionInputFlags()
 
-        /// Push words 5…10: steer, mBase, captureGate, kvWidth, headDim, attnFlags.
-        func push(columnBase: Int) -> [UInt32] { [steer, UInt32(columnBase), captureGate, kvWidth, headDim, attnFlags] }
+        func push(k: Int, n: Int, m: Int, yOffset: Int, ldy: Int, columnBase: Int, eps: Float) -> MatmulPush {
+            MatmulPush(K: UInt32(k), N: UInt32(n), M: UInt32(m), yOffset: UInt32(yOffset), ldy: UInt32(ldy), steer: steer.rawValue,
+                       mBase: UInt32(columnBase), captureGate: captureGate ? 1 : 0, kvWidth: UInt32(kvWidth), headDim: UInt32(headDim),
+                       attnFlags: attnFlags.rawValue, eps: eps)
+        }
     }
 
     func epilogueBindings(_ e: MatmulEpilogue, output y: Tensor) -> EpilogueBindings {
         let any = slice(y)
         switch e {
         case .store:
-            return EpilogueBindings(code: 0, slices: Array(repeating: any, count: 6))
+            return EpilogueBindings(code: .store, slices: Array(repeating: any, count: 6))
         case .addResidual(let r, let st):
-            return EpilogueBindings(code: 1, slices: [slice(r)] + steeringSlices(st, fallback: any) + [any, any, any], steer: st?.mode ?? 0)
+            return EpilogueBindings(code: .residual, slices: [slice(r)] + steeringSlices(st, fallback: any) + [any, any, any],
+                                    steer: st?.steerMode ?? .none)
         case .siluGate(let st, let gate):
-            return EpilogueBindings(code: 2, slices: [any] + steeringSlices(st, fallback: any) + [slice(gate ?? y), any, any],
-                                    steer: st?.mode ?? 0, captureGate: gate == nil ? 0 : 1)
+            return EpilogueBindings(code: .siluGate, slices: [any] + steeringSlices(st, fallback: any) + [slice(gate ?? y), any, any],
+                                    steer: st?.steerMode ?? .none, captureGate: gate != nil)
         case .attentionInputs(let a):
-            let flags = (a.bias == nil ? 0 : 1) | (a.ropeTable == nil ? 0 : 2) | (a.rows == nil ? 0 : 4)
-            return EpilogueBindings(code: 3, slices: [a.bias.map(slice) ?? any, a.ropeTable.map(slice) ?? any, any, slice(a.keys),
-                                                      a.rows.map(slice) ?? any, slice(a.values)],
-                                    kvWidth: UInt32(a.kvWidth), headDim: UInt32(a.headDim), attnFlags: UInt32(flags))
+            var flags = AttentionInputFlags()
+            if a.bias != nil { flags.insert(.bias) }
+            if a.ropeTable != nil { flags.insert(.rope) }
+            if a.rows != nil { flags.insert(.rows) }
+            return EpilogueBindings(code: .attentionInput, slices: [a.bias.map(slice) ?? any, a.ropeTable.map(slice) ?? any, any, slice(a.keys),
+                                                                    a.rows.map(slice) ?? any, slice(a.values)],
+                                    kvWidth: a.kvWidth, headDim: a.headDim, attnFlags: flags)
         }
     }
 
     public func embedding(table w: Tensor, ids: Tensor, output: Tensor, tokens: Int, rows: Int, width: Int) throws {
         try OpCheck.embedding(w, ids, output, tokens: tokens, rows: rows, width: width, backend: self)
         guard tokens <= 65535 else { throw BackendError("embedding: \(tokens) tokens exceed 65,535 per dispatch") }
-        let kern = try kernel("embedding", SPIRV.embedding, [.read, .read, .write], push: 4, format: w.type)
+        let kern = try kernel("embedding", SPIRV.embedding, [.read, .read, .write], push: EmbeddingPush.self, format: w.type)
         for (chunk, ws) in try weightChunks(w, rows: rows, width: width) {
-            let push: [UInt32] = [UInt32(width), UInt32(tokens), UInt32(chunk.first), UInt32(chunk.count)]
+            let push = EmbeddingPush(K: UInt32(width), T: UInt32(tokens), rowStart: UInt32(chunk.first), rowCount: UInt32(chunk.count))
             try dispatch(kern, [ws, slice(ids), slice(output)], push, (groups(width), tokens, 1),
                          bytes: tokens * (w.type.byteCount(width) + 4 * width))
         }
@@ -234,24 +268,24 @@ public final class VulkanBackend: Backend {
         try OpCheck.rowwise("scatterRows", [(input, "input", tokens * width), (output, "output", width)], rows: tokens, width: width,
                             steering: nil, backend: self)
         try OpCheck.tensor(dst, "rows", of: "scatterRows", types: [.u32], atLeast: tokens, backend: self)
-        let kern = try kernel("scatter_rows", SPIRV.scatter_rows, [.read, .read, .write], push: 2)
-        try dispatch(kern, [slice(input), slice(dst), slice(output)], [UInt32(width), UInt32(tokens)], (groups(width), tokens, 1),
+        let kern = try kernel("scatter_rows", SPIRV.scatter_rows, [.read, .read, .write], push: ScatterRowsPush.self)
+        try dispatch(kern, [slice(input), slice(dst), slice(output)], ScatterRowsPush(W: UInt32(width), T: UInt32(tokens)), (groups(width), tokens, 1),
                      bytes: 8 * tokens * width)
     }
 
     public func rmsNorm(input x: Tensor, weight: Tensor, output: Tensor, rows: Int, width: Int, eps: Float) throws {
         try OpCheck.rowwise("rmsNorm", [(x, "input", rows * width), (weight, "weight", width), (output, "output", rows * width)],
                             rows: rows, width: width, steering: nil, backend: self)
-        let kern = try kernel("rmsnorm", SPIRV.rmsnorm, [.read, .read, .write], push: 3)
-        try dispatch(kern, [slice(x), slice(weight), slice(output)], [UInt32(width), UInt32(rows), f(eps)], rowGrid(rows),
+        let kern = try kernel("rmsnorm", SPIRV.rmsnorm, [.read, .read, .write], push: RMSNormPush.self)
+        try dispatch(kern, [slice(x), slice(weight), slice(output)], RMSNormPush(D: UInt32(width), R: UInt32(rows), eps: eps), rowGrid(rows),
                      bytes: 4 * (2 * rows * width + width), flops: 4 * rows * width)
     }
 
     public func rope(_ x: Tensor, positions: Tensor, inverseFrequencies: Tensor, tokens: Int, heads: Int, headDim: Int,
                      rotaryDim: Int, layout: RopeLayout) throws {
         try OpCheck.rope(x, positions, inverseFrequencies, tokens: tokens, heads: heads, headDim: headDim, rotaryDim: rotaryDim, backend: self)
-        let kern = try kernel("rope", SPIRV.rope, [.readWrite, .read, .read], push: 5)
-        let push: [UInt32] = [UInt32(tokens), UInt32(heads), UInt32(headDim), UInt32(rotaryDim), layout.rawValue]
+        let kern = try kernel("rope", SPIRV.rope, [.readWrite, .read, .read], push: RopePush.self)
+        let push = RopePush(T: UInt32(tokens), H: UInt32(heads), D: UInt32(headDim), rotDim: UInt32(rotaryDim), layout_: layout.rawValue)
         try dispatch(kern, [slice(x), slice(positions), slice(inverseFrequencies)], push, (groups(heads * rotaryDim / 2), tokens, 1),
                      bytes: 8 * tokens * heads * headDim, flops: 6 * tokens * heads * rotaryDim / 2)
     }
@@ -284,18 +318,18 @@ public final class VulkanBackend: Backend {
             throw BackendError("attention: headDim \(headDim) needs \(perLane) quads per lane on a \(sg)-lane subgroup; the kernel holds 8")
         }
         let partial = try device.kernel(name: "attention", spirv: SPIRV.attention, access: [.quads, .quads, .quads, .read, .read, .write],
-                                        pushConstantWords: 8, specialization: [UInt32(sg), UInt32(perLane), UInt32(tile), UInt32(headsPerGroup)])
+                                        push: AttentionPush.self, specialization: [UInt32(sg), UInt32(perLane), UInt32(tile), UInt32(headsPerGroup)])
         let direct = chunks == 1
-        let push: [UInt32] = [UInt32(tokens), UInt32(heads), UInt32(kvHeads), UInt32(headDim), UInt32(capacity), UInt32(chunks), f(scale),
-                              direct ? 1 : 0]
+        let push = AttentionPush(T: UInt32(tokens), Hq: UInt32(heads), Hkv: UInt32(kvHeads), D: UInt32(headDim), C: UInt32(capacity),
+                                 nChunks: UInt32(chunks), scale: scale, direct: direct ? 1 : 0)
         // Each query reads keys and values up to the context bound (an upper bound on what it sees).
         try dispatch(partial, [slice(q), slice(keys), slice(values), slice(seq), slice(positions), slice(direct ? output : part)], push,
                      (chunks, heads / headsPerGroup, (tokens + tile - 1) / tile), bytes: 4 * tokens * (heads * headDim + 2 * contextBound * kvHeads * headDim),
                      flops: 4 * tokens * heads * contextBound * headDim)
         // One chunk: the partial kernel wrote the output. Else the chunks' states are combined.
         if direct { return }
-        let combine = try kernel("attention_combine", SPIRV.attention_combine, [.read, .write], push: 4)
-        try dispatch(combine, [slice(part), slice(output)], [UInt32(tokens), UInt32(heads), UInt32(headDim), UInt32(chunks)], (heads, tokens, 1),
+        let combine = try kernel("attention_combine", SPIRV.attention_combine, [.read, .write], push: AttentionCombinePush.self)
+        try dispatch(combine, [slice(part), slice(output)], AttentionCombinePush(T: UInt32(tokens), Hq: UInt32(heads), D: UInt32(headDim), nChunks: UInt32(chunks)), (heads, tokens, 1),
                      bytes: 4 * tokens * heads * (chunks * (headDim + 2) + headDim), flops: 3 * tokens * heads * chunks * headDim)
     }
 
@@ -315,9 +349,9 @@ public final class VulkanBackend: Backend {
         try OpCheck.rowwise("siluMul", [(gate, "gate", n), (up, "up", n), (output, "output", n)], rows: rows, width: width,
                             steering: steering, backend: self)
         guard rows <= 65535 else { throw BackendError("siluMul: \(rows) rows exceed 65,535 per dispatch") }
-        let kern = try kernel("silu_mul", SPIRV.silu_mul, [.read, .read, .write, .read, .read], push: 3)
+        let kern = try kernel("silu_mul", SPIRV.silu_mul, [.read, .read, .write, .read, .read], push: SiluMulPush.self)
         let bindings = [slice(gate), slice(up), slice(output)] + steeringSlices(steering, fallback: slice(gate))
-        try dispatch(kern, bindings, [UInt32(width), UInt32(rows), steering?.mode ?? 0], (groups(width), rows, 1),
+        try dispatch(kern, bindings, SiluMulPush(I: UInt32(width), R: UInt32(rows), steer: (steering?.steerMode ?? .none).rawValue), (groups(width), rows, 1),
                      bytes: 4 * n * 3, flops: 6 * n)
     }
 
@@ -326,9 +360,10 @@ public final class VulkanBackend: Backend {
         try OpCheck.rowwise("add", [(a, "a", n), (output, "output", n)] + (b.map { [($0, "b", n)] } ?? []),
                             rows: rows, width: width, steering: steering, backend: self)
         guard rows <= 65535 else { throw BackendError("add: \(rows) rows exceed 65,535 per dispatch") }
-        let kern = try kernel("add", SPIRV.add, [.read, .read, .write, .read, .read], push: 4)
+        let kern = try kernel("add", SPIRV.add, [.read, .read, .write, .read, .read], push: AddPush.self)
         let bindings = [slice(a), slice(b ?? a), slice(output)] + steeringSlices(steering, fallback: slice(a))
-        try dispatch(kern, bindings, [UInt32(width), UInt32(rows), b == nil ? 0 : 1, steering?.mode ?? 0], (groups(width), rows, 1),
+        try dispatch(kern, bindings, AddPush(W: UInt32(width), R: UInt32(rows), hasB: b == nil ? 0 : 1, steer: (steering?.steerMode ?? .none).rawValue),
+                     (groups(width), rows, 1),
                      bytes: 4 * n * (b == nil ? 2 : 3), flops: n * (steering == nil ? 1 : 3))
     }
 
@@ -337,7 +372,7 @@ public final class VulkanBackend: Backend {
     public func topK(_ values: Tensor, rows: Int, length: Int, k: Int, outValues: Tensor, outIndices: Tensor) throws {
         try OpCheck.topK(values, rows: rows, length: length, k: k, outV: outValues, outI: outIndices, backend: self)
         guard rows <= 65535 else { throw BackendError("topK: \(rows) rows exceed 65,535 per dispatch") }
-        let kern = try kernel("topk", SPIRV.topk, [.read, .read, .write, .write], push: 6)
+        let kern = try kernel("topk", SPIRV.topk, [.read, .read, .write, .write], push: TopKPush.self)
         // Each pass keeps k candidates per 4096-entry chunk; repeat until one chunk remains.
         var (inV, inI, len, hasIdx) = (slice(values), slice(values), length, UInt32(0))
         var pass = 0
@@ -346,7 +381,7 @@ public final class VulkanBackend: Backend {
             let last = chunks == 1
             let outV = last ? slice(outValues) : slice(try scratchTensor("topk.v\(pass % 2)", .f32, count: rows * chunks * k))
             let outI = last ? slice(outIndices) : slice(try scratchTensor("topk.i\(pass % 2)", .u32, count: rows * chunks * k))
-            let push: [UInt32] = [UInt32(len), UInt32(rows), UInt32(k), UInt32(len), UInt32(chunks), hasIdx]
+            let push = TopKPush(L: UInt32(len), R: UInt32(rows), k: UInt32(k), ldv: UInt32(len), nChunks: UInt32(chunks), hasIdx: hasIdx)
             try dispatch(kern, [inV, inI, outV, outI], push, (chunks, rows, 1), bytes: 4 * rows * (len * (hasIdx == 1 ? 2 : 1) + 2 * chunks * k))
             if last { return }
             (inV, inI, len, hasIdx) = (outV, outI, chunks * k, 1)

@@ -33,7 +33,7 @@ public enum DispatchBenchmark {
             best = (min(best.independent, independent), min(best.chained, chained), min(best.record, record))
         }
         let n = Double(dispatches)
-        return DispatchOverhead(device: device.device.info.name, dispatches: dispatches, independentMicroseconds: best.independent / n,
+        return DispatchOverhead(device: "\(device.device.info.name), \(device.family.rawValue) kernels", dispatches: dispatches, independentMicroseconds: best.independent / n,
                                 chainedMicroseconds: best.chained / n, recordMicroseconds: best.record / n)
     }
 }

@@ -11,6 +11,8 @@ public struct VerifyResult: Codable, Sendable {
     public var limit: Double
     public var pass: Bool
     public var note: String?
+    /// The kernel family the device backend ran (nil for a backend without families).
+    public var family: String?
 }
 
 /// Random inputs of `roast verify`.
@@ -75,7 +77,7 @@ public struct KernelVerifier {
     private func result(_ kernel: String, _ format: String, _ shape: String, _ out: Pair, limit: Double, note: String? = nil) throws -> VerifyResult {
         let (nmse, maxAbs) = compare(try device.readFloats(out.dev), try reference.readFloats(out.ref))
         return VerifyResult(kernel: kernel, format: format, shape: shape, nmse: nmse, max_abs_err: maxAbs, limit: limit,
-                            pass: nmse <= limit, note: note)
+                            pass: nmse <= limit, note: note, family: (device as? VulkanBackend)?.family.rawValue)
     }
 
     public typealias Case = (name: String, run: () throws -> [VerifyResult])

@@ -25,7 +25,7 @@ struct ModelOptions: ParsableArguments {
     func makeBackend(profiling: Bool = false) throws -> Backend {
         switch backend {
         case .cpu: return CPUBackend()
-        case .vulkan: return try VulkanBackend(device: deviceOptions.open(), profiling: profiling)
+        case .vulkan: return try deviceOptions.vulkanBackend(profiling: profiling)
         }
     }
 

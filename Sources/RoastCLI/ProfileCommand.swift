@@ -31,7 +31,7 @@ struct Profile: ParsableCommand {
     @Option(help: "Write an SVG of the per-layer picture to this file.") var svg: String?
 
     func run() throws {
-        let vk = try VulkanBackend(device: deviceOptions.open(), profiling: true)
+        let vk = try deviceOptions.vulkanBackend(profiling: true)
         guard vk.stream.profiling else { throw ValidationError("device \(vk.device.info.name) has no timestamps: nothing to profile") }
         if calibrate {
             let c = try DeviceCeilings.measure(vk)

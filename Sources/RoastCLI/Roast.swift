@@ -16,7 +16,8 @@ struct RoastCommand: ParsableCommand {
         discussion: """
         Kernels are GLSL compute shaders compiled to SPIR-V; each has a CPU twin in plain Swift. \
         Any Vulkan device works, including the CPU through Mesa lavapipe. \
-        Environment: ROAST_DEVICE=N picks a device, ROAST_VALIDATION=1 turns on the Khronos validation layer.
+        Environment: ROAST_DEVICE=N picks a device, ROAST_KERNELS=lavapipe|gpu a kernel family, ROAST_VALIDATION=1 turns \
+        on the Khronos validation layer.
         """,
         subcommands: [DemoCommand.self, Generate.self, Extract.self, VectorCommand.self, Tokenize.self, Forward.self,
                       Devices.self, Verify.self, Bench.self, Profile.self, Eval.self])
@@ -36,10 +37,21 @@ struct DeviceOptions: ParsableArguments {
     @Flag(name: .long, help: "Enable the Khronos validation layer and fail on any message it reports.")
     var validation = false
 
+    @Option(name: .long, help: ArgumentHelp(
+        "Matrix-kernel family: lavapipe (CPU devices: one invocation per weight row, texel-buffer weights) or gpu (subgroup matrix × vector, shared-memory tiled prefill).",
+        discussion: "Default: ROAST_KERNELS, else gpu on discrete and integrated GPUs with subgroup arithmetic, lavapipe otherwise."))
+    var kernels: KernelFamily?
+
     func open() throws -> VulkanDevice {
         try VulkanDevice(index: device, validation: validation ? true : nil)
     }
+
+    func vulkanBackend(profiling: Bool = false) throws -> VulkanBackend {
+        try VulkanBackend(device: open(), profiling: profiling, kernels: kernels)
+    }
 }
+
+extension KernelFamily: ExpressibleByArgument {}
 
 /// Prints rows under a header, columns padded to their widest cell.
 func printTable(_ header: [String], _ rows: [[String]]) {
@@ -66,10 +78,11 @@ struct Devices: ParsableCommand {
     func run() throws {
         let list = try VulkanDevice.list()
         if json { return try printJSON(list) }
-        printTable(["#", "name", "kind", "api", "max binding", "shared mem", "subgroup", "max groups", "timestamps", "mappable VRAM"],
+        printTable(["#", "name", "kind", "kernels", "api", "max binding", "shared mem", "subgroup", "max groups", "timestamps", "mappable VRAM"],
                    list.map { d in
                        let l = d.limits
-                       return ["\(d.index)", d.name, d.kind.rawValue, d.apiVersion, "\(l.maxStorageBufferRange >> 20) MiB",
+                       let kernels = (try? KernelFamily.resolve(nil, for: d).rawValue) ?? "none"
+                       return ["\(d.index)", d.name, d.kind.rawValue, kernels, d.apiVersion, "\(l.maxStorageBufferRange >> 20) MiB",
                                "\(l.maxComputeSharedMemorySize >> 10) KiB", "\(l.subgroupSize)",
                                l.maxComputeWorkGroupCount.map(String.init).joined(separator: "×"),
                                l.timestamps ? "yes (\(l.timestampPeriodNs) ns)" : "no", l.hostVisibleDeviceLocal ? "yes" : "no"]
@@ -84,7 +97,8 @@ struct Verify: ParsableCommand {
         Each weight format (f32, f16, bf16, q8_0, q4_1, q4_0, q4_k, q6_k) and both matmul kernels; odd sizes; sizes whose long \
         dimension exceeds 65,535 (lavapipe's loop limit) and tensors past the device's binding limit. \
         Outputs are poisoned with NaN first. Limits: NMSE ≤ 1e-7 elementwise, ≤ 5e-4 matmul and attention; \
-        any NaN fails. Exits non-zero on any failure.
+        any NaN fails. Both kernel families (lavapipe and gpu) run on any device unless --kernels picks one, so a \
+        CPU-only machine proves the GPU family correct. Exits non-zero on any failure.
         """)
 
     @OptionGroup var deviceOptions: DeviceOptions
@@ -94,17 +108,20 @@ struct Verify: ParsableCommand {
 
     func run() throws {
         let device = try deviceOptions.open()
-        let backend = try VulkanBackend(device: device)
-        var verifier = KernelVerifier(device: backend, seed: seed)
-        verifier.includeLarge = !skipLarge
-        if !json { FileHandle.standardError.write("verifying on \(device.info.name) (\(device.info.kind.rawValue))\n".data(using: .utf8)!) }
-        let results = try verifier.run { r in
-            if json { try? printJSON(r) }
+        var results: [VerifyResult] = []
+        for family in deviceOptions.kernels.map({ [$0] }) ?? KernelFamily.allCases {
+            let backend = try VulkanBackend(device: device, kernels: family)
+            var verifier = KernelVerifier(device: backend, seed: seed)
+            verifier.includeLarge = !skipLarge
+            if !json { stderr("verifying the \(family.rawValue) kernels on \(device.info.name) (\(device.info.kind.rawValue))") }
+            results += try verifier.run { r in
+                if json { try? printJSON(r) }
+            }
         }
         let validation = device.validationMessages
         if !json {
-            printTable(["kernel", "format", "shape", "NMSE", "max abs err", "limit", "result"], results.map { r in
-                [r.kernel, r.format, r.shape, String(format: "%.2e", r.nmse), String(format: "%.2e", r.max_abs_err),
+            printTable(["kernels", "kernel", "format", "shape", "NMSE", "max abs err", "limit", "result"], results.map { r in
+                [r.family ?? "", r.kernel, r.format, r.shape, String(format: "%.2e", r.nmse), String(format: "%.2e", r.max_abs_err),
                  String(format: "%.0e", r.limit), r.pass ? "pass" : "FAIL" + (r.note.map { " (\($0))" } ?? "")]
             })
             let failed = results.filter { !$0.pass }.count
@@ -138,7 +155,7 @@ struct Bench: ParsableCommand {
 
     func run() throws {
         if let model {
-            let b: Backend = backend == .cpu ? CPUBackend() : try VulkanBackend(device: deviceOptions.open())
+            let b: Backend = backend == .cpu ? CPUBackend() : try deviceOptions.vulkanBackend()
             let m = try LanguageModel(path: model, backend: b)
             let sizes = batch.split(separator: ",").map { Int($0.trimmingCharacters(in: .whitespaces)) }
             guard !sizes.isEmpty, sizes.allSatisfy({ ($0 ?? 0) > 0 }) else { throw ValidationError("--batch: expected sizes like 8,32, got '\(batch)'") }
@@ -157,8 +174,7 @@ struct Bench: ParsableCommand {
             ])
             return
         }
-        let device = try deviceOptions.open()
-        let backend = try VulkanBackend(device: device)
+        let backend = try deviceOptions.vulkanBackend()
         let r = try DispatchBenchmark.run(device: backend, dispatches: dispatches)
         if json { return try printJSON(r) }
         print("device: \(r.device)")

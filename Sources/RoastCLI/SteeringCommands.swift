@@ -182,7 +182,7 @@ struct DemoCommand: ParsableCommand {
             throw ValidationError("\(model) is missing: run `make model` (or give --model)")
         }
         let t0 = Date()
-        let b: Backend = backend == .cpu ? CPUBackend() : try VulkanBackend(device: deviceOptions.open())
+        let b: Backend = backend == .cpu ? CPUBackend() : try deviceOptions.vulkanBackend()
         let m = try LanguageModel(path: model, backend: b)
         let loadSeconds = Date().timeIntervalSince(t0)
         print("model: \(model) (\(m.config.architecture.rawValue), \(m.config.layerCount) layers) on \((b as? VulkanBackend)?.device.info.name ?? "CPU"), loaded in \(String(format: "%.1f", loadSeconds)) s")

@@ -44,6 +44,16 @@ public final class CommandStream {
     private var setsInPool = 0
     private static let setsPerPool = 256
     private static let maxBindings = 10
+    /// Descriptor sets written once and reused by every later dispatch of the same kernel on the
+    /// same buffer ranges (a decode step binds the same ranges token after token), from pools that
+    /// are never reset. Arenas live as long as the device, so a cached range never dangles.
+    private var cachedSets: [DescriptorSetKey: VkDescriptorSet] = [:]
+    private var cachePools: [VkDescriptorPool] = []
+    private var setsInCachePool = 0
+    /// At most this many cached sets; past it, sets come from the per-batch pools again.
+    static let maxCachedSets = 8192
+    /// Descriptor sets allocated and written since the stream was made (a cache hit writes none).
+    public private(set) var descriptorSetsWritten = 0
     private var pendingWrites: [BufferSlice] = []
     private var pendingReads: [BufferSlice] = []
     private var retained: [DeviceAllocation] = []
@@ -70,7 +80,7 @@ public final class CommandStream {
         if recording { _ = d.fns.endCommandBuffer(cmd) }
         d.fns.destroyFence(d.handle, fence, nil)
         d.fns.destroyCommandPool(d.handle, pool, nil)
-        for p in descriptorPools { d.fns.destroyDescriptorPool(d.handle, p, nil) }
+        for p in descriptorPools + cachePools { d.fns.destroyDescriptorPool(d.handle, p, nil) }
         for q in queryPools { d.fns.destroyQueryPool(d.handle, q, nil) }
     }
 
@@ -115,50 +125,96 @@ public final class CommandStream {
         if let l = label { labels.append(l) }
     }
 
-    private func descriptorSet(for kernel: Kernel) throws -> VkDescriptorSet {
-        let fns = device.fns
-        if poolIndex == descriptorPools.count || setsInPool == Self.setsPerPool {
-            if setsInPool == Self.setsPerPool { poolIndex += 1; setsInPool = 0 }
-            if poolIndex == descriptorPools.count {
-                var sizes = [VK_DESCRIPTOR_TYPE_STORAGE_BUFFER, VK_DESCRIPTOR_TYPE_UNIFORM_TEXEL_BUFFER].map {
-                    VkDescriptorPoolSize(type: $0, descriptorCount: UInt32(Self.setsPerPool * Self.maxBindings))
-                }
-                var pi = VkDescriptorPoolCreateInfo()
-                pi.sType = VK_STRUCTURE_TYPE_DESCRIPTOR_POOL_CREATE_INFO
-                pi.maxSets = UInt32(Self.setsPerPool)
-                pi.poolSizeCount = UInt32(sizes.count)
-                var p: VkDescriptorPool?
-                try sizes.withUnsafeMutableBufferPointer { sp in
-                    pi.pPoolSizes = UnsafePointer(sp.baseAddress)
-                    try VulkanError.check(fns.createDescriptorPool(device.handle, &pi, nil, &p), "vkCreateDescriptorPool")
-                }
-                descriptorPools.append(p!)
-            }
+    private func makeDescriptorPool() throws -> VkDescriptorPool {
+        var sizes = [VK_DESCRIPTOR_TYPE_STORAGE_BUFFER, VK_DESCRIPTOR_TYPE_UNIFORM_TEXEL_BUFFER].map {
+            VkDescriptorPoolSize(type: $0, descriptorCount: UInt32(Self.setsPerPool * Self.maxBindings))
         }
+        var pi = VkDescriptorPoolCreateInfo()
+        pi.sType = VK_STRUCTURE_TYPE_DESCRIPTOR_POOL_CREATE_INFO
+        pi.maxSets = UInt32(Self.setsPerPool)
+        pi.poolSizeCount = UInt32(sizes.count)
+        var p: VkDescriptorPool?
+        try sizes.withUnsafeMutableBufferPointer { sp in
+            pi.pPoolSizes = UnsafePointer(sp.baseAddress)
+            try VulkanError.check(device.fns.createDescriptorPool(device.handle, &pi, nil, &p), "vkCreateDescriptorPool")
+        }
+        return p!
+    }
+
+    private func allocateSet(_ kernel: Kernel, from pool: VkDescriptorPool) throws -> VkDescriptorSet {
         var set: VkDescriptorSet?
         var layout: VkDescriptorSetLayout? = kernel.setLayout
         try withUnsafePointer(to: &layout) { lp in
             var ai = VkDescriptorSetAllocateInfo()
             ai.sType = VK_STRUCTURE_TYPE_DESCRIPTOR_SET_ALLOCATE_INFO
-            ai.descriptorPool = descriptorPools[poolIndex]
+            ai.descriptorPool = pool
             ai.descriptorSetCount = 1
             ai.pSetLayouts = lp
-            try VulkanError.check(fns.allocateDescriptorSets(device.handle, &ai, &set), "vkAllocateDescriptorSets")
+            try VulkanError.check(device.fns.allocateDescriptorSets(device.handle, &ai, &set), "vkAllocateDescriptorSets")
         }
-        setsInPool += 1
+        descriptorSetsWritten += 1
         return set!
     }
 
+    /// A set for this batch only, from the pools `begin()` resets.
+    private func batchDescriptorSet(for kernel: Kernel) throws -> VkDescriptorSet {
+        if poolIndex == descriptorPools.count || setsInPool == Self.setsPerPool {
+            if setsInPool == Self.setsPerPool { poolIndex += 1; setsInPool = 0 }
+            if poolIndex == descriptorPools.count { descriptorPools.append(try makeDescriptorPool()) }
+        }
+        setsInPool += 1
+        return try allocateSet(kernel, from: descriptorPools[poolIndex])
+    }
+
+    /// The cached set of (kernel, bindings), and whether it still needs writing.
+    private func descriptorSet(for kernel: Kernel, _ bindings: [BufferSlice]) throws -> (VkDescriptorSet, needsWrite: Bool) {
+        let key = DescriptorSetKey(kernel: ObjectIdentifier(kernel), arenas: bindings.map(\.arenaID),
+                                   ranges: bindings.flatMap { [$0.absoluteOffset, $0.size] })
+        if let set = cachedSets[key] { return (set, false) }
+        guard cachedSets.count < Self.maxCachedSets else { return (try batchDescriptorSet(for: kernel), true) }
+        if cachePools.isEmpty || setsInCachePool == Self.setsPerPool {
+            cachePools.append(try makeDescriptorPool())
+            setsInCachePool = 0
+        }
+        setsInCachePool += 1
+        let set = try allocateSet(kernel, from: cachePools[cachePools.count - 1])
+        cachedSets[key] = set
+        return (set, true)
+    }
+
+    /// Points the set's bindings at the slices (texel buffers through their cached views).
+    private func writeDescriptors(_ set: VkDescriptorSet, _ kernel: Kernel, _ bindings: [BufferSlice]) throws {
+        let infos = bindings.map { VkDescriptorBufferInfo(buffer: $0.buffer, offset: VkDeviceSize($0.absoluteOffset), range: VkDeviceSize($0.size)) }
+        let views: [VkBufferView?] = try zip(bindings, kernel.access).map {
+            $1.isTexelBuffer ? try device.texelView($0, format: $1.texelFormat) : nil
+        }
+        infos.withUnsafeBufferPointer { ip in
+            views.withUnsafeBufferPointer { vp in
+                var writes = kernel.access.enumerated().map { i, access -> VkWriteDescriptorSet in
+                    var w = VkWriteDescriptorSet()
+                    w.sType = VK_STRUCTURE_TYPE_WRITE_DESCRIPTOR_SET
+                    w.dstSet = set
+                    w.dstBinding = UInt32(i)
+                    w.descriptorCount = 1
+                    w.descriptorType = access.descriptorType
+                    if access.isTexelBuffer { w.pTexelBufferView = vp.baseAddress! + i } else { w.pBufferInfo = ip.baseAddress! + i }
+                    return w
+                }
+                device.fns.updateDescriptorSets(device.handle, UInt32(writes.count), &writes, 0, nil)
+            }
+        }
+    }
+
     /// Records one dispatch. Every check happens here, before anything reaches the device.
-    public func dispatch(_ kernel: Kernel, _ bindings: [BufferSlice], push: [UInt32] = [],
-                         groups: (Int, Int, Int), label: String = "", work: DispatchWork = DispatchWork()) throws {
+    public func dispatch<P: PushConstants>(_ kernel: Kernel, _ bindings: [BufferSlice], push: P,
+                                           groups: (Int, Int, Int), label: String = "", work: DispatchWork = DispatchWork()) throws {
         let t0 = DispatchTime.now().uptimeNanoseconds
         defer { recordSeconds += Double(DispatchTime.now().uptimeNanoseconds - t0) / 1e9 }
         guard bindings.count == kernel.access.count else {
             throw VulkanError("kernel \(kernel.name): \(bindings.count) buffers bound, it takes \(kernel.access.count)")
         }
-        guard push.count == kernel.pushConstantWords else {
-            throw VulkanError("kernel \(kernel.name): \(push.count) push-constant words, it takes \(kernel.pushConstantWords)")
+        guard P.self == kernel.pushType else {
+            throw VulkanError("kernel \(kernel.name): push constants \(P.self) given, it takes \(kernel.pushType)")
         }
         let maxGroups = device.limits.maxComputeWorkGroupCount
         for (n, m) in zip([groups.0, groups.1, groups.2], maxGroups) where n < 0 || n > m {
@@ -192,31 +248,13 @@ public final class CommandStream {
             retained.append(slice.allocation)
         }
 
-        let set = try descriptorSet(for: kernel)
-        let infos = bindings.map { VkDescriptorBufferInfo(buffer: $0.buffer, offset: VkDeviceSize($0.absoluteOffset), range: VkDeviceSize($0.size)) }
-        let views: [VkBufferView?] = try zip(bindings, kernel.access).map {
-            $1.isTexelBuffer ? try device.texelView($0, format: $1.texelFormat) : nil
-        }
-        infos.withUnsafeBufferPointer { ip in
-            views.withUnsafeBufferPointer { vp in
-                var writes = kernel.access.enumerated().map { i, access -> VkWriteDescriptorSet in
-                    var w = VkWriteDescriptorSet()
-                    w.sType = VK_STRUCTURE_TYPE_WRITE_DESCRIPTOR_SET
-                    w.dstSet = set
-                    w.dstBinding = UInt32(i)
-                    w.descriptorCount = 1
-                    w.descriptorType = access.descriptorType
-                    if access.isTexelBuffer { w.pTexelBufferView = vp.baseAddress! + i } else { w.pBufferInfo = ip.baseAddress! + i }
-                    return w
-                }
-                fns.updateDescriptorSets(device.handle, UInt32(writes.count), &writes, 0, nil)
-            }
-        }
+        let (set, needsWrite) = try descriptorSet(for: kernel, bindings)
+        if needsWrite { try writeDescriptors(set, kernel, bindings) }
         fns.cmdBindPipeline(cmd, VK_PIPELINE_BIND_POINT_COMPUTE, kernel.pipeline)
         var s: VkDescriptorSet? = set
         fns.cmdBindDescriptorSets(cmd, VK_PIPELINE_BIND_POINT_COMPUTE, kernel.layout, 0, 1, &s, 0, nil)
-        if !push.isEmpty {
-            push.withUnsafeBytes { pb in
+        if kernel.pushConstantBytes > 0 {
+            withUnsafeBytes(of: push) { pb in
                 fns.cmdPushConstants(cmd, kernel.layout, VkShaderStageFlags(VK_SHADER_STAGE_COMPUTE_BIT.rawValue), 0, UInt32(pb.count), pb.baseAddress)
             }
         }
@@ -313,4 +351,11 @@ public final class CommandStream {
                            bytes: l.work.bytes, flops: l.work.flops)
         }
     }
+}
+
+/// What a descriptor set binds: the kernel (its set layout) and each binding's arena range.
+struct DescriptorSetKey: Hashable {
+    let kernel: ObjectIdentifier
+    let arenas: [ObjectIdentifier]
+    let ranges: [Int]
 }

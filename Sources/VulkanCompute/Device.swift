@@ -49,6 +49,8 @@ public struct DeviceInfo: Codable, Sendable {
     public var index: Int
     public var name: String
     public var kind: DeviceKind
+    /// PCI vendor id (0x10DE NVIDIA, 0x1002 AMD, 0x8086 Intel, 0x10005 Mesa's software devices).
+    public var vendorID: UInt32
     public var apiVersion: String
     public var limits: DeviceLimits
 }
@@ -183,7 +185,7 @@ final class VulkanInstance {
             hostVisibleDeviceLocal: memory.unifiedType != nil,
             deviceLocalBytes: memory.deviceLocalBytes)
         let v = p.apiVersion
-        return DeviceInfo(index: index, name: name, kind: DeviceKind(p.deviceType),
+        return DeviceInfo(index: index, name: name, kind: DeviceKind(p.deviceType), vendorID: p.vendorID,
                           apiVersion: "\(roast_vk_api_version_major(v)).\(roast_vk_api_version_minor(v)).\(roast_vk_api_version_patch(v))",
                           limits: limits)
     }

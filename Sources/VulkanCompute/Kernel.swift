@@ -36,21 +36,24 @@ struct KernelKey: Hashable {
 }
 
 /// A compute pipeline built from SPIR-V: storage buffers at set 0, bindings 0…n-1, push
-/// constants of whole 32-bit words, specialization constants 0…m-1 of 32 bits each.
+/// constants of one `PushConstants` struct, specialization constants 0…m-1 of 32 bits each.
 public final class Kernel: @unchecked Sendable {
     public let name: String
     public let access: [BindingAccess]
-    public let pushConstantWords: Int
+    /// The push-constant struct this kernel takes, and its size in bytes.
+    public let pushType: any PushConstants.Type
+    public let pushConstantBytes: Int
     public let specialization: [UInt32]
     let pipeline: VkPipeline
     let layout: VkPipelineLayout
     let setLayout: VkDescriptorSetLayout
 
-    init(name: String, access: [BindingAccess], pushConstantWords: Int, specialization: [UInt32],
+    init(name: String, access: [BindingAccess], pushType: any PushConstants.Type, pushConstantBytes: Int, specialization: [UInt32],
          pipeline: VkPipeline, layout: VkPipelineLayout, setLayout: VkDescriptorSetLayout) {
         self.name = name
         self.access = access
-        self.pushConstantWords = pushConstantWords
+        self.pushType = pushType
+        self.pushConstantBytes = pushConstantBytes
         self.specialization = specialization
         self.pipeline = pipeline
         self.layout = layout
@@ -65,22 +68,31 @@ public final class Kernel: @unchecked Sendable {
 }
 
 extension VulkanDevice {
-    /// The pipeline for (`name`, `specialization`), created on first use and cached.
-    public func kernel(name: String, spirv: [UInt32], access: [BindingAccess], pushConstantWords: Int,
-                       specialization: [UInt32] = []) throws -> Kernel {
+    /// The pipeline for (`name`, `specialization`), created on first use and cached. `push` is the
+    /// struct mirroring the shader's push-constant block; a size mismatch throws here.
+    public func kernel<P: PushConstants>(name: String, spirv: [UInt32], access: [BindingAccess], push: P.Type,
+                                         specialization: [UInt32] = []) throws -> Kernel {
         let key = KernelKey(name: name, specialization: specialization)
         lock.lock()
         defer { lock.unlock() }
-        if let k = kernels[key] { return k }
-        guard pushConstantWords * 4 <= limits.maxPushConstantsSize else {
-            throw VulkanError("kernel \(name): \(pushConstantWords * 4) bytes of push constants exceed the device's \(limits.maxPushConstantsSize)")
+        if let k = kernels[key] {
+            guard k.pushType == P.self else { throw VulkanError("kernel \(name): built for push constants \(k.pushType), asked for \(P.self)") }
+            return k
         }
-        let k = try buildKernel(name: name, spirv: spirv, access: access, pushConstantWords: pushConstantWords, specialization: specialization)
+        let bytes = MemoryLayout<P>.size
+        let shaderBytes = try PushBlock(spirv: spirv)?.size ?? 0
+        guard bytes == shaderBytes else {
+            throw VulkanError("kernel \(name): \(P.self) is \(bytes) bytes, the shader's push-constant block \(shaderBytes)")
+        }
+        guard bytes <= limits.maxPushConstantsSize else {
+            throw VulkanError("kernel \(name): \(bytes) bytes of push constants exceed the device's \(limits.maxPushConstantsSize)")
+        }
+        let k = try buildKernel(name: name, spirv: spirv, access: access, pushType: P.self, pushBytes: bytes, specialization: specialization)
         kernels[key] = k
         return k
     }
 
-    private func buildKernel(name: String, spirv: [UInt32], access: [BindingAccess], pushConstantWords: Int,
+    private func buildKernel(name: String, spirv: [UInt32], access: [BindingAccess], pushType: any PushConstants.Type, pushBytes: Int,
                              specialization: [UInt32]) throws -> Kernel {
         var bindings = access.enumerated().map { i, a -> VkDescriptorSetLayoutBinding in
             var b = VkDescriptorSetLayoutBinding()
@@ -100,7 +112,7 @@ extension VulkanDevice {
         }
         var range = VkPushConstantRange()
         range.stageFlags = VkShaderStageFlags(VK_SHADER_STAGE_COMPUTE_BIT.rawValue)
-        range.size = UInt32(pushConstantWords * 4)
+        range.size = UInt32(pushBytes)
         var layout: VkPipelineLayout?
         var sl: VkDescriptorSetLayout? = setLayout
         try withUnsafePointer(to: &sl) { slp in
@@ -109,7 +121,7 @@ extension VulkanDevice {
                 info.sType = VK_STRUCTURE_TYPE_PIPELINE_LAYOUT_CREATE_INFO
                 info.setLayoutCount = 1
                 info.pSetLayouts = slp
-                info.pushConstantRangeCount = pushConstantWords > 0 ? 1 : 0
+                info.pushConstantRangeCount = pushBytes > 0 ? 1 : 0
                 info.pPushConstantRanges = rp
                 try VulkanError.check(fns.createPipelineLayout(handle, &info, nil, &layout), "vkCreatePipelineLayout(\(name))")
             }
@@ -153,7 +165,7 @@ extension VulkanDevice {
             }
         }
         try VulkanError.check(result, "vkCreateComputePipelines(\(name))")
-        return Kernel(name: name, access: access, pushConstantWords: pushConstantWords, specialization: specialization,
+        return Kernel(name: name, access: access, pushType: pushType, pushConstantBytes: pushBytes, specialization: specialization,
                       pipeline: pipeline!, layout: layout!, setLayout: setLayout!)
     }
 }

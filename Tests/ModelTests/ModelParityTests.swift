@@ -16,10 +16,10 @@ func json(_ url: URL) throws -> [String: Any] {
     try JSONSerialization.jsonObject(with: Data(contentsOf: url)) as! [String: Any]
 }
 
-/// The two backends every parity test runs on. lavapipe is installed by `make test`, so a missing
-/// Vulkan device fails rather than skips.
+/// The backends every parity test runs on: the CPU reference and both Vulkan kernel families.
+/// lavapipe is installed by `make test`, so a missing Vulkan device fails rather than skips.
 func backends() throws -> [Backend] {
-    [CPUBackend(), try VulkanBackend(device: VulkanDevice(validation: true))]
+    try [CPUBackend()] + KernelFamily.allCases.map { try VulkanBackend(device: VulkanDevice(validation: true), kernels: $0) }
 }
 
 extension Array {
@@ -144,8 +144,8 @@ final class ModelParityTests: XCTestCase {
         }
         let ref = try json(fixtures.appendingPathComponent("smollm2/reference.json"))
         let cases = ref["cases"] as! [[String: Any]]
-        let vulkan = try VulkanBackend(device: VulkanDevice(validation: true))
-        for backend in [vulkan as Backend, CPUBackend()] {
+        let vulkan = try KernelFamily.allCases.map { try VulkanBackend(device: VulkanDevice(validation: true), kernels: $0) }
+        for backend in vulkan as [Backend] + [CPUBackend()] {
             let model = try LanguageModel(path: smolLM2.path, backend: backend)
             XCTAssertEqual(model.config.architecture, .llama)
             for c in cases {
@@ -163,7 +163,7 @@ final class ModelParityTests: XCTestCase {
                                "\(backend.name) greedy continuation of '\(c["prompt"]!)'")
             }
         }
-        XCTAssertEqual(vulkan.device.validationMessages, [])
+        for v in vulkan { XCTAssertEqual(v.device.validationMessages, [], "\(v.family)") }
     }
 }
 

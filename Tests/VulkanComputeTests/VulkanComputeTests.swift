@@ -16,9 +16,16 @@ final class VulkanComputeTests: XCTestCase {
         device = nil
     }
 
+    /// `add.comp`'s push block (the Backend module has its own copy; this module sits below it).
+    struct AddPush: PushConstants {
+        var W: UInt32, R: UInt32, hasB: UInt32, steer: UInt32
+        init(_ w: Int) { (W, R, hasB, steer) = (UInt32(w), 1, 1, 0) }
+    }
+    struct WrongPush: PushConstants { var a: UInt32, b: UInt32 }
+
     /// `add.comp`: out = a + b (+ s·v), bindings a, b, out, s, v; push W, R, hasB, steer.
     func addKernel(_ d: VulkanDevice) throws -> Kernel {
-        try d.kernel(name: "add", spirv: SPIRV.add, access: [.read, .read, .write, .read, .read], pushConstantWords: 4,
+        try d.kernel(name: "add", spirv: SPIRV.add, access: [.read, .read, .write, .read, .read], push: AddPush.self,
                      specialization: [64])
     }
 
@@ -52,7 +59,7 @@ final class VulkanComputeTests: XCTestCase {
         let x = try buffer(device, [Float](repeating: 0, count: n)), y = try buffer(device, [Float](repeating: 0, count: n))
         let z = try buffer(device, [Float](repeating: 0, count: n))
         let stream = try CommandStream(device: device)
-        let push: [UInt32] = [UInt32(n), 1, 1, 0]
+        let push = AddPush(n)
         try stream.dispatch(k, [a, b, x, a, a], push: push, groups: (2, 1, 1))    // x = a + b
         try stream.dispatch(k, [a, b, y, a, a], push: push, groups: (2, 1, 1))    // y = a + b: independent
         XCTAssertEqual(stream.barrierCount, 0)
@@ -65,6 +72,26 @@ final class VulkanComputeTests: XCTestCase {
         XCTAssertEqual(try read(device, a, n), [Float](repeating: 2, count: n))
     }
 
+    /// A descriptor set is written once per (kernel, bound ranges) and reused in later batches;
+    /// other ranges get their own set, and the reused sets still bind the right data.
+    func testDescriptorSetsAreWrittenOnceAndReused() throws {
+        let k = try addKernel(device)
+        let n = 64
+        let a = try buffer(device, (0..<n).map(Float.init)), b = try buffer(device, [Float](repeating: 1, count: n))
+        let x = try buffer(device, [Float](repeating: 0, count: n))
+        let stream = try CommandStream(device: device)
+        for step in 1...3 {
+            try stream.dispatch(k, [a, b, x, a, a], push: AddPush(n), groups: (1, 1, 1))    // x = a + b
+            try stream.dispatch(k, [x, b, a, a, a], push: AddPush(n), groups: (1, 1, 1))    // a = x + b
+            try stream.submit()
+            XCTAssertEqual(stream.descriptorSetsWritten, 2, "step \(step)")
+            XCTAssertEqual(try read(device, a, n), (0..<n).map { Float($0 + 2 * step) })
+        }
+        try stream.dispatch(k, [a, b, x.subslice(offset: 0, size: 128), a, a], push: AddPush(32), groups: (1, 1, 1))
+        try stream.submit()
+        XCTAssertEqual(stream.descriptorSetsWritten, 3)
+    }
+
     /// `copy` (the calibration's bandwidth probe): ordered after the dispatch that writes its
     /// source, timed like a dispatch, and refused for slices of different sizes.
     func testCopyFollowsTheDispatchThatWritesItsSource() throws {
@@ -73,7 +100,7 @@ final class VulkanComputeTests: XCTestCase {
         let a = try buffer(device, (0..<n).map(Float.init)), b = try buffer(device, [Float](repeating: 1, count: n))
         let x = try buffer(device, [Float](repeating: 0, count: n)), y = try buffer(device, [Float](repeating: -1, count: n))
         let stream = try CommandStream(device: device, profiling: true)
-        try stream.dispatch(k, [a, b, x, a, a], push: [UInt32(n), 1, 1, 0], groups: (2, 1, 1))    // x = a + b
+        try stream.dispatch(k, [a, b, x, a, a], push: AddPush(n), groups: (2, 1, 1))    // x = a + b
         try stream.copy(x, to: y)
         XCTAssertEqual(stream.barrierCount, 1)
         try stream.submit()
@@ -93,7 +120,7 @@ final class VulkanComputeTests: XCTestCase {
         let n = 1000
         let a = try buffer(d, (0..<n).map { Float($0) * 0.5 }), out = try buffer(d, [Float](repeating: .nan, count: n))
         let stream = try CommandStream(device: d)
-        try stream.dispatch(k, [a, a, out, a, a], push: [UInt32(n), 1, 1, 0], groups: (16, 1, 1))
+        try stream.dispatch(k, [a, a, out, a, a], push: AddPush(n), groups: (16, 1, 1))
         try stream.submit()
         XCTAssertEqual(try read(d, out, n), (0..<n).map { Float($0) })
         XCTAssertEqual(d.validationMessages, [])
@@ -103,17 +130,19 @@ final class VulkanComputeTests: XCTestCase {
         let k = try addKernel(device)
         let a = try buffer(device, [1, 2, 3, 4])
         let stream = try CommandStream(device: device)
-        XCTAssertThrowsError(try stream.dispatch(k, [a, a, a], push: [4, 1, 1, 0], groups: (1, 1, 1))) {
+        XCTAssertThrowsError(try stream.dispatch(k, [a, a, a], push: AddPush(4), groups: (1, 1, 1))) {
             XCTAssertTrue("\($0)".contains("3 buffers bound, it takes 5"), "\($0)")
         }
-        XCTAssertThrowsError(try stream.dispatch(k, [a, a, a, a, a], push: [4, 1], groups: (1, 1, 1))) {
-            XCTAssertTrue("\($0)".contains("push-constant words"), "\($0)")
+        XCTAssertThrowsError(try stream.dispatch(k, [a, a, a, a, a], push: WrongPush(a: 4, b: 1), groups: (1, 1, 1))) {
+            XCTAssertTrue("\($0)".contains("push constants WrongPush given, it takes AddPush"), "\($0)")
         }
-        XCTAssertThrowsError(try stream.dispatch(k, [a, a, a, a, a], push: [4, 1, 1, 0], groups: (device.limits.maxComputeWorkGroupCount[0] + 1, 1, 1)))
+        XCTAssertThrowsError(try stream.dispatch(k, [a, a, a, a, a], push: AddPush(4), groups: (device.limits.maxComputeWorkGroupCount[0] + 1, 1, 1)))
         let other = try VulkanDevice(validation: false)
         let foreign = try other.allocate(16).slice
-        XCTAssertThrowsError(try stream.dispatch(k, [a, a, foreign, a, a], push: [4, 1, 1, 0], groups: (1, 1, 1)))
-        XCTAssertThrowsError(try device.kernel(name: "too-many-push", spirv: SPIRV.add, access: [.read], pushConstantWords: 64))
+        XCTAssertThrowsError(try stream.dispatch(k, [a, a, foreign, a, a], push: AddPush(4), groups: (1, 1, 1)))
+        XCTAssertThrowsError(try device.kernel(name: "wrong-push", spirv: SPIRV.add, access: [.read], push: WrongPush.self)) {
+            XCTAssertTrue("\($0)".contains("WrongPush is 8 bytes, the shader's push-constant block 16"), "\($0)")
+        }
         XCTAssertEqual(stream.dispatchCount, 0)
     }
 
@@ -123,7 +152,7 @@ final class VulkanComputeTests: XCTestCase {
         let a = try buffer(device, [Float](repeating: 1, count: 4096))
         let stream = try CommandStream(device: device, profiling: true)
         for i in 0..<3 {
-            try stream.dispatch(k, [a, a, a, a, a], push: [4096, 1, 1, 0], groups: (64, 1, 1), label: "step \(i)")
+            try stream.dispatch(k, [a, a, a, a, a], push: AddPush(4096), groups: (64, 1, 1), label: "step \(i)")
         }
         try stream.submit()
         XCTAssertEqual(stream.timings.map(\.label), ["step 0", "step 1", "step 2"])

@@ -1,0 +1,120 @@
+#version 450
+#extension GL_GOOGLE_include_directive : require
+#extension GL_EXT_control_flow_attributes : require
+
+// The GPU family's tiled kernel: Y[m, yOffset + n] = Σ_k W[n, k] · X[m, k] through the EPILOGUE
+// (include/epilogue.glsl), any M: prefill, batched rollouts, teacher forcing, scoring.
+//
+// A workgroup of 256 invocations computes a 64 (n) × 64 (m) output tile and steps K by 32 (one
+// q8_0 / q4_x block, one sub-block of a K-quant super-block). Each step, invocations 0–127 decode
+// one 16-element run of a weight row each, once, into shared memory, and invocations 128–255
+// stage the X tile beside it; then every invocation accumulates a 4 (n) × 4 (m) block in registers
+// from 8 shared reads per k. Invocation (tn = t % 16, tm = t / 16) owns rows n0 + 32i + 2tn + b
+// (i, b < 2: two adjacent pairs, as the gate/up and RoPE epilogues need) and columns
+// m0 + tm + 16j (j < 4). Both tiles are k-major with the rows contiguous, so a warp's reads at one
+// k are 16 consecutive pairs (Ws) and two broadcast values (Xs): no bank conflicts.
+// No subgroup operations: the same code runs on any device (lavapipe verifies it).
+
+layout(local_size_x_id = 0) in;
+layout(constant_id = 1) const uint FORMAT = 0;
+layout(constant_id = 4) const uint EPILOGUE = 0;
+
+layout(std430, set = 0, binding = 0) readonly buffer WB { uint w[]; };
+layout(std430, set = 0, binding = 1) readonly buffer XB { float x[]; };
+layout(std430, set = 0, binding = 2) writeonly buffer YB { float y[]; };
+
+layout(push_constant) uniform P {
+    uint K;
+    uint N;
+    uint M;
+    uint yOffset;
+    uint ldy;
+    uint steer;
+    uint mBase;
+    uint captureGate;
+    uint kvWidth;
+    uint headDim;
+    uint attnFlags;
+    float eps; // unused: the input norm runs apart before a tiled matmul
+} p;
+
+#include "formats.glsl"
+#include "epilogue.glsl"
+
+const uint TN = 64u, TM = 64u, TK = 32u;
+// Row stride of the k-major tiles: 64 values + 4, so the 16-element stores of one run spread
+// over the banks.
+const uint LD = 68u;
+shared vec2 Ws[TK * LD / 2u]; // Ws[k][n] as pairs (n even)
+shared float Xs[TK * LD];     // Xs[k][m]
+
+void main() {
+    uint t = gl_LocalInvocationID.x;
+    uint n0 = gl_WorkGroupID.x * TN;
+    uint m0 = gl_WorkGroupID.y * TM;
+    uint K = p.K;
+    uint tn = t & 15u, tm = t >> 4;
+
+    // Staging: invocation s = t & 127 handles row (or column) s / 2 and the k-half 16 · (s % 2).
+    uint s = t & 127u;
+    uint sr = s >> 1, sk = (s & 1u) * 16u;
+    bool loadsW = t < 128u;
+    bool inRange = loadsW ? n0 + sr < p.N : m0 + sr < p.M;
+
+    vec4 acc[4]; // acc[j] = rows (n0 + 2tn, +1, n0 + 32 + 2tn, +1) of column m0 + tm + 16j
+    [[unroll]] for (uint j = 0u; j < 4u; ++j) acc[j] = vec4(0.0);
+
+    for (uint k0 = 0u; k0 < K; k0 += TK) {
+        uint k = k0 + sk;
+        vec4 v[4];
+        if (!inRange || k >= K) {
+            v[0] = v[1] = v[2] = v[3] = vec4(0.0);
+        } else if (loadsW) {
+            if (k + 16u <= K) {
+                w_run16((n0 + sr) * K + k, v);
+            } else { // K tail, float formats only (quantised K is a multiple of 32 or 256)
+                for (uint i = 0u; i < 16u; ++i) v[i >> 2][i & 3u] = k + i < K ? w_elem((n0 + sr) * K + k + i) : 0.0;
+            }
+        } else {
+            uint xo = (m0 + sr) * K + k;
+            [[unroll]] for (uint i = 0u; i < 16u; ++i) v[i >> 2][i & 3u] = k + i < K ? x[xo + i] : 0.0;
+        }
+        // Scatter the 16 values of row / column sr into k-major order.
+        if (loadsW) {
+            uint pair = ((sr & 1u) == 0u ? 0u : 1u);
+            [[unroll]] for (uint i = 0u; i < 16u; ++i) {
+                uint o = ((sk + i) * LD + (sr & ~1u)) >> 1;
+                // Rows 2q and 2q + 1 are the two halves of one shared vec2.
+                if (pair == 0u) Ws[o].x = v[i >> 2][i & 3u];
+                else Ws[o].y = v[i >> 2][i & 3u];
+            }
+        } else {
+            [[unroll]] for (uint i = 0u; i < 16u; ++i) Xs[(sk + i) * LD + sr] = v[i >> 2][i & 3u];
+        }
+        barrier();
+        [[unroll]] for (uint kk = 0u; kk < TK; ++kk) {
+            vec2 wa = Ws[(kk * LD >> 1) + tn];
+            vec2 wb = Ws[(kk * LD >> 1) + 16u + tn];
+            vec4 wq = vec4(wa, wb);
+            [[unroll]] for (uint j = 0u; j < 4u; ++j) acc[j] += Xs[kk * LD + tm + 16u * j] * wq;
+        }
+        barrier();
+    }
+
+    [[unroll]] for (uint j = 0u; j < 4u; ++j) {
+        uint m = m0 + tm + 16u * j;
+        if (m >= p.M) continue;
+        [[unroll]] for (uint i = 0u; i < 2u; ++i) {
+            uint n = n0 + 32u * i + 2u * tn; // even; N is even for the pair epilogues
+            float a = acc[j][2u * i], b = acc[j][2u * i + 1u];
+            if (EPILOGUE == EPI_SILU_GATE || EPILOGUE == EPI_ATTN_INPUT) {
+                if (n >= p.N) continue;
+                if (EPILOGUE == EPI_SILU_GATE) epi_store_gate(m, p.yOffset + n, a, b);
+                else epi_store_attention(m, p.yOffset + n, a, b);
+            } else {
+                if (n < p.N) epi_store(m, p.yOffset + n, a);
+                if (n + 1u < p.N) epi_store(m, p.yOffset + n + 1u, b);
+            }
+        }
+    }
+}
