@@ -23,20 +23,7 @@ layout(std430, set = 0, binding = 0) readonly buffer WB { uint w[]; };
 layout(std430, set = 0, binding = 1) readonly buffer XB { float x[]; };
 layout(std430, set = 0, binding = 2) writeonly buffer YB { float y[]; };
 
-layout(push_constant) uniform P {
-    uint K;
-    uint N;
-    uint M;
-    uint yOffset;
-    uint ldy;
-    uint steer;
-    uint mBase;
-    uint captureGate;
-    uint kvWidth;
-    uint headDim;
-    uint attnFlags;
-    float eps; // unused: the input norm runs apart before a tiled matmul
-} p;
+#include "matmul_push.glsl"
 
 #include "formats.glsl"
 #include "epilogue.glsl"

@@ -40,20 +40,7 @@ layout(std430, set = 0, binding = 2) writeonly buffer YB { float y[]; };
 // The input norm's weight g (NORM), vec4 texels like X.
 layout(set = 0, binding = 9) uniform samplerBuffer gq;
 
-layout(push_constant) uniform P {
-    uint K;
-    uint N;
-    uint M;
-    uint yOffset;
-    uint ldy;
-    uint steer;
-    uint mBase;
-    uint captureGate;
-    uint kvWidth;
-    uint headDim;
-    uint attnFlags;
-    float eps;
-} p;
+#include "matmul_push.glsl"
 
 #include "formats.glsl"
 #include "epilogue.glsl"

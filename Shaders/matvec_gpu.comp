@@ -34,20 +34,7 @@ layout(std430, set = 0, binding = 1) readonly buffer XB { vec4 xv[]; };
 layout(std430, set = 0, binding = 2) writeonly buffer YB { float y[]; };
 layout(std430, set = 0, binding = 9) readonly buffer GNB { vec4 gv[]; };
 
-layout(push_constant) uniform P {
-    uint K;
-    uint N;
-    uint M;
-    uint yOffset;
-    uint ldy;
-    uint steer;
-    uint mBase;
-    uint captureGate;
-    uint kvWidth;
-    uint headDim;
-    uint attnFlags;
-    float eps;
-} p;
+#include "matmul_push.glsl"
 
 #include "formats.glsl"
 #include "epilogue.glsl"

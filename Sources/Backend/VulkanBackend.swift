@@ -9,7 +9,7 @@ public final class VulkanBackend: Backend {
     public let device: VulkanDevice
     public let stream: CommandStream
     /// The widest window one descriptor may bind; tensors beyond it are bound in row chunks.
-    /// Defaults to the device's maxStorageBufferRange; tests lower it to exercise chunking.
+    /// Defaults to the device's maxStorageBufferRange (at most 2 GiB); tests lower it to exercise chunking.
     public var bindingLimit: Int
     /// Label given to the next dispatches in profiles (e.g. "layer 3 attention").
     public var profileLabel = ""
@@ -23,7 +23,9 @@ public final class VulkanBackend: Backend {
         self.device = device
         family = try KernelFamily.resolve(kernels, for: device.info)
         stream = try CommandStream(device: device, profiling: profiling)
-        bindingLimit = device.limits.maxStorageBufferRange
+        // At most 2 GiB a binding: the shaders index weights by element in 32-bit uints, and a
+        // q4_k window of 4 GiB (a GPU's maxStorageBufferRange) holds 7.6 G elements.
+        bindingLimit = min(device.limits.maxStorageBufferRange, 1 << 31)
     }
 
     // MARK: memory

@@ -42,6 +42,8 @@ public struct KernelVerifier {
     public var seed: UInt64
     /// Leaves out the cases that need hundreds of MiB (tensors past the binding limit).
     public var includeLarge = true
+    /// Runs only the first this-many cases (tests of the runner itself).
+    public var caseLimit: Int?
 
     public init(device: Backend, reference: Backend = CPUBackend(), seed: UInt64 = 42) {
         self.device = device
@@ -85,10 +87,42 @@ public struct KernelVerifier {
     /// Every case, in order; `progress` sees each result as it comes.
     public func run(progress: (VerifyResult) -> Void = { _ in }) throws -> [VerifyResult] {
         var all: [VerifyResult] = []
-        for c in cases() {
+        for c in cases().prefix(caseLimit ?? .max) {
             for r in try c.run() { progress(r); all.append(r) }
         }
         return all
+    }
+
+    /// Runs the cases on `workers` verifiers at once, each with a device backend of its own
+    /// (`makeDevice` is called once per worker, on the worker's thread: a Vulkan device is not
+    /// shared across threads) and its own CPU twin. The CPU twins are most of verify's time, so on
+    /// a many-core host the workers overlap them. Every worker builds the same seeded case list and
+    /// runs every `workers`-th case; results come back in case order, whatever the interleaving.
+    public static func run(workers: Int, seed: UInt64, includeLarge: Bool, caseLimit: Int? = nil,
+                           makeDevice: @escaping @Sendable () throws -> Backend,
+                           progress: @escaping @Sendable (VerifyResult) -> Void = { _ in }) throws -> [VerifyResult] {
+        let workers = max(1, workers)
+        let lock = NSLock()
+        nonisolated(unsafe) var byCase: [Int: [VerifyResult]] = [:]
+        nonisolated(unsafe) var failure: Error?
+        DispatchQueue.concurrentPerform(iterations: workers) { w in
+            do {
+                var verifier = KernelVerifier(device: try makeDevice(), seed: seed)
+                verifier.includeLarge = includeLarge
+                for (i, c) in verifier.cases().prefix(caseLimit ?? .max).enumerated() where i % workers == w {
+                    if lock.withLock({ failure != nil }) { return }
+                    let results = try c.run()
+                    lock.withLock {
+                        byCase[i] = results
+                        results.forEach(progress)
+                    }
+                }
+            } catch {
+                lock.withLock { if failure == nil { failure = error } }
+            }
+        }
+        if let failure { throw failure }
+        return byCase.keys.sorted().flatMap { byCase[$0]! }
     }
 
     public func cases() -> [Case] {

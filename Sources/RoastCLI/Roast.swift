@@ -105,32 +105,49 @@ struct Verify: ParsableCommand {
     @Flag(help: "Print one JSON object per case (kernel, format, shape, nmse, max_abs_err, pass).") var json = false
     @Option(help: "Seed of the random inputs.") var seed: UInt64 = 42
     @Flag(help: "Skip the cases with tensors of hundreds of MiB.") var skipLarge = false
+    @Option(help: "Cases run at once, each worker with a device and a CPU twin of its own (default: a quarter of the cores, 1 to 8).")
+    var workers: Int?
 
     func run() throws {
-        let device = try deviceOptions.open()
+        let info = try deviceOptions.open().info
+        let workers = workers ?? min(8, max(1, ProcessInfo.processInfo.activeProcessorCount / 4))
+        guard workers >= 1 else { throw ValidationError("--workers must be at least 1, got \(workers)") }
+        let opened = OpenedDevices()
         var results: [VerifyResult] = []
+        let json = json
         for family in deviceOptions.kernels.map({ [$0] }) ?? KernelFamily.allCases {
-            let backend = try VulkanBackend(device: device, kernels: family)
-            var verifier = KernelVerifier(device: backend, seed: seed)
-            verifier.includeLarge = !skipLarge
-            if !json { stderr("verifying the \(family.rawValue) kernels on \(device.info.name) (\(device.info.kind.rawValue))") }
-            results += try verifier.run { r in
+            if !json { stderr("verifying the \(family.rawValue) kernels on \(info.name) (\(info.kind.rawValue)), \(workers) worker(s)") }
+            let options = deviceOptions
+            results += try KernelVerifier.run(workers: workers, seed: seed, includeLarge: !skipLarge, makeDevice: {
+                let device = try options.open()
+                opened.add(device)
+                return try VulkanBackend(device: device, kernels: family)
+            }, progress: { r in
                 if json { try? printJSON(r) }
-            }
+            })
         }
-        let validation = device.validationMessages
+        let validation = opened.validationMessages
+        let device = (name: info.name, validationEnabled: deviceOptions.validation || ProcessInfo.processInfo.environment["ROAST_VALIDATION"] == "1")
         if !json {
             printTable(["kernels", "kernel", "format", "shape", "NMSE", "max abs err", "limit", "result"], results.map { r in
                 [r.family ?? "", r.kernel, r.format, r.shape, String(format: "%.2e", r.nmse), String(format: "%.2e", r.max_abs_err),
                  String(format: "%.0e", r.limit), r.pass ? "pass" : "FAIL" + (r.note.map { " (\($0))" } ?? "")]
             })
             let failed = results.filter { !$0.pass }.count
-            print("\(results.count - failed) passed, \(failed) failed on \(device.info.name)")
+            print("\(results.count - failed) passed, \(failed) failed on \(device.name)")
             if device.validationEnabled { print("validation layer: \(validation.count) message(s)") }
         }
         for m in validation.prefix(10) { FileHandle.standardError.write("\(m)\n".data(using: .utf8)!) }
         if results.contains(where: { !$0.pass }) || !validation.isEmpty { throw ExitCode(1) }
     }
+}
+
+/// The devices verify's workers opened, kept for their validation messages.
+final class OpenedDevices: @unchecked Sendable {
+    private let lock = NSLock()
+    private var devices: [VulkanDevice] = []
+    func add(_ d: VulkanDevice) { lock.withLock { devices.append(d) } }
+    var validationMessages: [String] { lock.withLock { devices.flatMap(\.validationMessages) } }
 }
 
 struct Bench: ParsableCommand {

@@ -36,6 +36,23 @@ final class KernelParityTests: XCTestCase {
         XCTAssertEqual(backend.device.validationMessages, [])
     }
 
+    /// `roast verify --workers N`: the cases split over workers with devices of their own give the
+    /// same results, in the same order, as one verifier running them in turn.
+    func testParallelWorkersGiveTheSerialResults() throws {
+        let n = 24
+        var serial = KernelVerifier(device: try vulkan(.gpu), seed: 5)
+        serial.caseLimit = n
+        let one = try serial.run()
+        let many = try KernelVerifier.run(workers: 3, seed: 5, includeLarge: false, caseLimit: n) {
+            try VulkanBackend(device: VulkanDevice(), kernels: .gpu)
+        }
+        XCTAssertGreaterThanOrEqual(one.count, n)
+        XCTAssertEqual(many.map { "\($0.kernel) \($0.format) \($0.shape) \($0.nmse)" }, one.map { "\($0.kernel) \($0.format) \($0.shape) \($0.nmse)" })
+        XCTAssertThrowsError(try KernelVerifier.run(workers: 2, seed: 5, includeLarge: false, caseLimit: 4) {
+            throw BackendError("no device here")
+        }) { XCTAssertEqual("\($0)", "no device here") }
+    }
+
     /// Long dimensions past lavapipe's silent 65,535-iteration loop limit must still be exact.
     func testLongDimensionsPastTheLoopLimit() throws {
         for family in KernelFamily.allCases { try longDimensionsPastTheLoopLimit(family) }
