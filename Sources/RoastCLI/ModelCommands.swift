@@ -5,6 +5,7 @@ import Generation
 import Model
 import Roast
 import Steering
+import Tasks
 import Tokenizers
 import VulkanCompute
 
@@ -65,6 +66,9 @@ struct Generate: ParsableCommand {
     func validate() throws {
         guard samples >= 1 else { throw ValidationError("--samples must be at least 1") }
         guard maxTokens >= 0 else { throw ValidationError("--max-tokens must be ≥ 0") }
+        if let alpha, !(alpha.isFinite && abs(alpha) <= VectorLimits.maxMagnitude) {
+            throw ValidationError("--alpha \(alpha) is not a finite number of magnitude ≤ \(VectorLimits.maxMagnitude)")
+        }
     }
 
     func run() throws {
@@ -126,11 +130,12 @@ struct Tokenize: ParsableCommand {
         var texts: [String] = []
         if let text { texts = [text] }
         if let jsonl {
-            guard let data = FileManager.default.contents(atPath: jsonl) else { throw ValidationError("\(jsonl): cannot read") }
-            for (n, line) in String(decoding: data, as: UTF8.self).split(separator: "\n", omittingEmptySubsequences: true).enumerated() {
-                guard let obj = try? JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any], let t = obj["text"] as? String else {
-                    throw ValidationError("\(jsonl):\(n + 1): not a JSON object with a \"text\" string")
+            // A bad line is a runtime error naming the line (exit 1), not a usage error.
+            for (n, value) in try Datasets.jsonLines(URL(fileURLWithPath: jsonl), what: "JSON-lines") {
+                guard let field = value["text"] else {
+                    throw CLIError("\(jsonl):\(n): \(value.typeName == "an object" ? "no \"text\" field" : "\(value.typeName), expected an object with a \"text\" string")")
                 }
+                guard let t = field.string else { throw CLIError("\(jsonl):\(n): \"text\" is \(field.typeName) \(field.brief), expected a string") }
                 texts.append(t)
             }
         }

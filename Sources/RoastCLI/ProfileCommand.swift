@@ -1,5 +1,6 @@
 import ArgumentParser
 import Backend
+import Formats
 import Foundation
 import Generation
 import Model
@@ -46,7 +47,7 @@ struct Profile: ParsableCommand {
         let injector = try SteeringFiles.injector(paths: steer, alpha: alpha, scope: .generated, model: m)
         let report = try Profiler.run(model: m, promptTokens: promptTokens, genTokens: genTokens, batch: batch,
                                       steering: injector?.provider)
-        if let svg { try Data(Profiler.svg(report).utf8).write(to: URL(fileURLWithPath: svg), options: .atomic) }
+        if let svg { try OutputFile.write(Data(Profiler.svg(report).utf8), to: URL(fileURLWithPath: svg)) }
         if json {
             let enc = JSONEncoder()
             enc.outputFormatting = [.prettyPrinted, .sortedKeys]

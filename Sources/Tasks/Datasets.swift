@@ -7,7 +7,7 @@ public enum Datasets {
     public static func jsonLines(_ url: URL, what: String) throws -> [(line: Int, value: JSON)] {
         let data: Data
         do { data = try Data(contentsOf: url) } catch {
-            throw TaskError("\(url.path): cannot read the \(what) file (\(error.localizedDescription))")
+            throw TaskError("\(url.path): cannot read the \(what) file: \(OutputFile.reason(error))")
         }
         var out: [(Int, JSON)] = []
         var line = 0
@@ -32,7 +32,7 @@ public enum Datasets {
     public static func jsonDocument(_ url: URL, what: String) throws -> JSON {
         let data: Data
         do { data = try Data(contentsOf: url) } catch {
-            throw TaskError("\(url.path): cannot read the \(what) file (\(error.localizedDescription))")
+            throw TaskError("\(url.path): cannot read the \(what) file: \(OutputFile.reason(error))")
         }
         do {
             return try data.withUnsafeBytes { try JSON.parse($0) }
