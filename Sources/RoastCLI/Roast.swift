@@ -18,7 +18,7 @@ struct RoastCommand: ParsableCommand {
         Any Vulkan device works, including the CPU through Mesa lavapipe. \
         Environment: ROAST_DEVICE=N picks a device, ROAST_VALIDATION=1 turns on the Khronos validation layer.
         """,
-        subcommands: [DemoCommand.self, Generate.self, Extract.self, VectorCommand.self, Tokenize.self, Forward.self,
+        subcommands: [DemoCommand.self, Generate.self, Extract.self, VectorCommand.self, Tokenize.self, Forward.self, Fuzz.self,
                       Devices.self, Verify.self, Bench.self, Profile.self, Eval.self])
 
     /// Line-buffered stdout, so progress and tables reach a log file as they are printed.
