@@ -129,16 +129,8 @@ struct Tokenize: ParsableCommand {
         let tok = try ModelFiles.tokenizer(path: model)
         var texts: [String] = []
         if let text { texts = [text] }
-        if let jsonl {
-            // A bad line is a runtime error naming the line (exit 1), not a usage error.
-            for (n, value) in try Datasets.jsonLines(URL(fileURLWithPath: jsonl), what: "JSON-lines") {
-                guard let field = value["text"] else {
-                    throw CLIError("\(jsonl):\(n): \(value.typeName == "an object" ? "no \"text\" field" : "\(value.typeName), expected an object with a \"text\" string")")
-                }
-                guard let t = field.string else { throw CLIError("\(jsonl):\(n): \"text\" is \(field.typeName) \(field.brief), expected a string") }
-                texts.append(t)
-            }
-        }
+        // A bad line is a runtime error naming the line (exit 1), not a usage error.
+        if let jsonl { texts = try Datasets.strings(URL(fileURLWithPath: jsonl), field: "text") }
         for t in texts { try printJSON(TokenizeOutput(text: t, ids: tok.encode(t, addSpecialTokens: false))) }
     }
 }

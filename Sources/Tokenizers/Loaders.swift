@@ -73,6 +73,9 @@ extension Tokenizer {
         }
         let size = max(entries.map { $0.1 }.max() ?? -1, added.map { $0.id }.max() ?? -1) + 1
         guard size > 0 else { throw fail("'model.vocab' is empty") }
+        // Ids are dense in real files; a stray huge id would allocate a mostly empty table.
+        let defined = entries.count + added.count
+        guard size <= 2 * defined + 1024 else { throw fail("token ids run up to \(size - 1), but only \(defined) tokens are defined") }
         var tokens = [String](repeating: "", count: size)
         for (t, id) in entries { tokens[id] = t }
         for a in added { tokens[a.id] = a.content }
