@@ -45,6 +45,10 @@ public enum OutputFile {
             return String(cString: strerror(Int32(underlying.code)))
         }
         if ns.domain == NSPOSIXErrorDomain { return String(cString: strerror(Int32(ns.code))) }
-        return ns.localizedDescription
+        if ns.domain == NSCocoaErrorDomain, let posix = cocoaToPOSIX[ns.code] { return String(cString: strerror(posix)) }
+        return "error \(ns.code) (\(ns.domain))"
     }
+
+    /// Foundation's file error codes (NSFileReadNoSuchFileError, …) by the POSIX error they stand for.
+    static let cocoaToPOSIX: [Int: Int32] = [4: ENOENT, 260: ENOENT, 257: EACCES, 513: EACCES, 640: ENOSPC, 642: EROFS, 516: EEXIST]
 }
