@@ -72,12 +72,13 @@ struct Generate: ParsableCommand {
     }
 
     func run() throws {
+        let vectors = try SteeringFiles.read(steer)  // a bad vector file fails before the model loads
         let model = try modelOptions.load()
         let ids = try PromptBuilder.ids(model: model, prompt: prompt, system: system, raw: raw, thinking: noThink ? false : nil)
         let sampling = SamplingParameters(temperature: temperature, topK: topK, topP: topP, seed: seed)
         let requests = (0..<samples).map { _ in GenerationRequest(promptIDs: ids, maxTokens: maxTokens, sampling: sampling, stopStrings: stop) }
         let stream = !json && samples == 1
-        let injector = try SteeringFiles.injector(paths: steer, alpha: alpha, scope: scope, model: model)
+        let injector = try SteeringFiles.injector(vectors, alpha: alpha, scope: scope, model: model)
         let results = try Generator(model: model).generate(requests, steering: injector?.provider, onToken: { _, _, piece in
             if stream { FileHandle.standardOutput.write(piece.data(using: .utf8)!) }
         })
@@ -161,9 +162,12 @@ struct Forward: ParsableCommand {
 
 /// Steering files → one injector (vectors at one site summed, each with its α).
 enum SteeringFiles {
-    static func injector(paths: [String], alpha: Float?, scope: SteeringScope, model: LanguageModel) throws -> SteeringInjector? {
-        guard !paths.isEmpty else { return nil }
-        let files = try paths.map { try SteeringVectorFile.read(URL(fileURLWithPath: $0)) }
+    static func read(_ paths: [String]) throws -> [SteeringVectorFile] {
+        try paths.map { try SteeringVectorFile.read(URL(fileURLWithPath: $0)) }
+    }
+
+    static func injector(_ files: [SteeringVectorFile], alpha: Float?, scope: SteeringScope, model: LanguageModel) throws -> SteeringInjector? {
+        guard !files.isEmpty else { return nil }
         for f in files { try f.check(against: model) }
         let interventions = files.map { $0.intervention(alpha: alpha, scope: scope) }
         guard let combined = try Intervention.combine(interventions) else { return nil }

@@ -43,8 +43,9 @@ struct Profile: ParsableCommand {
             if calibrate { return }
             throw ValidationError("--model is required (unless --calibrate alone)")
         }
+        let vectors = try SteeringFiles.read(steer)
         let m = try LanguageModel(path: path, backend: vk)
-        let injector = try SteeringFiles.injector(paths: steer, alpha: alpha, scope: .generated, model: m)
+        let injector = try SteeringFiles.injector(vectors, alpha: alpha, scope: .generated, model: m)
         let report = try Profiler.run(model: m, promptTokens: promptTokens, genTokens: genTokens, batch: batch,
                                       steering: injector?.provider)
         if let svg { try OutputFile.write(Data(Profiler.svg(report).utf8), to: URL(fileURLWithPath: svg)) }
