@@ -56,9 +56,8 @@ extension SteeringVectorFile {
             byLayer[l] = t
         }
         let layers = byLayer.keys.sorted()
-        guard let first = layers.first, let width = byLayer[first]!.shape.first else {
-            throw SteeringError("\(url.path): no direction.N tensors")
-        }
+        guard let first = layers.first else { throw SteeringError("\(url.path): no direction.N tensors") }
+        let width = byLayer[first]!.shape.first ?? 1  // a scalar: refused by checkShape below
         if let declared = g.metadata["controlvector.layer_count"] {
             guard let n = declared.int, n == layers.count else {
                 throw SteeringError("\(url.path): controlvector.layer_count is \(declared.int.map(String.init) ?? "not an integer"), but the file holds \(layers.count) direction.N tensors")
@@ -92,8 +91,11 @@ extension SteeringVectorFile {
 
     /// The metadata JSON; a bad field is named with what was expected and what was found.
     static func decodeMetadata(_ json: String, _ url: URL) throws -> VectorMetadata {
+        let doc: JSON
+        do { doc = try Data(json.utf8).withUnsafeBytes { try JSON.parse($0) } } catch let e as JSON.SyntaxError {
+            throw SteeringError("\(url.path): the vector metadata is not valid JSON: \(e)")
+        }
         do { return try JSONDecoder().decode(VectorMetadata.self, from: Data(json.utf8)) } catch {
-            let doc = try? Data(json.utf8).withUnsafeBytes { try JSON.parse($0) }
             throw SteeringError("\(url.path): the vector metadata is not valid: \(DecodingErrorText.describe(error, json: doc))")
         }
     }

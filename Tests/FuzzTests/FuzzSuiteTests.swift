@@ -62,6 +62,19 @@ final class FuzzSuiteTests: XCTestCase {
         for _ in 0..<20 { XCTAssertEqual(m1.json(base), m2.json(base)) }
     }
 
+    /// The memory check sees what a case allocates (a 96 MiB buffer written through).
+    func testPeakMemoryIsMeasured() throws {
+        #if os(Linux)
+        let before = try XCTUnwrap(Memory.resetPeak())
+        var buffer = [UInt8](repeating: 1, count: 96 << 20)
+        buffer[buffer.count - 1] = 2
+        let peak = try XCTUnwrap(Memory.peak())
+        XCTAssertEqual(buffer.last, 2)
+        XCTAssertGreaterThan(peak - before, 90 << 20)
+        XCTAssertGreaterThan(FuzzCampaign.memoryBound(inputBytes: 0), 32 << 20)
+        #endif
+    }
+
     /// The checker itself: a leaked Swift error text or a second line is a failure.
     func testMessageRules() {
         XCTAssertNil(FuzzCampaign.messageProblem("/x.json: 'model.vocab' is empty"))

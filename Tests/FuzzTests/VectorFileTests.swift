@@ -149,5 +149,9 @@ final class VectorFileTests: XCTestCase {
         assertRefused("missing field 'layerCount'") { try SteeringVectorFile.read(url) }
         try sparseVector(url, metadata: metadataJSON().replacingOccurrences(of: "[0, 2]", with: "[0, \"two\"]"), tensors: [("layers.0.residual", 8)])
         assertRefused("field 'layers[1]': expected an integer, found a string \"two\"") { try SteeringVectorFile.read(url) }
+        try sparseVector(url, metadata: String(metadataJSON().dropLast(1)), tensors: [("layers.0.residual", 8)])
+        assertRefused("the vector metadata is not valid JSON: unexpected end") { try SteeringVectorFile.read(url) }
+        try sparseVector(url, metadata: metadataJSON().replacingOccurrences(of: "\"residual\"", with: "\"mlp\""), tensors: [("layers.0.residual", 8)])
+        assertRefused("field 'site': the value a string \"mlp\" is not allowed") { try SteeringVectorFile.read(url) }
     }
 }
