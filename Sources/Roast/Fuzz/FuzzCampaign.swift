@@ -58,7 +58,7 @@ public enum FuzzCampaign {
             case .jsonLines: bytes = mutator.jsonLines(base)
             }
             try Data(bytes).write(to: url)
-            onCase?(i, "\(bytes.count) bytes")
+            onCase?(i, "\(bytes.count) bytes in \(url.path)")  // after a trap, the culprit is still there
             let before = Memory.resetPeak()
             do {
                 try format.load(url, tokens: tokens)
