@@ -42,5 +42,7 @@ let package = Package(
         .testTarget(name: "ModelTests", dependencies: ["Roast"]),
         .testTarget(name: "SteeringTests", dependencies: ["Roast"]),
         .testTarget(name: "EvaluationTests", dependencies: ["Roast"]),
+        // Seeded mutations of every input format, and the refusals the fuzz campaign asked for.
+        .testTarget(name: "FuzzTests", dependencies: ["Roast"]),
     ]
 )

@@ -1,3 +1,4 @@
+import Formats
 import Foundation
 
 /// A stable 128-bit digest (two FNV-1a 64 passes with different bases), as 32 hex digits: cache
@@ -56,7 +57,7 @@ public final class AnswerCache {
     public init(url: URL) throws {
         self.url = url
         let fm = FileManager.default
-        try fm.createDirectory(at: url.deletingLastPathComponent(), withIntermediateDirectories: true)
+        try OutputFile.makeFolder(url.deletingLastPathComponent())
         if !fm.fileExists(atPath: url.path) { fm.createFile(atPath: url.path, contents: nil) }
         let data = try Data(contentsOf: url)
         var good = 0  // byte length of the whole, parseable lines

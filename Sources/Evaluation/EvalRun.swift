@@ -1,4 +1,5 @@
 import Backend
+import Formats
 import Foundation
 import Generation
 import Model
@@ -325,7 +326,7 @@ public final class EvalRunner {
             log("\(phase): vector from \(relative)")
             return (file, relative)
         }
-        try FileManager.default.createDirectory(at: url.deletingLastPathComponent(), withIntermediateDirectories: true)
+        try OutputFile.makeFolder(url.deletingLastPathComponent())
         let task = benchmark.extractionTask(seed: seed)
         let result = try Extractor.extract(model: model, task: task, items: split.extraction, options: o) { done, total, _ in
             progress("\(phase) · extract", done, total)

@@ -1,13 +1,14 @@
+import Formats
 import Foundation
 
 /// The files of `roast eval --out DIR`: results.json, results.md and a self-contained report.html
 /// with inline SVG plots. Every file is written atomically.
 public enum EvalReport {
     public static func write(_ r: EvalResults, to dir: URL) throws {
-        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
-        try json(r).write(to: dir.appendingPathComponent("results.json"), options: .atomic)
-        try Data(markdown(r).utf8).write(to: dir.appendingPathComponent("results.md"), options: .atomic)
-        try Data(html(r).utf8).write(to: dir.appendingPathComponent("report.html"), options: .atomic)
+        try OutputFile.makeFolder(dir)
+        try OutputFile.write(json(r), to: dir.appendingPathComponent("results.json"))
+        try OutputFile.write(Data(markdown(r).utf8), to: dir.appendingPathComponent("results.md"))
+        try OutputFile.write(Data(html(r).utf8), to: dir.appendingPathComponent("report.html"))
     }
 
     public static func json<T: Encodable>(_ value: T) throws -> Data {

@@ -10,6 +10,10 @@
 //   JSON                the one JSON parser (config.json, safetensors headers, index.json, and
 //                       Tokenizers' tokenizer.json): members in file order, keys matched by bytes
 //   FormatError         "<path>: <what is wrong> [at byte N]", always one line
+//   OutputFile          atomic writes and folders, failures naming the path in POSIX words
+//   DecodingErrorText   Codable's DecodingError as "field 'x': expected …, found …"
+//   firstNonFinite      the first ±inf / NaN of a tensor (elements, or quantised blocks' scales)
+//   JSON.text           compact JSON text (the fuzzer's JSON edits)
 //
 // RoPE layout by source: HF safetensors rotate-half; GGUF llama-arch interleaved (q/k rows permuted
 // by llama.cpp's converter), GGUF qwen2/qwen3 rotate-half; llama2.c interleaved. `ropeInterleaved`

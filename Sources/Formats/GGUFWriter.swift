@@ -123,11 +123,6 @@ public struct GGUFWriter {
     /// Writes the file atomically (a temporary file renamed into place), so a reader never sees
     /// half a file.
     public func write(to url: URL) throws {
-        let data = try serialize()
-        do {
-            try data.write(to: url, options: .atomic)
-        } catch {
-            throw FormatError(url, "cannot write: \(error.localizedDescription)")
-        }
+        try OutputFile.write(serialize(), to: url)
     }
 }

@@ -227,9 +227,6 @@ public struct SafetensorsWriter {
     }
 
     public func write(to url: URL) throws {
-        let data = try serialize()
-        do { try data.write(to: url, options: .atomic) } catch {
-            throw FormatError(url, "cannot write: \(error.localizedDescription)")
-        }
+        try OutputFile.write(serialize(), to: url)
     }
 }

@@ -294,6 +294,10 @@ extension LanguageModel {
         let out = try forward(.prompt(ids, allLogits: true), cache: cache, scratch: makeScratch())
         let flat = try backend.readFloats(out)
         let v = config.vocabSize
+        // Finite weights can still overflow: refuse, on every backend alike, rather than print NaN.
+        if let bad = flat.firstIndex(where: { !$0.isFinite }) {
+            throw ModelError("the logits at position \(bad / v) (token id \(ids[bad / v])) are not finite (\(flat[bad]) at vocabulary index \(bad % v)): the weights overflow")
+        }
         return (0..<ids.count).map { Array(flat[$0 * v..<($0 + 1) * v]) }
     }
 }

@@ -125,6 +125,17 @@ struct WeightLoader {
     /// Whether projections that share a format are stacked for the fused matmuls.
     let fuse: Bool
     var bytesUploaded = 0
+    /// Tensors already scanned for non-finite values (gate/up and q/k/v are read row by row).
+    var scanned: Set<String> = []
+
+    /// The contract for ±inf / NaN in weights: refused at load, on every backend alike, naming
+    /// the tensor and the first bad element (or quantisation block, whose scales are floats).
+    private mutating func requireFinite(_ t: TensorInfo) throws {
+        guard scanned.insert(t.name).inserted else { return }
+        if let (i, unit) = t.firstNonFinite() {
+            throw ModelError("\(source.path): tensor \(t.name) holds a non-finite value (±inf or NaN) at \(unit) \(i)")
+        }
+    }
 
     private func elementType(_ t: TensorInfo) throws -> ElementType {
         guard case .element(let e) = t.type, e != .u32 else {
@@ -147,6 +158,7 @@ struct WeightLoader {
         guard cols % type.blockElements == 0 else {
             throw ModelError("\(source.path): tensor \(t.name) is \(type.rawValue) with rows of \(cols), not whole blocks")
         }
+        try requireFinite(t)
         let tensor = try backend.makeTensor(type, count: rows * cols)
         try backend.write(tensor, bytes: UnsafeRawBufferPointer(rebasing: t.data.prefix(type.byteCount(rows * cols))))
         bytesUploaded += tensor.byteCount
@@ -176,11 +188,13 @@ struct WeightLoader {
         let biases = try [(WeightRole.qBias, qw), (.kBias, kvw), (.vBias, kvw)].map { role, n -> [Float]? in
             guard let t = source.info(role, layer: l) else { return nil }
             try checkShape(t, [n])
+            try requireFinite(t)
             return Quantization.decode(t.data, as: try elementType(t), count: n)
         }
         let norms = try qkNorm ? [WeightRole.qNorm, .kNorm].map { role -> [Float] in
             let t = try source.require(role, layer: l)
             try checkShape(t, [d])
+            try requireFinite(t)
             return Quantization.decode(t.data, as: try elementType(t), count: d)
         } : []
         guard fuse, q.type == k.type, k.type == v.type, d % 4 == 0 else {
@@ -216,6 +230,7 @@ struct WeightLoader {
         guard cols % type.blockElements == 0 else {
             throw ModelError("\(source.path): tensor \(rows[0].0.name) is \(type.rawValue) with rows of \(cols), not whole blocks")
         }
+        for (t, _) in rows { try requireFinite(t) }
         let rowBytes = type.byteCount(cols)
         var bytes = [UInt8](repeating: 0, count: rows.count * rowBytes)
         try bytes.withUnsafeMutableBytes { out in
@@ -246,6 +261,7 @@ struct WeightLoader {
 
     private mutating func vector(_ t: TensorInfo, count: Int) throws -> Tensor {
         try checkShape(t, [count])
+        try requireFinite(t)
         let floats = Quantization.decode(t.data, as: try elementType(t), count: count)
         bytesUploaded += count * 4
         return try backend.makeTensor(floats: floats)

@@ -1,5 +1,6 @@
 import Backend
 import Evaluation
+import Formats
 import Foundation
 import Generation
 import Model
@@ -133,7 +134,7 @@ public struct Demo {
         if let reportURL {
             let enc = JSONEncoder()
             enc.outputFormatting = [.prettyPrinted, .sortedKeys]
-            try enc.encode(report).write(to: reportURL, options: .atomic)
+            try OutputFile.write(enc.encode(report), to: reportURL)
         }
         return report
     }

@@ -1,4 +1,5 @@
 import Backend
+import Formats
 import Foundation
 import Generation
 import Model
@@ -29,10 +30,10 @@ public struct DeviceCeilings: Codable, Sendable {
         var all = (try? JSONDecoder().decode([DeviceCeilings].self, from: Data(contentsOf: Self.file))) ?? []
         all.removeAll { $0.device == device }
         all.append(self)
-        try FileManager.default.createDirectory(at: Self.file.deletingLastPathComponent(), withIntermediateDirectories: true)
+        try OutputFile.makeFolder(Self.file.deletingLastPathComponent())
         let enc = JSONEncoder()
         enc.outputFormatting = [.prettyPrinted, .sortedKeys]
-        try enc.encode(all).write(to: Self.file, options: .atomic)
+        try OutputFile.write(enc.encode(all), to: Self.file)
     }
 
     /// A copy of up to 256 MiB (as much as one binding holds; 128 MiB on lavapipe) on the transfer

@@ -5,6 +5,7 @@ import Generation
 import Model
 import Roast
 import Steering
+import Tasks
 import Tokenizers
 import VulkanCompute
 
@@ -65,15 +66,19 @@ struct Generate: ParsableCommand {
     func validate() throws {
         guard samples >= 1 else { throw ValidationError("--samples must be at least 1") }
         guard maxTokens >= 0 else { throw ValidationError("--max-tokens must be ≥ 0") }
+        if let alpha, !(alpha.isFinite && abs(alpha) <= VectorLimits.maxMagnitude) {
+            throw ValidationError("--alpha \(alpha) is not a finite number of magnitude ≤ \(VectorLimits.maxMagnitude)")
+        }
     }
 
     func run() throws {
+        let vectors = try SteeringFiles.read(steer)  // a bad vector file fails before the model loads
         let model = try modelOptions.load()
         let ids = try PromptBuilder.ids(model: model, prompt: prompt, system: system, raw: raw, thinking: noThink ? false : nil)
         let sampling = SamplingParameters(temperature: temperature, topK: topK, topP: topP, seed: seed)
         let requests = (0..<samples).map { _ in GenerationRequest(promptIDs: ids, maxTokens: maxTokens, sampling: sampling, stopStrings: stop) }
         let stream = !json && samples == 1
-        let injector = try SteeringFiles.injector(paths: steer, alpha: alpha, scope: scope, model: model)
+        let injector = try SteeringFiles.injector(vectors, alpha: alpha, scope: scope, model: model)
         let results = try Generator(model: model).generate(requests, steering: injector?.provider, onToken: { _, _, piece in
             if stream { FileHandle.standardOutput.write(piece.data(using: .utf8)!) }
         })
@@ -125,15 +130,8 @@ struct Tokenize: ParsableCommand {
         let tok = try ModelFiles.tokenizer(path: model)
         var texts: [String] = []
         if let text { texts = [text] }
-        if let jsonl {
-            guard let data = FileManager.default.contents(atPath: jsonl) else { throw ValidationError("\(jsonl): cannot read") }
-            for (n, line) in String(decoding: data, as: UTF8.self).split(separator: "\n", omittingEmptySubsequences: true).enumerated() {
-                guard let obj = try? JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any], let t = obj["text"] as? String else {
-                    throw ValidationError("\(jsonl):\(n + 1): not a JSON object with a \"text\" string")
-                }
-                texts.append(t)
-            }
-        }
+        // A bad line is a runtime error naming the line (exit 1), not a usage error.
+        if let jsonl { texts = try Datasets.strings(URL(fileURLWithPath: jsonl), field: "text") }
         for t in texts { try printJSON(TokenizeOutput(text: t, ids: tok.encode(t, addSpecialTokens: false))) }
     }
 }
@@ -164,9 +162,12 @@ struct Forward: ParsableCommand {
 
 /// Steering files → one injector (vectors at one site summed, each with its α).
 enum SteeringFiles {
-    static func injector(paths: [String], alpha: Float?, scope: SteeringScope, model: LanguageModel) throws -> SteeringInjector? {
-        guard !paths.isEmpty else { return nil }
-        let files = try paths.map { try SteeringVectorFile.read(URL(fileURLWithPath: $0)) }
+    static func read(_ paths: [String]) throws -> [SteeringVectorFile] {
+        try paths.map { try SteeringVectorFile.read(URL(fileURLWithPath: $0)) }
+    }
+
+    static func injector(_ files: [SteeringVectorFile], alpha: Float?, scope: SteeringScope, model: LanguageModel) throws -> SteeringInjector? {
+        guard !files.isEmpty else { return nil }
         for f in files { try f.check(against: model) }
         let interventions = files.map { $0.intervention(alpha: alpha, scope: scope) }
         guard let combined = try Intervention.combine(interventions) else { return nil }

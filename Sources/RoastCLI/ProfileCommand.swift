@@ -1,5 +1,6 @@
 import ArgumentParser
 import Backend
+import Formats
 import Foundation
 import Generation
 import Model
@@ -42,11 +43,12 @@ struct Profile: ParsableCommand {
             if calibrate { return }
             throw ValidationError("--model is required (unless --calibrate alone)")
         }
+        let vectors = try SteeringFiles.read(steer)
         let m = try LanguageModel(path: path, backend: vk)
-        let injector = try SteeringFiles.injector(paths: steer, alpha: alpha, scope: .generated, model: m)
+        let injector = try SteeringFiles.injector(vectors, alpha: alpha, scope: .generated, model: m)
         let report = try Profiler.run(model: m, promptTokens: promptTokens, genTokens: genTokens, batch: batch,
                                       steering: injector?.provider)
-        if let svg { try Data(Profiler.svg(report).utf8).write(to: URL(fileURLWithPath: svg), options: .atomic) }
+        if let svg { try OutputFile.write(Data(Profiler.svg(report).utf8), to: URL(fileURLWithPath: svg)) }
         if json {
             let enc = JSONEncoder()
             enc.outputFormatting = [.prettyPrinted, .sortedKeys]

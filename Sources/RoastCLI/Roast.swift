@@ -19,7 +19,7 @@ struct RoastCommand: ParsableCommand {
         Environment: ROAST_DEVICE=N picks a device, ROAST_KERNELS=lavapipe|gpu a kernel family, ROAST_VALIDATION=1 turns \
         on the Khronos validation layer.
         """,
-        subcommands: [DemoCommand.self, Generate.self, Extract.self, VectorCommand.self, Tokenize.self, Forward.self,
+        subcommands: [DemoCommand.self, Generate.self, Extract.self, VectorCommand.self, Tokenize.self, Forward.self, Fuzz.self,
                       Devices.self, Verify.self, Bench.self, Profile.self, Eval.self])
 
     /// Line-buffered stdout, so progress and tables reach a log file as they are printed.
@@ -64,10 +64,18 @@ func printTable(_ header: [String], _ rows: [[String]]) {
     rows.forEach { print(line($0)) }
 }
 
+/// A failure while running a command: printed as one line, exit status 1 (no usage text).
+struct CLIError: Error, CustomStringConvertible {
+    let description: String
+    init(_ d: String) { description = d }
+}
+
 func printJSON<T: Encodable>(_ value: T) throws {
     let enc = JSONEncoder()
     enc.outputFormatting = [.sortedKeys]
-    print(String(decoding: try enc.encode(value), as: UTF8.self))
+    do { print(String(decoding: try enc.encode(value), as: UTF8.self)) } catch EncodingError.invalidValue(let v, let c) {
+        throw CLIError("cannot print \(v) as JSON at \(c.codingPath.map { $0.intValue.map { "[\($0)]" } ?? ".\($0.stringValue)" }.joined()): JSON has no such number")
+    }
 }
 
 struct Devices: ParsableCommand {

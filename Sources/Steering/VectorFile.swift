@@ -102,68 +102,6 @@ public struct SteeringVectorFile: Sendable {
         return w
     }
 
-    public static func read(_ url: URL) throws -> SteeringVectorFile {
-        switch url.pathExtension {
-        case "safetensors": return try readSafetensors(url)
-        case "gguf": return try readControlVector(url)
-        default: throw SteeringError("\(url.path): a vector file ends in .safetensors or .gguf")
-        }
-    }
-
-    static func floats(_ t: TensorInfo, _ url: URL) throws -> [Float] {
-        guard t.shape.count == 1, case .element(let e) = t.type, [.f32, .f16, .bf16].contains(e) else {
-            throw SteeringError("\(url.path): tensor \(t.name) is not a 1-D float vector (shape \(t.shape), type \(t.type))")
-        }
-        let v = Quantization.decode(t.data, as: e, count: t.shape[0])
-        guard v.allSatisfy(\.isFinite) else { throw SteeringError("\(url.path): tensor \(t.name) holds NaN or infinity") }
-        return v
-    }
-
-    static func readSafetensors(_ url: URL) throws -> SteeringVectorFile {
-        let st = try SafetensorsModel(url: url)
-        guard let json = st.metadata["roast"] else { throw SteeringError("\(url.path): no 'roast' metadata: not a ROAST vector file") }
-        let meta: VectorMetadata
-        do { meta = try JSONDecoder().decode(VectorMetadata.self, from: Data(json.utf8)) } catch {
-            throw SteeringError("\(url.path): the 'roast' metadata is not valid: \(error)")
-        }
-        var vectors: [Int: [Float]] = [:]
-        for l in meta.layers {
-            let name = tensorName(l, meta.site)
-            guard let t = st.tensors[name] else { throw SteeringError("\(url.path): missing tensor \(name)") }
-            vectors[l] = try floats(t, url)
-        }
-        let expected = meta.site == .act ? meta.intermediateSize : meta.hiddenSize
-        for (l, v) in vectors where v.count != expected {
-            throw SteeringError("\(url.path): layer \(l) has \(v.count) values; the \(meta.site.rawValue) site is \(expected) wide")
-        }
-        return SteeringVectorFile(metadata: meta, vectors: vectors)
-    }
-
-    static func readControlVector(_ url: URL) throws -> SteeringVectorFile {
-        let g = try GGUFFile(url: url)
-        guard g.metadata["general.architecture"]?.string == "controlvector" else {
-            throw SteeringError("\(url.path): not a control vector (general.architecture is not 'controlvector')")
-        }
-        var vectors: [Int: [Float]] = [:]
-        for t in g.tensors where t.name.hasPrefix("direction.") {
-            guard let l = Int(t.name.dropFirst("direction.".count)), l >= 1 else {
-                throw SteeringError("\(url.path): tensor \(t.name) does not name a layer ≥ 1")
-            }
-            vectors[l] = try floats(t, url)
-        }
-        guard let width = vectors.values.first?.count, vectors.values.allSatisfy({ $0.count == width }) else {
-            throw SteeringError("\(url.path): no direction.N tensors of one width")
-        }
-        if let json = g.metadata["roast.metadata"]?.string, var meta = try? JSONDecoder().decode(VectorMetadata.self, from: Data(json.utf8)) {
-            meta.layers = vectors.keys.sorted()
-            return SteeringVectorFile(metadata: meta, vectors: vectors)
-        }
-        // A vector from llama.cpp or repeng: only the architecture hint and the width are known.
-        let hint = g.metadata["controlvector.model_hint"]?.string ?? "unknown"
-        let meta = VectorMetadata(architecture: hint, width: width, layers: vectors.keys.sorted())
-        return SteeringVectorFile(metadata: meta, vectors: vectors)
-    }
-
     /// Refuses a vector whose architecture, width, site or layers do not fit the model.
     /// The intervention this file describes, at strength `alpha`.
     public func intervention(alpha: Float? = nil, scope: SteeringScope = .generated) -> Intervention {

@@ -7,7 +7,7 @@ public enum Datasets {
     public static func jsonLines(_ url: URL, what: String) throws -> [(line: Int, value: JSON)] {
         let data: Data
         do { data = try Data(contentsOf: url) } catch {
-            throw TaskError("\(url.path): cannot read the \(what) file (\(error.localizedDescription))")
+            throw TaskError("\(url.path): cannot read the \(what) file: \(OutputFile.reason(error))")
         }
         var out: [(Int, JSON)] = []
         var line = 0
@@ -28,11 +28,22 @@ public enum Datasets {
         return out
     }
 
+    /// The string `field` of every line's object (`roast tokenize --jsonl`); a line that is not
+    /// an object with that string is named with what it holds instead.
+    public static func strings(_ url: URL, field: String) throws -> [String] {
+        try jsonLines(url, what: "JSON-lines").map { line, v in
+            guard case .object = v else { throw TaskError("\(url.path):\(line): \(v.typeName), expected an object with a \"\(field)\" string") }
+            guard let f = v[field] else { throw TaskError("\(url.path):\(line): no \"\(field)\" field") }
+            guard let s = f.string else { throw TaskError("\(url.path):\(line): \"\(field)\" is \(f.typeName) \(f.brief), expected a string") }
+            return s
+        }
+    }
+
     /// A whole-file JSON document; a syntax error is named by line and column.
     public static func jsonDocument(_ url: URL, what: String) throws -> JSON {
         let data: Data
         do { data = try Data(contentsOf: url) } catch {
-            throw TaskError("\(url.path): cannot read the \(what) file (\(error.localizedDescription))")
+            throw TaskError("\(url.path): cannot read the \(what) file: \(OutputFile.reason(error))")
         }
         do {
             return try data.withUnsafeBytes { try JSON.parse($0) }

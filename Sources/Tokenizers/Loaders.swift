@@ -48,6 +48,7 @@ extension Tokenizer {
         let maxID = 4_000_000  // far above any real vocabulary; keeps a bad id from allocating gigabytes
         var entries: [(String, Int)] = []
         entries.reserveCapacity(vocabMembers.count)
+        var holder: [Int: String] = [:]  // id → its token, to catch an id given twice
         for (token, value) in vocabMembers {
             guard value.double != nil else {
                 throw fail("'model.vocab' entry '\(token)' is \(value.typeName), expected an integer id")
@@ -55,23 +56,37 @@ extension Tokenizer {
             guard let id = value.int, id >= 0, id < maxID else {
                 throw fail("'model.vocab' entry '\(token)' has id \(value.brief), expected an integer in 0..<\(maxID)")
             }
+            if let other = holder.updateValue(token, forKey: id) {
+                throw fail("'model.vocab' gives id \(id) to both \(other.debugDescription) and \(token.debugDescription)")
+            }
             entries.append((token, id))
         }
+        guard !entries.isEmpty else { throw fail("'model.vocab' is empty") }
         var added: [(content: String, id: Int, special: Bool)] = []
         if let a = root["added_tokens"], !a.isNull {
             guard let items = a.array else { throw fail("'added_tokens' is \(a.typeName), expected an array") }
             for (k, item) in items.enumerated() {
                 guard let content = item["content"]?.string else { throw fail("added_tokens[\(k)] has no string 'content'") }
                 guard let id = item["id"]?.int, id >= 0, id < maxID else { throw fail("added_tokens[\(k)] has no valid integer 'id'") }
-                added.append((content, id, item["special"]?.bool ?? false))
+                added.append((content, id, try flag(item, "special", "added_tokens[\(k)]", false, fail)))
             }
         }
         let size = max(entries.map { $0.1 }.max() ?? -1, added.map { $0.id }.max() ?? -1) + 1
         guard size > 0 else { throw fail("'model.vocab' is empty") }
+        // Ids are dense in real files; a stray huge id would allocate a mostly empty table.
+        let defined = entries.count + added.count
+        guard size <= 2 * defined + 1024 else { throw fail("token ids run up to \(size - 1), but only \(defined) tokens are defined") }
         var tokens = [String](repeating: "", count: size)
         for (t, id) in entries { tokens[id] = t }
         for a in added { tokens[a.id] = a.content }
 
+        // A merge must join two vocabulary tokens into a third, as the tokenizers library requires.
+        let spelled = Set(entries.map { Array($0.0.utf8) })
+        func known(_ k: Int, _ parts: String...) throws {
+            for p in parts where !spelled.contains(Array(p.utf8)) {
+                throw fail("merges[\(k)] names \(p.debugDescription), which is not in 'model.vocab'")
+            }
+        }
         var merges: [(String, String)] = []
         merges.reserveCapacity(mergeItems.count)
         for (k, item) in mergeItems.enumerated() {
@@ -80,11 +95,13 @@ extension Tokenizer {
                 // Old format "a b": the tokens themselves never hold a plain space.
                 let parts = s.split(separator: " ", omittingEmptySubsequences: false)
                 guard parts.count == 2 else { throw fail("merges[\(k)] '\(s)' is not of the form 'a b'") }
+                try known(k, String(parts[0]), String(parts[1]), String(parts[0]) + String(parts[1]))
                 merges.append((String(parts[0]), String(parts[1])))
             case .array(let pair):
                 guard pair.count == 2, let a = pair[0].string, let b = pair[1].string else {
                     throw fail("merges[\(k)] is not a pair of strings")
                 }
+                try known(k, a, b, a + b)
                 merges.append((a, b))
             default:
                 throw fail("merges[\(k)] is \(item.typeName), expected a string 'a b' or a pair")
@@ -93,6 +110,7 @@ extension Tokenizer {
 
         // Pre-tokenizer and normaliser decide the kind.
         let pre = try parsePreTokenizer(root["pre_tokenizer"], fail)
+        try checkDecoder(root["decoder"], "decoder", fail)
         let usesByteLevel = containsType(root["pre_tokenizer"], "ByteLevel") || containsType(root["decoder"], "ByteLevel")
         let kind: TokenizerSpec.Kind = usesByteLevel ? .byteLevelBPE : .sentencePieceBPE
         var normalization = UnicodeNormalization.none
@@ -113,9 +131,9 @@ extension Tokenizer {
                                  normalization: normalization)
         spec.addPrefixSpace = kind == .sentencePieceBPE ? prependMetaspace : pre.byteLevelPrefixSpace
         spec.prefixSpaceRule = prefixRule
-        spec.byteFallback = model["byte_fallback"]?.bool ?? false
-        spec.fuseUnk = model["fuse_unk"]?.bool ?? false
-        spec.ignoreMerges = model["ignore_merges"]?.bool ?? false
+        spec.byteFallback = try flag(model, "byte_fallback", "model", false, fail)
+        spec.fuseUnk = try flag(model, "fuse_unk", "model", false, fail)
+        spec.ignoreMerges = try flag(model, "ignore_merges", "model", false, fail)
         var spellings: [[UInt8]: Int] = [:]
         for (id, t) in tokens.enumerated() where !t.isEmpty && spellings[Array(t.utf8)] == nil { spellings[Array(t.utf8)] = id }
         func idOf(_ s: String?) -> Int? { s.flatMap { spellings[Array($0.utf8)] } }
@@ -203,7 +221,7 @@ extension Tokenizer {
         func fail(_ m: String) -> TokenizerError { TokenizerError(file: file, m) }
         guard vocabSize > 0 else { throw fail("vocabulary size \(vocabSize) must be positive") }
         let data: [UInt8]
-        do { data = [UInt8](try Data(contentsOf: url)) } catch { throw fail("cannot read the file (\(error.localizedDescription))") }
+        do { data = [UInt8](try Data(contentsOf: url)) } catch { throw fail("cannot read the file: \(OutputFile.reason(error))") }
         var p = 0
         func int32() throws -> Int32 {
             guard p + 4 <= data.count else { throw fail("truncated at byte \(p)") }
@@ -359,7 +377,7 @@ extension Tokenizer {
     static func readJSON(_ url: URL) throws -> JSON {
         let data: Data
         do { data = try Data(contentsOf: url) } catch {
-            throw TokenizerError(file: url.path, "cannot read the file (\(error.localizedDescription))")
+            throw TokenizerError(file: url.path, "cannot read the file: \(OutputFile.reason(error))")
         }
         do { return try data.withUnsafeBytes { try JSON.parse($0) } } catch let e as JSON.SyntaxError {
             throw TokenizerError(file: url.path, "not valid JSON: \(e)")
@@ -410,12 +428,12 @@ extension Tokenizer {
             let type = s["type"]?.string ?? "?"
             switch type {
             case "ByteLevel":
-                if s["use_regex"]?.bool ?? true { byteLevelRegex = true }
-                prefixSpace = s["add_prefix_space"]?.bool ?? false
+                if try flag(s, "use_regex", "pre_tokenizer", true, fail) { byteLevelRegex = true }
+                prefixSpace = try flag(s, "add_prefix_space", "pre_tokenizer", false, fail)
             case "Split":
                 guard let pattern = s["pattern"]?["Regex"]?.string else { throw fail("unsupported 'pre_tokenizer' Split without a Regex pattern") }
                 let behavior = s["behavior"]?.string ?? "Isolated"
-                guard behavior == "Isolated", !(s["invert"]?.bool ?? false) else {
+                guard behavior == "Isolated", !(try flag(s, "invert", "pre_tokenizer", false, fail)) else {
                     throw fail("unsupported 'pre_tokenizer' Split behavior '\(behavior)'")
                 }
                 switch pattern {
@@ -425,12 +443,12 @@ extension Tokenizer {
                 default: throw fail("unsupported 'pre_tokenizer' Split regex \(pattern.debugDescription)")
                 }
             case "Digits":
-                guard s["individual_digits"]?.bool ?? false else { throw fail("unsupported 'pre_tokenizer' Digits without individual_digits") }
+                guard try flag(s, "individual_digits", "pre_tokenizer", false, fail) else { throw fail("unsupported 'pre_tokenizer' Digits without individual_digits") }
                 digits = true
             case "Metaspace":
-                if s["split"]?.bool ?? false { throw fail("unsupported 'pre_tokenizer' Metaspace with split: true") }
+                if try flag(s, "split", "pre_tokenizer", false, fail) { throw fail("unsupported 'pre_tokenizer' Metaspace with split: true") }
                 let scheme = s["prepend_scheme"]?.string
-                let prepend = scheme.map { $0 != "never" } ?? (s["add_prefix_space"]?.bool ?? true)
+                let prepend = try scheme.map { $0 != "never" } ?? flag(s, "add_prefix_space", "pre_tokenizer", true, fail)
                 special = .metaspace(prepend: prepend, firstOnly: scheme == "first")
             default:
                 throw fail("unsupported 'pre_tokenizer' type '\(type)'")
@@ -445,6 +463,30 @@ extension Tokenizer {
             regex = .smollm
         }
         return (regex ?? .none, special, prefixSpace)
+    }
+
+    /// A boolean field: absent or null gives `default`; any other type is an error naming it.
+    static func flag(_ v: JSON, _ key: String, _ path: String, _ default: Bool, _ fail: (String) -> TokenizerError) throws -> Bool {
+        guard let x = v[key], !x.isNull else { return `default` }
+        guard let b = x.bool else { throw fail("'\(path).\(key)' is \(x.typeName) \(x.brief), expected a boolean") }
+        return b
+    }
+
+    /// The decoders the engine reproduces (its own decoding follows the tokenizer's kind); any
+    /// other type would decode differently, so it is refused.
+    private static func checkDecoder(_ v: JSON?, _ path: String, _ fail: (String) -> TokenizerError) throws {
+        guard let v, !v.isNull else { return }
+        guard case .object = v else { throw fail("'\(path)' is \(v.typeName), expected an object") }
+        guard let type = v["type"]?.string else { throw fail("'\(path)' has no string 'type'") }
+        switch type {
+        case "Sequence":
+            guard let items = v["decoders"]?.array else { throw fail("'\(path)' Sequence has no 'decoders' array") }
+            for (i, item) in items.enumerated() { try checkDecoder(item, "\(path).decoders[\(i)]", fail) }
+        case "ByteLevel", "Metaspace":
+            for key in ["add_prefix_space", "trim_offsets", "use_regex", "split"] { _ = try flag(v, key, path, false, fail) }
+        case "Replace", "ByteFallback", "Fuse", "Strip": break
+        default: throw fail("unsupported '\(path)' type \(type.debugDescription) (supported: ByteLevel, Metaspace, Replace, ByteFallback, Fuse, Strip, Sequence)")
+        }
     }
 
     private static func parseNormalizer(_ v: JSON?, _ form: inout UnicodeNormalization, _ prepend: inout Bool,

@@ -17,19 +17,6 @@ func temporaryFolder(_ test: XCTestCase) throws -> URL {
     return url
 }
 
-/// Deterministic random numbers (SplitMix64): the fuzz tests replay exactly.
-struct SplitMix64: RandomNumberGenerator {
-    var state: UInt64
-    init(seed: UInt64) { state = seed }
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
-    }
-}
-
 /// Runs `body`, requiring a FormatError whose message names `file` and contains every fragment.
 func assertFormatError<T>(_ file: URL, _ fragments: String..., line: UInt = #line, _ body: () throws -> T) {
     do {
