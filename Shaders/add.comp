@@ -12,6 +12,8 @@ layout(std430, set = 0, binding = 1) readonly buffer BB { float b[]; };
 layout(std430, set = 0, binding = 2) writeonly buffer OB { float o[]; };
 layout(std430, set = 0, binding = 3) readonly buffer SB { float s[]; };
 layout(std430, set = 0, binding = 4) readonly buffer VB { float v[]; };
+// STEER_TABLE: row r steers with v's row vrows[r] (clamped to the table).
+layout(std430, set = 0, binding = 5) readonly buffer VRB { uint vrows[]; };
 
 #include "contract.glsl"
 
@@ -29,8 +31,12 @@ void main() {
     uint e = r * p.W + i;
     float acc = a[e];
     if (p.hasB != 0u) acc += b[e];
-    // steer 1: additive, + s·v. steer 2: multiplicative on the sum, + s·(v ⊙ (A + B)) (SADI).
-    if (p.steer == STEER_ADD) acc += s[r] * v[i];
-    else if (p.steer == STEER_MUL) acc += s[r] * (v[i] * acc);
+    // STEER_ADD: + s·v. STEER_MUL: multiplicative on the sum, + s·(v ⊙ (A + B)) (SADI).
+    uint mode = p.steer & 3u;
+    if (mode != STEER_NONE) {
+        uint vr = (p.steer & STEER_TABLE) != 0u ? min(vrows[r], uint(v.length()) / p.W - 1u) : 0u;
+        float vi = v[vr * p.W + i];
+        acc += mode == STEER_ADD ? s[r] * vi : s[r] * (vi * acc);
+    }
     o[e] = acc;
 }

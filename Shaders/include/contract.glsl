@@ -19,6 +19,9 @@ const uint FMT_Q6_K = 7u;
 const uint STEER_NONE = 0u;
 const uint STEER_ADD = 1u; // a + s·v (ROAST, CAA)
 const uint STEER_MUL = 2u; // a + s·(v ⊙ a) (SADI's mask)
+// Flag on the mode: v is a table of directions [V × width] and row r uses table row vrows[r]
+// (clamped to the table), so one step can steer each row with its own vector (a server's batch).
+const uint STEER_TABLE = 4u;
 
 // The EPILOGUE specialization constant of the matmul kernels (EpilogueCode).
 const uint EPI_STORE = 0u;

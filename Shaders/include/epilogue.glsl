@@ -19,15 +19,19 @@ layout(std430, set = 0, binding = 3) readonly buffer RB { float epi_r[]; };
 layout(std430, set = 0, binding = 4) readonly buffer SB { float epi_s[]; };
 layout(std430, set = 0, binding = 5) readonly buffer VB { float epi_v[]; };
 layout(std430, set = 0, binding = 6) writeonly buffer GB { float epi_g[]; };
+// Per column: the KV-cache row (EPI_ATTN_INPUT) or the steering table's row (STEER_TABLE).
 layout(std430, set = 0, binding = 7) readonly buffer KRB { uint epi_rows[]; };
 layout(std430, set = 0, binding = 8) writeonly buffer VOB { float epi_values[]; };
 
-// The steering term of the fused ops. steer 1: additive, a + s·v (ROAST, CAA). steer 2:
-// multiplicative, a + s·(v ⊙ a) (SADI's mask).
+// The steering term of the fused ops at element i of column m (ldy wide): STEER_ADD a + s·v
+// (ROAST, CAA), STEER_MUL a + s·(v ⊙ a) (SADI's mask); with STEER_TABLE, v is the column's row
+// of the table.
 float epi_steer(float a, uint m, uint i) {
-    if (p.steer == STEER_ADD) return a + epi_s[p.mBase + m] * epi_v[i];
-    if (p.steer == STEER_MUL) return a + epi_s[p.mBase + m] * (epi_v[i] * a);
-    return a;
+    uint mode = p.steer & 3u;
+    if (mode == STEER_NONE) return a;
+    uint vr = (p.steer & STEER_TABLE) != 0u ? min(epi_rows[p.mBase + m], uint(epi_v.length()) / p.ldy - 1u) : 0u;
+    float v = epi_v[vr * p.ldy + i];
+    return mode == STEER_ADD ? a + epi_s[p.mBase + m] * v : a + epi_s[p.mBase + m] * (v * a);
 }
 
 // Output n (already offset by yOffset) of column m, for EPI_STORE and EPI_RESIDUAL.

@@ -60,18 +60,18 @@ public final class CPUBackend: Backend {
             switch epilogue {
             case .store: break
             case .addResidual(let r, let steering):
-                let rv = f(r), steer = steering.map { (f($0.scales), f($0.vector), $0.multiplicative) }
+                let rv = f(r), steer = try hostSteer(steering, rows: m, width: n)
                 for i in 0..<m * n {
                     let sum = rv[i] + product[i]
-                    out[i] = steer.map { Self.steered(sum, $0.0[i / n], $0.1[i % n], multiplicative: $0.2) } ?? sum
+                    out[i] = steer?.apply(sum, row: i / n, col: i % n) ?? sum
                 }
             case .siluGate(let steering, let gate):
-                let half = n / 2, gv = gate.map { f($0) }, steer = steering.map { (f($0.scales), f($0.vector), $0.multiplicative) }
+                let half = n / 2, gv = gate.map { f($0) }, steer = try hostSteer(steering, rows: m, width: n / 2)
                 for r in 0..<m {
                     for j in 0..<half {
                         let g = product[r * n + 2 * j], u = product[r * n + 2 * j + 1]
                         let a = Self.silu(g)
-                        out[r * half + j] = (steer.map { Self.steered(a, $0.0[r], $0.1[j], multiplicative: $0.2) } ?? a) * u
+                        out[r * half + j] = (steer?.apply(a, row: r, col: j) ?? a) * u
                         gv?[r * half + j] = g
                     }
                 }
@@ -115,6 +115,28 @@ public final class CPUBackend: Backend {
     /// The steering term of the fused ops: `x + s·v` (additive) or `x + s·(v·x)` (multiplicative).
     static func steered(_ x: Float, _ s: Float, _ v: Float, multiplicative: Bool) -> Float {
         multiplicative ? x + s * (v * x) : x + s * v
+    }
+
+    /// A steering read on the host, for `rows` rows of `width`: row r's vector is row 0 of the
+    /// table, or with `vectorRows` its own row (checked against the table here).
+    struct HostSteer {
+        let scales: UnsafeMutableBufferPointer<Float>, vector: UnsafeMutableBufferPointer<Float>
+        let tableRows: [Int]?, width: Int, multiplicative: Bool
+        func apply(_ x: Float, row r: Int, col i: Int) -> Float {
+            CPUBackend.steered(x, scales[r], vector[(tableRows?[r] ?? 0) * width + i], multiplicative: multiplicative)
+        }
+    }
+
+    private func hostSteer(_ s: Steering?, rows: Int, width: Int) throws -> HostSteer? {
+        guard let s else { return nil }
+        let table = try s.vectorRows.map { t -> [Int] in
+            let idx = u(t).prefix(rows).map(Int.init), count = s.vector.count / width
+            if let bad = idx.firstIndex(where: { $0 >= count }) {
+                throw BackendError("steering: row \(bad) asks for vector \(idx[bad]) of a table of \(count)")
+            }
+            return idx
+        }
+        return HostSteer(scales: f(s.scales), vector: f(s.vector), tableRows: table, width: width, multiplicative: s.multiplicative)
     }
 
     /// `ys[col · n + row] = Σ_k w[row, k] · xs[col · k + k]`.
@@ -245,11 +267,11 @@ public final class CPUBackend: Backend {
         try OpCheck.rowwise("siluMul", [(gate, "gate", n), (up, "up", n), (output, "output", n)], rows: rows, width: width,
                             steering: steering, backend: self)
         let g = f(gate), up = f(up), out = f(output)
-        let steer = steering.map { (f($0.scales), f($0.vector), $0.multiplicative) }
+        let steer = try hostSteer(steering, rows: rows, width: width)
         for r in 0..<rows {
             for i in 0..<width {
                 let a = Self.silu(g[r * width + i])
-                out[r * width + i] = (steer.map { Self.steered(a, $0.0[r], $0.1[i], multiplicative: $0.2) } ?? a) * up[r * width + i]
+                out[r * width + i] = (steer?.apply(a, row: r, col: i) ?? a) * up[r * width + i]
             }
         }
     }
@@ -259,12 +281,12 @@ public final class CPUBackend: Backend {
         try OpCheck.rowwise("add", [(a, "a", n), (output, "output", n)] + (b.map { [($0, "b", n)] } ?? []),
                             rows: rows, width: width, steering: steering, backend: self)
         let av = f(a), bv = b.map { f($0) }, out = f(output)
-        let steer = steering.map { (f($0.scales), f($0.vector), $0.multiplicative) }
+        let steer = try hostSteer(steering, rows: rows, width: width)
         for r in 0..<rows {
             for i in 0..<width {
                 var x = av[r * width + i]
                 if let bv { x += bv[r * width + i] }
-                out[r * width + i] = steer.map { Self.steered(x, $0.0[r], $0.1[i], multiplicative: $0.2) } ?? x
+                out[r * width + i] = steer?.apply(x, row: r, col: i) ?? x
             }
         }
     }

@@ -73,6 +73,12 @@ enum OpCheck {
         if let s = steering {
             try tensor(s.scales, "steering scales", of: op, types: [.f32], atLeast: rows, backend: backend)
             try tensor(s.vector, "steering vector", of: op, types: [.f32], atLeast: width, backend: backend)
+            if let vr = s.vectorRows {
+                try tensor(vr, "steering vector rows", of: op, types: [.u32], atLeast: rows, backend: backend)
+                guard s.vector.count % width == 0 else {
+                    throw BackendError("\(op): a steering table of \(s.vector.count) values is not whole rows of \(width)")
+                }
+            }
         }
     }
 

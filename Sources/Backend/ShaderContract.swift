@@ -26,8 +26,13 @@ struct AttentionInputFlags: OptionSet {
     static let rows = AttentionInputFlags(rawValue: 4)
 }
 
+/// The STEER_TABLE flag on a SteerMode: `v` is a table, row r uses table row vrows[r].
+let steerTableFlag: UInt32 = 4
+
 extension Steering {
     var steerMode: SteerMode { multiplicative ? .multiplicative : .additive }
+    /// The `steer` push constant: the mode, and the table flag when rows pick their vector.
+    var steerWord: UInt32 { steerMode.rawValue | (vectorRows == nil ? 0 : steerTableFlag) }
 }
 
 enum ShaderContract {
@@ -38,6 +43,7 @@ enum ShaderContract {
         for s in SteerMode.allCases {
             c[["STEER_NONE", "STEER_ADD", "STEER_MUL"][Int(s.rawValue)]] = s.rawValue
         }
+        c["STEER_TABLE"] = steerTableFlag
         for (name, e) in [("EPI_STORE", EpilogueCode.store), ("EPI_RESIDUAL", .residual), ("EPI_SILU_GATE", .siluGate),
                           ("EPI_ATTN_INPUT", .attentionInput)] { c[name] = e.rawValue }
         for (name, f) in [("ATTN_BIAS", AttentionInputFlags.bias), ("ATTN_ROPE", .rope), ("ATTN_ROWS", .rows)] { c[name] = f.rawValue }

@@ -21,14 +21,18 @@ public final class Tensor: @unchecked Sendable {
 
 /// The row-wise steering term fused into SiLU·up and the residual add: `scales` holds α per row
 /// (0 where the row is not steered), `vector` the direction. Additive: h + s[r]·v. Multiplicative
-/// (SADI's binary mask m): h + s[r]·(m ⊙ h).
+/// (SADI's binary mask m): h + s[r]·(m ⊙ h). With `vectorRows` (u32, one per row), `vector` is a
+/// table of directions [V × width] and row r uses table row vectorRows[r]: each row of a batch
+/// its own vector (an index past the table is an error on the CPU backend; a kernel clamps it).
 public struct Steering {
     public let scales: Tensor
     public let vector: Tensor
+    public let vectorRows: Tensor?
     public let multiplicative: Bool
-    public init(scales: Tensor, vector: Tensor, multiplicative: Bool = false) {
+    public init(scales: Tensor, vector: Tensor, vectorRows: Tensor? = nil, multiplicative: Bool = false) {
         self.scales = scales
         self.vector = vector
+        self.vectorRows = vectorRows
         self.multiplicative = multiplicative
     }
 }

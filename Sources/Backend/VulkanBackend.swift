@@ -224,10 +224,10 @@ public final class VulkanBackend: Backend {
     struct EpilogueBindings {
         var code: EpilogueCode
         var slices: [BufferSlice]
-        var steer = SteerMode.none, captureGate = false, kvWidth = 0, headDim = 0, attnFlags = AttentionInputFlags()
+        var steer: UInt32 = 0, captureGate = false, kvWidth = 0, headDim = 0, attnFlags = AttentionInputFlags()
 
         func push(k: Int, n: Int, m: Int, yOffset: Int, ldy: Int, columnBase: Int, eps: Float) -> MatmulPush {
-            MatmulPush(K: UInt32(k), N: UInt32(n), M: UInt32(m), yOffset: UInt32(yOffset), ldy: UInt32(ldy), steer: steer.rawValue,
+            MatmulPush(K: UInt32(k), N: UInt32(n), M: UInt32(m), yOffset: UInt32(yOffset), ldy: UInt32(ldy), steer: steer,
                        mBase: UInt32(columnBase), captureGate: captureGate ? 1 : 0, kvWidth: UInt32(kvWidth), headDim: UInt32(headDim),
                        attnFlags: attnFlags.rawValue, eps: eps)
         }
@@ -239,11 +239,13 @@ public final class VulkanBackend: Backend {
         case .store:
             return EpilogueBindings(code: .store, slices: Array(repeating: any, count: 6))
         case .addResidual(let r, let st):
-            return EpilogueBindings(code: .residual, slices: [slice(r)] + steeringSlices(st, fallback: any) + [any, any, any],
-                                    steer: st?.steerMode ?? .none)
+            return EpilogueBindings(code: .residual, slices: [slice(r)] + steeringSlices(st, fallback: any)
+                                        + [any, st?.vectorRows.map(slice) ?? any, any],
+                                    steer: st?.steerWord ?? 0)
         case .siluGate(let st, let gate):
-            return EpilogueBindings(code: .siluGate, slices: [any] + steeringSlices(st, fallback: any) + [slice(gate ?? y), any, any],
-                                    steer: st?.steerMode ?? .none, captureGate: gate != nil)
+            return EpilogueBindings(code: .siluGate, slices: [any] + steeringSlices(st, fallback: any)
+                                        + [slice(gate ?? y), st?.vectorRows.map(slice) ?? any, any],
+                                    steer: st?.steerWord ?? 0, captureGate: gate != nil)
         case .attentionInputs(let a):
             var flags = AttentionInputFlags()
             if a.bias != nil { flags.insert(.bias) }
@@ -340,7 +342,8 @@ public final class VulkanBackend: Backend {
         (1...min(attentionQueryTile, max(groupSize, 1))).last { groupSize % $0 == 0 } ?? 1
     }
 
-    /// The steering bindings of the fused kernels: the scales and the vector, or any valid buffer when off.
+    /// The steering bindings of the fused kernels: the scales and the vector (or table), or any
+    /// valid buffer when off.
     private func steeringSlices(_ s: Steering?, fallback: BufferSlice) -> [BufferSlice] {
         guard let s else { return [fallback, fallback] }
         return [slice(s.scales), slice(s.vector)]
@@ -351,9 +354,10 @@ public final class VulkanBackend: Backend {
         try OpCheck.rowwise("siluMul", [(gate, "gate", n), (up, "up", n), (output, "output", n)], rows: rows, width: width,
                             steering: steering, backend: self)
         guard rows <= 65535 else { throw BackendError("siluMul: \(rows) rows exceed 65,535 per dispatch") }
-        let kern = try kernel("silu_mul", SPIRV.silu_mul, [.read, .read, .write, .read, .read], push: SiluMulPush.self)
+        let kern = try kernel("silu_mul", SPIRV.silu_mul, [.read, .read, .write, .read, .read, .read], push: SiluMulPush.self)
         let bindings = [slice(gate), slice(up), slice(output)] + steeringSlices(steering, fallback: slice(gate))
-        try dispatch(kern, bindings, SiluMulPush(I: UInt32(width), R: UInt32(rows), steer: (steering?.steerMode ?? .none).rawValue), (groups(width), rows, 1),
+            + [steering?.vectorRows.map(slice) ?? slice(gate)]
+        try dispatch(kern, bindings, SiluMulPush(I: UInt32(width), R: UInt32(rows), steer: steering?.steerWord ?? 0), (groups(width), rows, 1),
                      bytes: 4 * n * 3, flops: 6 * n)
     }
 
@@ -362,9 +366,10 @@ public final class VulkanBackend: Backend {
         try OpCheck.rowwise("add", [(a, "a", n), (output, "output", n)] + (b.map { [($0, "b", n)] } ?? []),
                             rows: rows, width: width, steering: steering, backend: self)
         guard rows <= 65535 else { throw BackendError("add: \(rows) rows exceed 65,535 per dispatch") }
-        let kern = try kernel("add", SPIRV.add, [.read, .read, .write, .read, .read], push: AddPush.self)
+        let kern = try kernel("add", SPIRV.add, [.read, .read, .write, .read, .read, .read], push: AddPush.self)
         let bindings = [slice(a), slice(b ?? a), slice(output)] + steeringSlices(steering, fallback: slice(a))
-        try dispatch(kern, bindings, AddPush(W: UInt32(width), R: UInt32(rows), hasB: b == nil ? 0 : 1, steer: (steering?.steerMode ?? .none).rawValue),
+            + [steering?.vectorRows.map(slice) ?? slice(a)]
+        try dispatch(kern, bindings, AddPush(W: UInt32(width), R: UInt32(rows), hasB: b == nil ? 0 : 1, steer: steering?.steerWord ?? 0),
                      (groups(width), rows, 1),
                      bytes: 4 * n * (b == nil ? 2 : 3), flops: n * (steering == nil ? 1 : 3))
     }

@@ -152,6 +152,17 @@ public struct KernelVerifier {
                 let s = (0..<m).map { $0 % 3 == 1 ? Float(0) : Float(0.3) }, v = rng.floats(n), g = rng.floats(k, scale: 2)
                 for kind in [MatmulKernel.vector, .tiled] {
                     list.append(("matmul", { try self.matmulNormed(format, kind, m: m, n: n, k: k, w: w, x: x, g: g) }))
+                    // A table of 3 vectors, column j steered with row (j + 1) mod 3 (f32 and q8_0 only: the
+                    // epilogue is the same code for every format).
+                    if format == .f32 || format == .q8_0 {
+                        let vt = rng.floats(3 * n), table = (0..<m).map { UInt32(($0 + 1) % 3) }
+                        for steer in [EpilogueSteer.additive, .multiplicative] {
+                            list.append(("matmul", { try self.matmulResidual(format, kind, m: m, n: n, k: k, w: w, x: x, r: r,
+                                                                              steer: (steer, s, vt), table: table) }))
+                            list.append(("matmul", { try self.matmulSiluGate(format, kind, m: m, n: n, k: k, w: w, x: x, capture: false,
+                                                                              norm: nil, steer: (steer, s, vt), table: table) }))
+                        }
+                    }
                     for steer in [Optional<EpilogueSteer>.none, .additive, .multiplicative] {
                         list.append(("matmul", { try self.matmulResidual(format, kind, m: m, n: n, k: k, w: w, x: x, r: r,
                                                                           steer: steer.map { ($0, s, v) }) }))
@@ -266,8 +277,17 @@ public struct KernelVerifier {
             let a = rng.floats(rows * 576), b = rng.floats(rows * 576), v2 = rng.floats(576)
             list.append(("add", { try self.add(a: a, b: b, rows: rows, width: 576, steer: steer ? (s, v2) : nil) }))
         }
-        let a = rng.floats(5 * 1000), v = rng.floats(1000), s: [Float] = [0, 0.5, 0, 0, -1]
+        let a = rng.floats(5 * 1000), v = rng.floats(1000), s: [Float] = [0, 0.5, 0.3, 0, -1]
+        let b2Table = rng.floats(5 * 1000), g2Table = rng.floats(5 * 1000, scale: 4)
         list.append(("add", { try self.add(a: a, b: nil, rows: 5, width: 1000, steer: (s, v)) }))
+        // Each row its own vector from a table of 3 (a server's batch), both sites, both modes;
+        // row 4 picks the table's last row, rows 0 and 3 are unsteered.
+        let table: [UInt32] = [2, 0, 1, 1, 2], vt = rng.floats(3 * 1000)
+        for mult in [false, true] {
+            list.append(("add", { try self.add(a: a, b: b2Table, rows: 5, width: 1000, steer: (s, vt), multiplicative: mult, table: table) }))
+            list.append(("silu_mul", { try self.siluMul(g: g2Table, u: b2Table, rows: 5, width: 1000, steer: (s, vt), multiplicative: mult,
+                                                         table: table) }))
+        }
         // SADI's multiplicative mask h + δ·(m ⊙ h) at both sites.
         let mask = (0..<1000).map { Float($0 % 7 == 0 ? 1 : 0) }, b2 = rng.floats(5 * 1000), g2 = rng.floats(5 * 1000, scale: 4)
         list.append(("add", { try self.add(a: a, b: b2, rows: 5, width: 1000, steer: (s, mask), multiplicative: true) }))
@@ -290,25 +310,28 @@ public struct KernelVerifier {
 
     enum EpilogueSteer { case additive, multiplicative }
 
-    private func steering(_ steer: (EpilogueSteer, [Float], [Float])?, width: Int) throws -> (dev: Steering?, ref: Steering?) {
+    /// The steering pair of a case: scales s, the first `width` values of v, or with `table` (a
+    /// table row per output row) the first max(table) + 1 rows of `width` values of v.
+    private func steering(_ steer: (EpilogueSteer, [Float], [Float])?, width: Int, table: [UInt32]? = nil) throws -> (dev: Steering?, ref: Steering?) {
         guard let (kind, s, v) = steer else { return (nil, nil) }
-        let sp = try pair(s), vp = try pair(Array(v.prefix(width)))
-        return (Steering(scales: sp.dev, vector: vp.dev, multiplicative: kind == .multiplicative),
-                Steering(scales: sp.ref, vector: vp.ref, multiplicative: kind == .multiplicative))
+        let tableCount = table.map { Int($0.max() ?? 0) + 1 } ?? 1
+        let sp = try pair(s), vp = try pair(Array(v.prefix(tableCount * width))), rp = try table.map { try pair(uints: $0) }
+        return (Steering(scales: sp.dev, vector: vp.dev, vectorRows: rp?.dev, multiplicative: kind == .multiplicative),
+                Steering(scales: sp.ref, vector: vp.ref, vectorRows: rp?.ref, multiplicative: kind == .multiplicative))
     }
 
-    private func steerName(_ steer: (EpilogueSteer, [Float], [Float])?) -> String {
-        steer.map { $0.0 == .additive ? "+steer" : "+mask" } ?? ""
+    private func steerName(_ steer: (EpilogueSteer, [Float], [Float])?, table: [UInt32]? = nil) -> String {
+        (steer.map { $0.0 == .additive ? "+steer" : "+mask" } ?? "") + (table == nil ? "" : "-table")
     }
 
     /// `y = r + W·x (+ steering)` in place (y is r).
     func matmulResidual(_ format: ElementType, _ kind: MatmulKernel, m: Int, n: Int, k: Int, w: [Float], x: [Float], r: [Float],
-                        steer: (EpilogueSteer, [Float], [Float])?) throws -> [VerifyResult] {
+                        steer: (EpilogueSteer, [Float], [Float])?, table: [UInt32]? = nil) throws -> [VerifyResult] {
         let wp = try pair(format, floats: w), xp = try pair(x), rp = try pair(r)
-        let st = try steering(steer, width: n)
+        let st = try steering(steer, width: n, table: table)
         try device.matmul(weight: wp.dev, input: xp.dev, output: rp.dev, m: m, n: n, k: k, kernel: kind, epilogue: .addResidual(rp.dev, steering: st.dev))
         try reference.matmul(weight: wp.ref, input: xp.ref, output: rp.ref, m: m, n: n, k: k, kernel: kind, epilogue: .addResidual(rp.ref, steering: st.ref))
-        let name = (kind == .vector ? "matvec" : "matmul") + "+residual" + steerName(steer)
+        let name = (kind == .vector ? "matvec" : "matmul") + "+residual" + steerName(steer, table: table)
         return [try result(name, format.rawValue, "m=\(m) n=\(n) k=\(k)", rp, limit: Self.matmulLimit)]
     }
 
@@ -324,14 +347,14 @@ public struct KernelVerifier {
 
     /// `y[j] = (silu(g) + steering) · u` over interleaved gate/up rows, and the captured gate.
     func matmulSiluGate(_ format: ElementType, _ kind: MatmulKernel, m: Int, n: Int, k: Int, w: [Float], x: [Float], capture: Bool,
-                        norm: [Float]?, steer: (EpilogueSteer, [Float], [Float])?) throws -> [VerifyResult] {
+                        norm: [Float]?, steer: (EpilogueSteer, [Float], [Float])?, table: [UInt32]? = nil) throws -> [VerifyResult] {
         let wp = try pair(format, floats: w), xp = try pair(x), y = try output(m * n / 2), g = try output(m * n / 2)
-        let st = try steering(steer, width: n / 2), np = try norm.map { try pair($0) }
+        let st = try steering(steer, width: n / 2, table: table), np = try norm.map { try pair($0) }
         try device.matmul(weight: wp.dev, input: xp.dev, output: y.dev, m: m, n: n, k: k, kernel: kind,
                           inputNorm: np.map { InputNorm(weight: $0.dev, eps: 1e-5) }, epilogue: .siluGate(steering: st.dev, gate: capture ? g.dev : nil))
         try reference.matmul(weight: wp.ref, input: xp.ref, output: y.ref, m: m, n: n, k: k, kernel: kind,
                              inputNorm: np.map { InputNorm(weight: $0.ref, eps: 1e-5) }, epilogue: .siluGate(steering: st.ref, gate: capture ? g.ref : nil))
-        let name = (kind == .vector ? "matvec" : "matmul") + (norm == nil ? "" : "+norm") + "+silu_gate" + steerName(steer)
+        let name = (kind == .vector ? "matvec" : "matmul") + (norm == nil ? "" : "+norm") + "+silu_gate" + steerName(steer, table: table)
         var out = [try result(name, format.rawValue, "m=\(m) n=\(n) k=\(k)", y, limit: Self.matmulLimit)]
         if capture { out.append(try result(name + " gate", format.rawValue, "m=\(m) n=\(n) k=\(k)", g, limit: Self.matmulLimit)) }
         return out
@@ -417,25 +440,23 @@ public struct KernelVerifier {
         return [try result(name, "f32", "tokens=\(tokens) heads=\(heads)/\(kvHeads) dim=\(headDim) ctx=\(bound)", out, limit: Self.matmulLimit)]
     }
 
-    func siluMul(g: [Float], u: [Float], rows: Int, width: Int, steer: ([Float], [Float])?, multiplicative: Bool = false) throws -> [VerifyResult] {
+    func siluMul(g: [Float], u: [Float], rows: Int, width: Int, steer: ([Float], [Float])?, multiplicative: Bool = false,
+                 table: [UInt32]? = nil) throws -> [VerifyResult] {
         let gp = try pair(g), up = try pair(u), out = try output(rows * width)
-        let st = try steer.map { (try pair($0.0), try pair($0.1)) }
-        try device.siluMul(gate: gp.dev, up: up.dev, output: out.dev, rows: rows, width: width,
-                           steering: st.map { Steering(scales: $0.0.dev, vector: $0.1.dev, multiplicative: multiplicative) })
-        try reference.siluMul(gate: gp.ref, up: up.ref, output: out.ref, rows: rows, width: width,
-                              steering: st.map { Steering(scales: $0.0.ref, vector: $0.1.ref, multiplicative: multiplicative) })
-        let name = steer == nil ? "silu_mul" : (multiplicative ? "silu_mul+mask" : "silu_mul+steer")
+        let st = try steering(steer.map { (multiplicative ? .multiplicative : .additive, $0.0, $0.1) }, width: width, table: table)
+        try device.siluMul(gate: gp.dev, up: up.dev, output: out.dev, rows: rows, width: width, steering: st.dev)
+        try reference.siluMul(gate: gp.ref, up: up.ref, output: out.ref, rows: rows, width: width, steering: st.ref)
+        let name = steer == nil ? "silu_mul" : (multiplicative ? "silu_mul+mask" : "silu_mul+steer") + (table == nil ? "" : "-table")
         return [try result(name, "f32", "rows=\(rows) width=\(width)", out, limit: Self.elementwiseLimit)]
     }
 
-    func add(a: [Float], b: [Float]?, rows: Int, width: Int, steer: ([Float], [Float])?, multiplicative: Bool = false) throws -> [VerifyResult] {
+    func add(a: [Float], b: [Float]?, rows: Int, width: Int, steer: ([Float], [Float])?, multiplicative: Bool = false,
+             table: [UInt32]? = nil) throws -> [VerifyResult] {
         let ap = try pair(a), bp = try b.map { try pair($0) }, out = try output(rows * width)
-        let st = try steer.map { (try pair($0.0), try pair($0.1)) }
-        try device.add(ap.dev, bp?.dev, output: out.dev, rows: rows, width: width,
-                       steering: st.map { Steering(scales: $0.0.dev, vector: $0.1.dev, multiplicative: multiplicative) })
-        try reference.add(ap.ref, bp?.ref, output: out.ref, rows: rows, width: width,
-                          steering: st.map { Steering(scales: $0.0.ref, vector: $0.1.ref, multiplicative: multiplicative) })
-        let name = b == nil ? "steer_add" : (steer == nil ? "add" : (multiplicative ? "add+mask" : "add+steer"))
+        let st = try steering(steer.map { (multiplicative ? .multiplicative : .additive, $0.0, $0.1) }, width: width, table: table)
+        try device.add(ap.dev, bp?.dev, output: out.dev, rows: rows, width: width, steering: st.dev)
+        try reference.add(ap.ref, bp?.ref, output: out.ref, rows: rows, width: width, steering: st.ref)
+        let name = (b == nil ? "steer_add" : (steer == nil ? "add" : (multiplicative ? "add+mask" : "add+steer"))) + (table == nil ? "" : "-table")
         return [try result(name, "f32", "rows=\(rows) width=\(width)", out, limit: Self.elementwiseLimit)]
     }
 

@@ -247,6 +247,42 @@ final class HandComputedTests: XCTestCase {
         }
     }
 
+    /// Each row its own vector from a table (`vectorRows`): the add, SiLU·up and the residual
+    /// epilogue of both matmul kernels, on both backends; bad tables are refused.
+    func testPerRowVectorTableByHand() throws {
+        for b in try backends {
+            let table = try b.makeTensor(floats: [10, 20, 30, 40]), rows = try b.makeTensor(uints: [1, 0, 1])
+            let steer = Steering(scales: try b.makeTensor(floats: [1, 0.5, 0]), vector: table, vectorRows: rows)
+            let want: [Float] = [31, 42, 8, 14, 5, 6] // row 0 + 1·(30, 40), row 1 + 0.5·(10, 20), row 2 untouched
+            let x = try b.makeTensor(floats: [1, 2, 3, 4, 5, 6])
+            try b.add(x, nil, output: x, rows: 3, width: 2, steering: steer)
+            XCTAssertEqual(try b.readFloats(x), want, "\(b.name) add")
+            for kind in [MatmulKernel.vector, .tiled] {
+                // W picks the first two of four inputs: y = r + x[0..<2] + steering.
+                let w = try b.makeTensor(floats: [1, 0, 0, 0, 0, 1, 0, 0]), r = try b.makeTensor(floats: [0, 0, 0, 0, 0, 0])
+                let xin = try b.makeTensor(floats: [1, 2, 0, 0, 3, 4, 0, 0, 5, 6, 0, 0])
+                try b.matmul(weight: w, input: xin, output: r, m: 3, n: 2, k: 4, kernel: kind,
+                             epilogue: .addResidual(r, steering: steer))
+                XCTAssertEqual(try b.readFloats(r), want, "\(b.name) \(kind) residual epilogue")
+            }
+            let act = try b.makeTensor(.f32, count: 3)
+            let one = Steering(scales: try b.makeTensor(floats: [1, 1, 0]), vector: try b.makeTensor(floats: [0.5, -1]), vectorRows: rows)
+            try b.siluMul(gate: try b.makeTensor(floats: [0, 0, 0]), up: try b.makeTensor(floats: [2, 2, 2]), output: act, rows: 3, width: 1,
+                          steering: one)
+            XCTAssertEqual(try b.readFloats(act), [-2, 1, 0], "\(b.name) silu·up: (silu(0) + v[row]) · 2")
+            let ragged = Steering(scales: try b.makeTensor(floats: [1, 1, 1]), vector: try b.makeTensor(floats: [1, 2, 3]), vectorRows: rows)
+            XCTAssertThrowsError(try b.add(x, nil, output: x, rows: 3, width: 2, steering: ragged)) {
+                XCTAssertTrue("\($0)".contains("not whole rows of 2"), "\($0)")
+            }
+        }
+        let cpu = CPUBackend()
+        let past = Steering(scales: try cpu.makeTensor(floats: [1]), vector: try cpu.makeTensor(floats: [1, 2]), vectorRows: try cpu.makeTensor(uints: [2]))
+        let y = try cpu.makeTensor(floats: [0, 0])
+        XCTAssertThrowsError(try cpu.add(y, nil, output: y, rows: 1, width: 2, steering: past)) {
+            XCTAssertEqual("\($0)", "steering: row 0 asks for vector 2 of a table of 1")
+        }
+    }
+
     func testBadShapesFailBeforeAnyDispatch() throws {
         let v = try Self.vulkan.get()
         try v.synchronize()

@@ -23,9 +23,9 @@ final class VulkanComputeTests: XCTestCase {
     }
     struct WrongPush: PushConstants { var a: UInt32, b: UInt32 }
 
-    /// `add.comp`: out = a + b (+ s·v), bindings a, b, out, s, v; push W, R, hasB, steer.
+    /// `add.comp`: out = a + b (+ s·v), bindings a, b, out, s, v, vector rows; push W, R, hasB, steer.
     func addKernel(_ d: VulkanDevice) throws -> Kernel {
-        try d.kernel(name: "add", spirv: SPIRV.add, access: [.read, .read, .write, .read, .read], push: AddPush.self,
+        try d.kernel(name: "add", spirv: SPIRV.add, access: [.read, .read, .write, .read, .read, .read], push: AddPush.self,
                      specialization: [64])
     }
 
@@ -60,12 +60,12 @@ final class VulkanComputeTests: XCTestCase {
         let z = try buffer(device, [Float](repeating: 0, count: n))
         let stream = try CommandStream(device: device)
         let push = AddPush(n)
-        try stream.dispatch(k, [a, b, x, a, a], push: push, groups: (2, 1, 1))    // x = a + b
-        try stream.dispatch(k, [a, b, y, a, a], push: push, groups: (2, 1, 1))    // y = a + b: independent
+        try stream.dispatch(k, [a, b, x, a, a, a], push: push, groups: (2, 1, 1))    // x = a + b
+        try stream.dispatch(k, [a, b, y, a, a, a], push: push, groups: (2, 1, 1))    // y = a + b: independent
         XCTAssertEqual(stream.barrierCount, 0)
-        try stream.dispatch(k, [x, y, z, a, a], push: push, groups: (2, 1, 1))    // z = x + y: reads x, y
+        try stream.dispatch(k, [x, y, z, a, a, a], push: push, groups: (2, 1, 1))    // z = x + y: reads x, y
         XCTAssertEqual(stream.barrierCount, 1)
-        try stream.dispatch(k, [b, b, a, a, a], push: push, groups: (2, 1, 1))    // a = 2b: overwrites what was read
+        try stream.dispatch(k, [b, b, a, a, a, a], push: push, groups: (2, 1, 1))    // a = 2b: overwrites what was read
         XCTAssertEqual(stream.barrierCount, 2)
         try stream.submit()
         XCTAssertEqual(try read(device, z, n), (0..<n).map { 2 * Float($0) + 2 })
@@ -81,13 +81,13 @@ final class VulkanComputeTests: XCTestCase {
         let x = try buffer(device, [Float](repeating: 0, count: n))
         let stream = try CommandStream(device: device)
         for step in 1...3 {
-            try stream.dispatch(k, [a, b, x, a, a], push: AddPush(n), groups: (1, 1, 1))    // x = a + b
-            try stream.dispatch(k, [x, b, a, a, a], push: AddPush(n), groups: (1, 1, 1))    // a = x + b
+            try stream.dispatch(k, [a, b, x, a, a, a], push: AddPush(n), groups: (1, 1, 1))    // x = a + b
+            try stream.dispatch(k, [x, b, a, a, a, a], push: AddPush(n), groups: (1, 1, 1))    // a = x + b
             try stream.submit()
             XCTAssertEqual(stream.descriptorSetsWritten, 2, "step \(step)")
             XCTAssertEqual(try read(device, a, n), (0..<n).map { Float($0 + 2 * step) })
         }
-        try stream.dispatch(k, [a, b, x.subslice(offset: 0, size: 128), a, a], push: AddPush(32), groups: (1, 1, 1))
+        try stream.dispatch(k, [a, b, x.subslice(offset: 0, size: 128), a, a, a], push: AddPush(32), groups: (1, 1, 1))
         try stream.submit()
         XCTAssertEqual(stream.descriptorSetsWritten, 3)
     }
@@ -100,7 +100,7 @@ final class VulkanComputeTests: XCTestCase {
         let a = try buffer(device, (0..<n).map(Float.init)), b = try buffer(device, [Float](repeating: 1, count: n))
         let x = try buffer(device, [Float](repeating: 0, count: n)), y = try buffer(device, [Float](repeating: -1, count: n))
         let stream = try CommandStream(device: device, profiling: true)
-        try stream.dispatch(k, [a, b, x, a, a], push: AddPush(n), groups: (2, 1, 1))    // x = a + b
+        try stream.dispatch(k, [a, b, x, a, a, a], push: AddPush(n), groups: (2, 1, 1))    // x = a + b
         try stream.copy(x, to: y)
         XCTAssertEqual(stream.barrierCount, 1)
         try stream.submit()
@@ -120,7 +120,7 @@ final class VulkanComputeTests: XCTestCase {
         let n = 1000
         let a = try buffer(d, (0..<n).map { Float($0) * 0.5 }), out = try buffer(d, [Float](repeating: .nan, count: n))
         let stream = try CommandStream(device: d)
-        try stream.dispatch(k, [a, a, out, a, a], push: AddPush(n), groups: (16, 1, 1))
+        try stream.dispatch(k, [a, a, out, a, a, a], push: AddPush(n), groups: (16, 1, 1))
         try stream.submit()
         XCTAssertEqual(try read(d, out, n), (0..<n).map { Float($0) })
         XCTAssertEqual(d.validationMessages, [])
@@ -131,15 +131,15 @@ final class VulkanComputeTests: XCTestCase {
         let a = try buffer(device, [1, 2, 3, 4])
         let stream = try CommandStream(device: device)
         XCTAssertThrowsError(try stream.dispatch(k, [a, a, a], push: AddPush(4), groups: (1, 1, 1))) {
-            XCTAssertTrue("\($0)".contains("3 buffers bound, it takes 5"), "\($0)")
+            XCTAssertTrue("\($0)".contains("3 buffers bound, it takes 6"), "\($0)")
         }
-        XCTAssertThrowsError(try stream.dispatch(k, [a, a, a, a, a], push: WrongPush(a: 4, b: 1), groups: (1, 1, 1))) {
+        XCTAssertThrowsError(try stream.dispatch(k, [a, a, a, a, a, a], push: WrongPush(a: 4, b: 1), groups: (1, 1, 1))) {
             XCTAssertTrue("\($0)".contains("push constants WrongPush given, it takes AddPush"), "\($0)")
         }
-        XCTAssertThrowsError(try stream.dispatch(k, [a, a, a, a, a], push: AddPush(4), groups: (device.limits.maxComputeWorkGroupCount[0] + 1, 1, 1)))
+        XCTAssertThrowsError(try stream.dispatch(k, [a, a, a, a, a, a], push: AddPush(4), groups: (device.limits.maxComputeWorkGroupCount[0] + 1, 1, 1)))
         let other = try VulkanDevice(validation: false)
         let foreign = try other.allocate(16).slice
-        XCTAssertThrowsError(try stream.dispatch(k, [a, a, foreign, a, a], push: AddPush(4), groups: (1, 1, 1)))
+        XCTAssertThrowsError(try stream.dispatch(k, [a, a, foreign, a, a, a], push: AddPush(4), groups: (1, 1, 1)))
         XCTAssertThrowsError(try device.kernel(name: "wrong-push", spirv: SPIRV.add, access: [.read], push: WrongPush.self)) {
             XCTAssertTrue("\($0)".contains("WrongPush is 8 bytes, the shader's push-constant block 16"), "\($0)")
         }
@@ -152,7 +152,7 @@ final class VulkanComputeTests: XCTestCase {
         let a = try buffer(device, [Float](repeating: 1, count: 4096))
         let stream = try CommandStream(device: device, profiling: true)
         for i in 0..<3 {
-            try stream.dispatch(k, [a, a, a, a, a], push: AddPush(4096), groups: (64, 1, 1), label: "step \(i)")
+            try stream.dispatch(k, [a, a, a, a, a, a], push: AddPush(4096), groups: (64, 1, 1), label: "step \(i)")
         }
         try stream.submit()
         XCTAssertEqual(stream.timings.map(\.label), ["step 0", "step 1", "step 2"])

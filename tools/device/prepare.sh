@@ -17,4 +17,8 @@ o='-oAPT::Architecture=amd64 -oAPT::Architectures=amd64 -oDir::State::Lists=/tmp
 apt-get $o update -qq
 (cd .device/debs && apt-get $o download libvulkan1 libegl1 libglvnd0 libopengl0 libgl1 libglx0 libgles2 libgomp1)
 du -sh .device
-[ "${DRY:-1}" = 1 ] && DRY=1 OUT=/tmp/device-dry VERIFY=0 bash .device/device-run.sh
+# The dry run makes tiny models with the kit's gguf-py, which needs numpy and sentencepiece here.
+if [ "${DRY:-1}" = 1 ]; then
+  python3 -c 'import numpy, sentencepiece' 2>/dev/null || python3 -m pip install --quiet numpy sentencepiece
+  DRY=1 OUT=/tmp/device-dry VERIFY=0 bash .device/device-run.sh
+fi
