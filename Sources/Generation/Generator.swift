@@ -57,8 +57,18 @@ public final class Generator {
     /// Called with (request index, result) as each request finishes.
     public typealias FinishHandler = (Int, GenerationResult) throws -> Void
     /// Steering for a step: the layers to steer, with their row scales sized to the step.
-    /// `promptLengths[t]` is the prompt length of the request that row t belongs to.
-    public typealias SteeringProvider = (ForwardStep, _ promptLengths: [Int]) throws -> [Int: LayerSteering]
+    public typealias SteeringProvider = (ForwardStep, StepRows) throws -> [Int: LayerSteering]
+
+    /// Whom each row of a step belongs to: `requests[t]` is the index (in `generate`'s list) of
+    /// row t's request and `promptLengths[t]` that request's prompt length.
+    public struct StepRows: Sendable {
+        public var requests: [Int]
+        public var promptLengths: [Int]
+        public init(requests: [Int], promptLengths: [Int]) {
+            self.requests = requests
+            self.promptLengths = promptLengths
+        }
+    }
 
     /// One cache row of sequences: the request it holds and the tokens whose K/V it holds.
     private struct Slot {
@@ -103,7 +113,7 @@ public final class Generator {
             if live.isEmpty { break }
             // Every decoding sequence's next token first, then prompt tokens up to the step's limit.
             var step = ForwardStep(ids: [], sequences: [], positions: [], logitRows: [])
-            var promptLengths: [Int] = [], picks: [(slot: Int, row: Int)] = []
+            var rows = StepRows(requests: [], promptLengths: []), picks: [(slot: Int, row: Int)] = []
             var room = max(maxStepTokens - live.filter { slots[$0].computed >= slots[$0].promptLength }.count, 1)
             for s in live {
                 let slot = slots[s]
@@ -115,7 +125,8 @@ public final class Generator {
                     step.ids.append(slot.tokens[p])
                     step.sequences.append(s)
                     step.positions.append(p)
-                    promptLengths.append(slot.promptLength)
+                    rows.promptLengths.append(slot.promptLength)
+                    rows.requests.append(slot.request!)
                 }
                 slots[s].computed += n
                 if slots[s].computed == slot.tokens.count {
@@ -126,7 +137,7 @@ public final class Generator {
             // A step holding only part of a prompt still needs one logit row; its result is unused.
             let unused = step.logitRows.isEmpty
             if unused { step.logitRows = [0] }
-            let logits = try model.forward(step, cache: cache, steering: try steering?(step, promptLengths) ?? [:], scratch: scratch)
+            let logits = try model.forward(step, cache: cache, steering: try steering?(step, rows) ?? [:], scratch: scratch)
             if unused { continue }
             let owners = picks.map { slots[$0.slot].request! }
             let next = try pick(logits, rows: picks.count, rowOf: Array(picks.indices), states: owners.map { states[$0] },

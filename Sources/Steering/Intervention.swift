@@ -1,4 +1,5 @@
 import Backend
+import Formats
 import Foundation
 import Generation
 import Model
@@ -94,6 +95,35 @@ public struct Intervention {
     }
 }
 
+extension Intervention {
+    /// Refuses vectors the model cannot take: a layer it lacks, a width other than the site's, a
+    /// non-finite value.
+    func check(against config: ModelConfig) throws {
+        let width = site.width(config)
+        for (l, v) in vectors {
+            guard l >= 0, l < config.layerCount else {
+                throw SteeringError("the vector steers layer \(l); the model has \(config.layerCount) layers")
+            }
+            guard v.count == width else {
+                throw SteeringError("the vector for layer \(l) has \(v.count) values; the \(site.rawValue) site of this model is \(width) wide")
+            }
+            guard v.allSatisfy(\.isFinite) else { throw SteeringError("the vector for layer \(l) holds NaN or infinity") }
+        }
+    }
+}
+
+extension SteeringScope {
+    /// Whether row t of a step, whose request's prompt is `promptLength` long, is steered.
+    func contains(_ step: ForwardStep, row t: Int, promptLength: Int) -> Bool {
+        let isPrompt = step.positions[t] < promptLength
+        switch self {
+        case .all: return true
+        case .prefill: return isPrompt
+        case .generated: return !isPrompt || step.positions[t] == promptLength - 1
+        }
+    }
+}
+
 /// Turns an intervention into the per-step steering of the forward pass: the vectors uploaded
 /// once, and for each step the row scales (α on the rows in scope, 0 elsewhere).
 public final class SteeringInjector {
@@ -103,29 +133,13 @@ public final class SteeringInjector {
     public init(model: LanguageModel, intervention: Intervention) throws {
         self.model = model
         self.intervention = intervention
-        let width = intervention.site.width(model.config)
-        var t: [Int: Tensor] = [:]
-        for (l, v) in intervention.vectors {
-            guard l >= 0, l < model.config.layerCount else {
-                throw SteeringError("the vector steers layer \(l); the model has \(model.config.layerCount) layers")
-            }
-            guard v.count == width else {
-                throw SteeringError("the vector for layer \(l) has \(v.count) values; the \(intervention.site.rawValue) site of this model is \(width) wide")
-            }
-            guard v.allSatisfy(\.isFinite) else { throw SteeringError("the vector for layer \(l) holds NaN or infinity") }
-            t[l] = try model.backend.makeTensor(floats: v)
-        }
-        tensors = t
+        try intervention.check(against: model.config)
+        tensors = try intervention.vectors.mapValues { try model.backend.makeTensor(floats: $0) }
     }
 
     /// Whether row t of a step, whose request's prompt is `promptLength` long, is in scope.
     func inScope(_ step: ForwardStep, row t: Int, promptLength: Int) -> Bool {
-        let isPrompt = step.positions[t] < promptLength
-        switch intervention.scope {
-        case .all: return true
-        case .prefill: return isPrompt
-        case .generated: return !isPrompt || step.positions[t] == promptLength - 1
-        }
+        intervention.scope.contains(step, row: t, promptLength: promptLength)
     }
 
     /// The steering of one step; `promptLengths[t]` is the prompt length of row t's request.
@@ -151,6 +165,6 @@ public final class SteeringInjector {
 
     /// A provider for `Generator.generate`.
     public var provider: Generator.SteeringProvider {
-        { [self] step, promptLengths in try steering(for: step, promptLengths: promptLengths) }
+        { [self] step, rows in try steering(for: step, promptLengths: rows.promptLengths) }
     }
 }

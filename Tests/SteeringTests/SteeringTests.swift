@@ -124,6 +124,47 @@ final class InjectionTests: XCTestCase {
         }
     }
 
+    /// A server's batch: requests with different vectors (at both sites), one unsteered, and two
+    /// sharing a vector, decode together and give each the tokens it gives alone (alone through
+    /// the single-intervention injector), on both backends and both kernel families; the steered
+    /// requests really change.
+    func testMixedBatchRowsMatchTheirLoneRuns() throws {
+        let backends: [Backend] = try [CPUBackend()] + KernelFamily.allCases.map { try VulkanBackend(device: VulkanDevice(validation: true), kernels: $0) }
+        for b in backends {
+            let m = try stories(b)
+            let act = Intervention(site: .act, vectors: vectors(m, site: .act, layers: [0, 2]), alpha: 2)
+            let res = Intervention(site: .residual, vectors: vectors(m, site: .residual, layers: [1]), alpha: 1.5)
+            let other = Intervention(site: .act, vectors: [2: vectors(m, site: .act, layers: [1])[1]!], alpha: -3, scope: .all)
+            let plan: [(prompt: [Int], iv: Intervention?)] = [([1, 403, 407, 261, 378], act), ([1, 317, 269, 368], nil),
+                                                              ([1, 403, 407, 261, 378], res), ([1, 317, 269, 368], other),
+                                                              ([1, 260, 300], act)]
+            let requests = plan.map { GenerationRequest(promptIDs: $0.prompt, maxTokens: 10, stopAtEOS: false) }
+            let batch = try BatchSteeringInjector(model: m, interventions: plan.map(\.iv))
+            let width = m.config.intermediateSize
+            XCTAssertEqual(batch.tables[BatchSteeringInjector.Key(layer: 0, site: .act)]?.tensor.count, width, "requests 0 and 4 share a row")
+            XCTAssertEqual(batch.tables[BatchSteeringInjector.Key(layer: 2, site: .act)]?.tensor.count, 2 * width, "and request 3 adds one")
+            let together = try Generator(model: m).generate(requests, steering: batch.provider).map(\.ids)
+            for (i, (request, p)) in zip(requests, plan).enumerated() {
+                let alone = try Generator(model: m).generate([request], steering: try p.iv.map { try SteeringInjector(model: m, intervention: $0).provider })
+                XCTAssertEqual(together[i], alone[0].ids, "\(b.name): request \(i) in the batch vs alone")
+                if p.iv != nil {
+                    let plain = try Generator(model: m).generate([request])[0].ids
+                    XCTAssertNotEqual(plain, alone[0].ids, "\(b.name): request \(i)'s steering changed nothing")
+                }
+            }
+        }
+        let m = try stories(CPUBackend())
+        let mask = Intervention(site: .act, vectors: vectors(m, site: .act, layers: [0]), alpha: 1, multiplicative: true)
+        let add = Intervention(site: .act, vectors: vectors(m, site: .act, layers: [0]), alpha: 1)
+        XCTAssertThrowsError(try BatchSteeringInjector(model: m, interventions: [add, nil, mask])) {
+            XCTAssertTrue("\($0)".contains("requests 0 and 2 steer layer 0 at the act site"), "\($0)")
+        }
+        let wide = Intervention(site: .residual, vectors: [0: [1, 2, 3]], alpha: 1)
+        XCTAssertThrowsError(try BatchSteeringInjector(model: m, interventions: [nil, wide])) {
+            XCTAssertTrue("\($0)".hasPrefix("request 1: the vector for layer 0 has 3 values"), "\($0)")
+        }
+    }
+
     /// Scope: with `generated`, only the last prompt token and later are steered, so the
     /// activations of the earlier prompt positions are bit-identical to the unsteered run.
     func testScopeLeavesOtherPositionsUntouched() throws {
