@@ -25,7 +25,8 @@ public final class BatchSteeringInjector {
     let interventions: [Intervention?]
     let tables: [Key: Table]
 
-    /// `interventions[i]`: request i's intervention (indices as in `Generator.generate`'s list).
+    /// `interventions[i]`: request i's intervention (i as in `Generator.generate`'s list, or a
+    /// `GenerationBatch` ticket).
     /// One (layer, site) applies one mode per step, so additive vectors and SADI masks may not
     /// share one.
     public init(model: LanguageModel, interventions: [Intervention?]) throws {

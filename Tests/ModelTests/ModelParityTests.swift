@@ -187,6 +187,39 @@ final class GenerationTests: XCTestCase {
         XCTAssertEqual(try Generator(model: m).generate([r]).map(\.ids), try Generator(model: m).generate([r]).map(\.ids))
     }
 
+    /// A batch that requests join mid-run and leave early (what a server drives): each finished
+    /// request has the tokens it has alone, a cancelled one reports nothing and frees its slot,
+    /// and requests the batch cannot hold are refused.
+    func testBatchTakesRequestsMidRunAndCancels() throws {
+        let m = try stories()
+        let a = GenerationRequest(promptIDs: [1, 403, 407, 261, 378], maxTokens: 12, stopAtEOS: false)
+        let b = GenerationRequest(promptIDs: [1, 317, 269, 368], maxTokens: 6, stopAtEOS: false)
+        let c = GenerationRequest(promptIDs: [1, 260, 300], maxTokens: 30, stopAtEOS: false)
+        let alone = try [a, b].map { try Generator(model: m).generate([$0])[0].ids }
+        let batch = try GenerationBatch(generator: Generator(model: m), slots: 2, capacity: 64)
+        var done: [Int: [Int]] = [:], tokens: [Int: Int] = [:]
+        func step() throws { try batch.step(onToken: { t, _, _ in tokens[t, default: 0] += 1 }) { done[$0] = $1.ids } }
+        let ta = try batch.submit(a)
+        for _ in 0..<3 { try step() }
+        let tc = try batch.submit(c), tb = try batch.submit(b)  // c takes the free slot, b waits for one
+        XCTAssertEqual(batch.queued, 2)
+        try step()
+        XCTAssertEqual([batch.running, batch.queued], [2, 1])
+        batch.cancel(tc)                                         // the client went away: b gets c's slot
+        while !batch.isIdle { try step() }
+        XCTAssertEqual(done[ta], alone[0])
+        XCTAssertEqual(done[tb], alone[1])
+        XCTAssertNil(done[tc], "a cancelled request reports nothing")
+        XCTAssertEqual(tokens[ta], 12)
+        XCTAssertThrowsError(try batch.submit(GenerationRequest(promptIDs: [Int](repeating: 5, count: 60), maxTokens: 5))) {
+            XCTAssertTrue("\($0)".contains("exceeds the batch's sequence capacity of 64"), "\($0)")
+        }
+        XCTAssertThrowsError(try GenerationBatch(generator: Generator(model: m), slots: 0, capacity: 64))
+        XCTAssertThrowsError(try GenerationBatch(generator: Generator(model: m), slots: 1, capacity: 100_000)) {
+            XCTAssertTrue("\($0)".contains("the model's context"), "\($0)")
+        }
+    }
+
     func testStopsAndBadInput() throws {
         let m = try stories()
         let tok = try m.requireTokenizer()
