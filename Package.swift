@@ -10,6 +10,7 @@ let package = Package(
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
+        .package(url: "https://github.com/hummingbird-project/hummingbird", from: "2.0.0"),
     ],
     targets: [
         // Headers only (libvulkan-dev). No pkgConfig: its `-lvulkan` would make libvulkan.so.1 a
@@ -32,8 +33,10 @@ let package = Package(
         .target(name: "Steering", dependencies: ["Generation", "Tasks"]),
         .target(name: "Evaluation", dependencies: ["Steering"]),
         .target(name: "Roast", dependencies: ["Evaluation"]),
+        // `roast serve`: the OpenAI-style HTTP server over a continuous, per-request-steered batch.
+        .target(name: "Serving", dependencies: ["Steering", .product(name: "Hummingbird", package: "hummingbird")]),
         .executableTarget(name: "RoastCLI", dependencies: [
-            "Roast", .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            "Roast", "Serving", .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
         .testTarget(name: "VulkanComputeTests", dependencies: ["VulkanCompute", "Shaders"]),
         .testTarget(name: "BackendTests", dependencies: ["Backend", "Roast"]),
@@ -42,6 +45,7 @@ let package = Package(
         .testTarget(name: "ModelTests", dependencies: ["Roast"]),
         .testTarget(name: "SteeringTests", dependencies: ["Roast"]),
         .testTarget(name: "EvaluationTests", dependencies: ["Roast"]),
+        .testTarget(name: "ServingTests", dependencies: ["Serving", "Roast"]),
         // Seeded mutations of every input format, and the refusals the fuzz campaign asked for.
         .testTarget(name: "FuzzTests", dependencies: ["Roast"]),
     ]

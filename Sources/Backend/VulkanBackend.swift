@@ -191,19 +191,23 @@ public final class VulkanBackend: Backend {
         }
     }
 
-    /// Subgroups per workgroup of the GPU family's vector kernel, and weight rows per subgroup step.
-    static let gpuMatvecSubgroups = 4, gpuMatvecRows = 2
+    /// Subgroups per workgroup of the GPU family's vector kernel.
+    static let gpuMatvecSubgroups = 4
+    /// Weight rows a subgroup takes at a time (even: the pair epilogues): 4 for one or two columns,
+    /// so more loads are in flight when each row's K is short, 2 with more columns (registers).
+    static func gpuMatvecRows(columns: Int) -> Int { columns <= 2 ? 4 : 2 }
 
     /// The family's matrix × vector pipeline for `columns` ≤ 8 and the weight rows each workgroup covers.
     private func vectorKernel(_ type: ElementType, columns: Int, epilogue: EpilogueCode, norm: Bool) throws -> (Kernel, Int) {
         let access = Self.epilogueAccess + [family == .gpu ? BindingAccess.read : .quads]
         if family == .gpu {
             let sg = device.limits.subgroupSize
-            let rows = Self.gpuMatvecSubgroups * Self.gpuMatvecRows
+            let perSubgroup = Self.gpuMatvecRows(columns: columns)
+            let rows = Self.gpuMatvecSubgroups * perSubgroup
             let kern = try device.kernel(name: "matvec_gpu.\(type.rawValue)", spirv: SPIRV.matvec_gpu, access: [.read, .read, .write] + access,
                                          push: MatmulPush.self,
                                          specialization: [UInt32(Self.gpuMatvecSubgroups * sg), type.shaderFormat, UInt32(columns),
-                                                          UInt32(Self.gpuMatvecRows), epilogue.rawValue, norm ? 1 : 0, UInt32(rows)])
+                                                          UInt32(perSubgroup), epilogue.rawValue, norm ? 1 : 0, UInt32(rows)])
             return (kern, rows)
         }
         let rows = matvecRows(columns: columns)
@@ -346,7 +350,8 @@ public final class VulkanBackend: Backend {
     /// valid buffer when off.
     private func steeringSlices(_ s: Steering?, fallback: BufferSlice) -> [BufferSlice] {
         guard let s else { return [fallback, fallback] }
-        return [slice(s.scales), slice(s.vector)]
+        // The vector bound to its exact size: the shaders clamp table rows to its length().
+        return [slice(s.scales), slice(s.vector).subslice(offset: 0, size: 4 * s.vector.count)]
     }
 
     public func siluMul(gate: Tensor, up: Tensor, output: Tensor, rows: Int, width: Int, steering: Steering?) throws {

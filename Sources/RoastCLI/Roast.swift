@@ -19,7 +19,7 @@ struct RoastCommand: ParsableCommand {
         Environment: ROAST_DEVICE=N picks a device, ROAST_KERNELS=lavapipe|gpu a kernel family, ROAST_VALIDATION=1 turns \
         on the Khronos validation layer.
         """,
-        subcommands: [DemoCommand.self, Generate.self, Extract.self, VectorCommand.self, Tokenize.self, Forward.self, Fuzz.self,
+        subcommands: [DemoCommand.self, Generate.self, Serve.self, Extract.self, VectorCommand.self, Tokenize.self, Forward.self, Fuzz.self,
                       Devices.self, Verify.self, Bench.self, Profile.self, Eval.self])
 
     /// Line-buffered stdout, so progress and tables reach a log file as they are printed.

@@ -22,19 +22,24 @@ public final class BatchSteeringInjector {
     }
 
     let model: LanguageModel
-    let interventions: [Intervention?]
+    let interventions: [Int: Intervention]
     let tables: [Key: Table]
 
     /// `interventions[i]`: request i's intervention (i as in `Generator.generate`'s list, or a
-    /// `GenerationBatch` ticket).
+    /// `GenerationBatch` ticket); a request without one is not steered.
     /// One (layer, site) applies one mode per step, so additive vectors and SADI masks may not
     /// share one.
-    public init(model: LanguageModel, interventions: [Intervention?]) throws {
+    public convenience init(model: LanguageModel, interventions: [Intervention?]) throws {
+        var byRequest: [Int: Intervention] = [:]
+        for (i, iv) in interventions.enumerated() { byRequest[i] = iv }
+        try self.init(model: model, byRequest: byRequest)
+    }
+
+    public init(model: LanguageModel, byRequest interventions: [Int: Intervention]) throws {
         self.model = model
         self.interventions = interventions
         var rows: [Key: [[Float]]] = [:], rowOf: [Key: [Int: Int]] = [:], mode: [Key: (request: Int, multiplicative: Bool)] = [:]
-        for (i, iv) in interventions.enumerated() {
-            guard let iv else { continue }
+        for (i, iv) in interventions.sorted(by: { $0.key < $1.key }) {
             do { try iv.check(against: model.config) } catch { throw SteeringError("request \(i): \(error)") }
             for (layer, v) in iv.vectors {
                 let key = Key(layer: layer, site: iv.site)
@@ -63,9 +68,6 @@ public final class BatchSteeringInjector {
     public func steering(for step: ForwardStep, rows: Generator.StepRows) throws -> [Int: LayerSteering] {
         guard rows.requests.count == step.ids.count, rows.promptLengths.count == step.ids.count else {
             throw SteeringError("steering for a step of \(step.ids.count) rows was given \(rows.requests.count) requests")
-        }
-        guard rows.requests.allSatisfy({ interventions.indices.contains($0) }) else {
-            throw SteeringError("a step row belongs to a request with no entry among the \(interventions.count) interventions")
         }
         var out: [Int: LayerSteering] = [:]
         // Tensors of equal contents are made once per step (most layers share their scales).

@@ -60,7 +60,7 @@ public struct SteeringError: Error, CustomStringConvertible, Equatable {
 }
 
 /// What to inject: one or more vectors (summed), the site, layers, α and scope.
-public struct Intervention {
+public struct Intervention: Sendable {
     public var site: SteeringSite
     /// Per-layer direction (width of the site). Several vectors are summed layer by layer.
     public var vectors: [Int: [Float]]

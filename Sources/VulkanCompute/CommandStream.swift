@@ -48,6 +48,9 @@ public final class CommandStream {
     /// same buffer ranges (a decode step binds the same ranges token after token), from pools that
     /// are never reset. Arenas live as long as the device, so a cached range never dangles.
     private var cachedSets: [DescriptorSetKey: VkDescriptorSet] = [:]
+    /// Keys seen once: a set is cached on its second use, so one-off ranges (a step's fresh
+    /// tensors) do not fill the cache.
+    private var seenOnce: Set<DescriptorSetKey> = []
     private var cachePools: [VkDescriptorPool] = []
     private var setsInCachePool = 0
     /// At most this many cached sets; past it, sets come from the per-batch pools again.
@@ -166,20 +169,29 @@ public final class CommandStream {
         return try allocateSet(kernel, from: descriptorPools[poolIndex])
     }
 
-    /// The cached set of (kernel, bindings), and whether it still needs writing.
-    private func descriptorSet(for kernel: Kernel, _ bindings: [BufferSlice]) throws -> (VkDescriptorSet, needsWrite: Bool) {
+    /// A written descriptor set for (kernel, bindings): the cached one, or a new one, cached only
+    /// once it is written (a failed write leaves nothing half-made in the cache).
+    private func descriptorSet(for kernel: Kernel, _ bindings: [BufferSlice]) throws -> VkDescriptorSet {
         let key = DescriptorSetKey(kernel: ObjectIdentifier(kernel), arenas: bindings.map(\.arenaID),
                                    ranges: bindings.flatMap { [$0.absoluteOffset, $0.size] })
-        if let set = cachedSets[key] { return (set, false) }
-        guard cachedSets.count < Self.maxCachedSets else { return (try batchDescriptorSet(for: kernel), true) }
+        if let set = cachedSets[key] { return set }
+        guard cachedSets.count < Self.maxCachedSets, seenOnce.contains(key) else {
+            if seenOnce.count >= 2 * Self.maxCachedSets { seenOnce.removeAll() }
+            seenOnce.insert(key)
+            let set = try batchDescriptorSet(for: kernel)
+            try writeDescriptors(set, kernel, bindings)
+            return set
+        }
         if cachePools.isEmpty || setsInCachePool == Self.setsPerPool {
             cachePools.append(try makeDescriptorPool())
             setsInCachePool = 0
         }
         setsInCachePool += 1
         let set = try allocateSet(kernel, from: cachePools[cachePools.count - 1])
+        try writeDescriptors(set, kernel, bindings)
         cachedSets[key] = set
-        return (set, true)
+        seenOnce.remove(key)
+        return set
     }
 
     /// Points the set's bindings at the slices (texel buffers through their cached views).
@@ -248,8 +260,7 @@ public final class CommandStream {
             retained.append(slice.allocation)
         }
 
-        let (set, needsWrite) = try descriptorSet(for: kernel, bindings)
-        if needsWrite { try writeDescriptors(set, kernel, bindings) }
+        let set = try descriptorSet(for: kernel, bindings)
         fns.cmdBindPipeline(cmd, VK_PIPELINE_BIND_POINT_COMPUTE, kernel.pipeline)
         var s: VkDescriptorSet? = set
         fns.cmdBindDescriptorSets(cmd, VK_PIPELINE_BIND_POINT_COMPUTE, kernel.layout, 0, 1, &s, 0, nil)

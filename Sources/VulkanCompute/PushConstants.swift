@@ -18,8 +18,8 @@ public struct PushMember: Equatable, Sendable, CustomStringConvertible {
 /// from OpMemberName, offsets from their Offset decorations) and the size the block spans.
 public struct PushBlock: Equatable, Sendable {
     public var members: [PushMember]
-    /// Bytes from 0 to the end of the last member.
-    public var size: Int { members.map { $0.offset + ($0.scalar == .other ? 0 : 4) }.max() ?? 0 }
+    /// Bytes from 0 to the end of the last member (every member is a 32-bit scalar: `init` checks).
+    public var size: Int { members.map { $0.offset + 4 }.max() ?? 0 }
 
     /// The module's push-constant block, or nil when it declares none. Throws on a malformed module.
     public init?(spirv: [UInt32]) throws {
@@ -60,7 +60,11 @@ public struct PushBlock: Equatable, Sendable {
         }
         members = try memberTypes.enumerated().map { index, type in
             guard let offset = offsets[block]?[index] else { throw VulkanError("malformed SPIR-V: push-constant member \(index) has no offset") }
-            return PushMember(name: names[block]?[index] ?? "", offset: offset, scalar: scalars[type] ?? .other)
+            let member = PushMember(name: names[block]?[index] ?? "", offset: offset, scalar: scalars[type] ?? .other)
+            guard member.scalar != .other else {
+                throw VulkanError("push-constant member \(index) (\(member.name)) is not a 32-bit scalar: push blocks here hold uint, int and float only")
+            }
+            return member
         }
     }
 
