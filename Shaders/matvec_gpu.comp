@@ -47,7 +47,9 @@ vec4 w_quad(uint e) {
 }
 
 void main() {
-    uint lane = gl_SubgroupInvocationID, S = gl_SubgroupSize;
+    // The lanes this subgroup really has: Vulkan promises full subgroups only on request, so a
+    // partial one (lanes 0 … S-1 present) splits K over the lanes it has.
+    uint lane = gl_SubgroupInvocationID, S = subgroupMax(lane) + 1u;
     uint wg = gl_WorkGroupID.x + gl_WorkGroupID.y * gl_NumWorkGroups.x;
     uint K4 = p.K / 4u;
     uint runs = p.K / 16u;
