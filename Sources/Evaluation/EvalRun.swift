@@ -294,7 +294,8 @@ public final class EvalRunner {
     }
 
     /// The method's vector for this seed: read back from `vectors/` when the same extraction ran
-    /// before (same model, settings and questions), else extracted and written there atomically.
+    /// before (same model, settings and questions), else extracted and written there atomically,
+    /// with its contrast pairs beside it (`….pairs.jsonl`, readable by `roast extract --pairs-file`).
     func vector(_ spec: MethodSpec, seed: UInt64, split: Splits, phase: String) throws -> (SteeringVectorFile, String) {
         let model = context.model
         if spec.kind == .vector {
@@ -335,6 +336,7 @@ public final class EvalRunner {
         log("\(phase): \(s.pairs) pairs from \(s.questionsUsed)/\(s.questions) questions, "
             + (s.rollouts == 0 ? "teacher forced (gold vs synthetic wrong answers)"
                 : "\(s.correctRollouts)/\(s.rollouts) rollouts correct, \(s.goldFallbacks) gold fallbacks, \(s.syntheticFallbacks) synthetic negatives"))
+        try PairsFile.write(result.records, to: url.deletingPathExtension().appendingPathExtension("pairs.jsonl"))
         try result.file.write(to: url)
         return (result.file, relative)
     }
