@@ -76,6 +76,8 @@ public struct EvalSettings: Codable, Sendable {
     /// Method `vector`: the file, and a fixed α (nil: tuned on dev over `alphas`).
     public var vectorFile: String?
     public var vectorAlpha: Float?
+    /// α is relative (`--alpha-relative`): the step ‖α·v‖ is α × the mean ‖h‖ at each layer.
+    public var alphaRelative = false
     public init() {}
 }
 
@@ -121,6 +123,9 @@ public struct RunResult: Codable, Sendable {
     public var vectorFile: String?
     public var extraction: ExtractionStats?
     public var energy: [LayerEnergy]?
+    /// Per layer of the chosen set: mean ‖h‖ at the site (measured at extraction) and ‖v‖ of the
+    /// vector as applied at α = 1, so ‖α·v‖ / ‖h‖ = α·vectorNorm / activationNorm; nil when the file has no norms.
+    public var doses: [LayerDose]?
     /// Dev metrics for every (layer set, α) tried, α = 0 included.
     public var dev: [CurvePoint]
     public var perLayer: [LayerEffect]?
@@ -253,8 +258,12 @@ public final class EvalRunner {
             let sets: [(text: String, layers: [Int])] = spec.kind == .vector
                 ? [(file.metadata.layers.map(String.init).joined(separator: ","), file.metadata.layers)]
                 : try settings.layerSets.map { ($0, try LayerSelection($0).resolve(layerCount: L)) }
+            // With a relative α each layer's vector is rescaled to the mean activation norm there.
+            let unit = settings.alphaRelative ? try file.intervention(relativeAlpha: 1) : file.intervention(alpha: 1)
+            let doses = file.doses(of: unit.vectors)
             func condition(_ layers: [Int], _ alpha: Float) -> Condition {
-                var iv = file.intervention(alpha: alpha)
+                var iv = unit
+                iv.alpha = alpha
                 iv.vectors = iv.vectors.filter { layers.contains($0.key) && available.contains($0.key) }
                 return Condition(intervention: iv)
             }
@@ -272,6 +281,12 @@ public final class EvalRunner {
                 }
             }
             let chosen = best!
+            if let doses {
+                log("\(tag): dose at α \(String(format: "%g", chosen.alpha)): " + doses.filter { chosen.layers.contains($0.layer) }.map {
+                    String(format: "layer %d ‖h‖ %.3g ‖α·v‖ %@%.3g (%@%.3g)", $0.layer, $0.activationNorm, $0.multiplicative ? "≤ " : "",
+                           $0.step(alpha: chosen.alpha), $0.multiplicative ? "≤ " : "", $0.ratio(alpha: chosen.alpha))
+                }.joined(separator: "; "))
+            }
             let items = try evaluate(split.test, seed: seed, condition(chosen.layers, chosen.alpha), phase: "\(tag) · test α \(String(format: "%g", chosen.alpha))")
             var perLayer: [LayerEffect]?
             if settings.perLayerEffect, firstSeed, spec.kind != .vector, spec.name == spec.kind.rawValue {
@@ -289,6 +304,7 @@ public final class EvalRunner {
             }
             return RunResult(method: spec.name, seed: seed, chosenAlpha: chosen.alpha, chosenLayers: chosen.text,
                              vectorFile: path, extraction: file.metadata.stats, energy: energy.isEmpty ? nil : energy,
+                             doses: doses?.filter { chosen.layers.contains($0.layer) },
                              dev: curve, perLayer: perLayer, test: metrics(items), items: items, seconds: Date().timeIntervalSince(t0))
         }
     }

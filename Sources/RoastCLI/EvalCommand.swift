@@ -38,7 +38,8 @@ struct Eval: ParsableCommand {
         (normalised probability of the true answers) after the 6-shot QA primer, every choice scored in one batched step.
 
         Every item's output is cached in OUT/cache.jsonl, so an interrupted run (Ctrl-C) resumes where it stopped; \
-        vectors are kept in OUT/vectors. Writes OUT/results.json (every item, every setting), OUT/results.md and a \
+        vectors are kept in OUT/vectors, each with its contrast pairs (.pairs.jsonl). The log, results.md and \
+        report.html give the dose: ‖α·v‖ against the mean activation norm at the site, per layer. Writes OUT/results.json (every item, every setting), OUT/results.md and a \
         self-contained OUT/report.html with SVG plots.
         """)
 
@@ -51,6 +52,7 @@ struct Eval: ParsableCommand {
     @Option(help: "Evaluate this vector file (method 'vector') instead of extracting.") var steer: String?
     @Option(help: "Fixed α for --steer (else tuned on dev over --sweep-alpha).") var alpha: Float?
     @Option(help: "α values tried on dev (0, no steering, is always a candidate).") var sweepAlpha = "0.05,0.1,0.2,0.5,1"
+    @Flag(help: "α (--sweep-alpha, --alpha) is relative: each layer's step ‖α·v‖ is α × the mean activation norm ‖h‖ extraction measured there (SADI's multiplicative α is relative already).") var alphaRelative = false
     @Option(help: "Seeds, comma-separated; results are mean ± std over them.") var seeds = "42,22,52"
     @Option(help: "Layers to steer: first:N, last:N, all, a-b or a list.") var layers = "first:5"
     @Option(help: "Candidate layer sets tuned on dev with α, separated by ';' (overrides --layers).") var layerSets: String?
@@ -100,6 +102,7 @@ struct Eval: ParsableCommand {
         s.perLayerEffect = !noPerLayer
         s.vectorFile = steer
         s.vectorAlpha = alpha
+        s.alphaRelative = alphaRelative
         return s
     }
 

@@ -121,8 +121,19 @@ struct Extract: ParsableCommand {
                        return ["\(l)", String(format: "%.3f", e.css.cosine), String(format: "%.3f", e.css.energyKept),
                                String(format: "%.3f", e.topK.cosine), String(format: "%.3f", e.topK.energyKept)]
                    })
+        if let doses = r.file.doses { printDoses(doses, alpha: alpha) }
         print(String(format: "%.1f s", r.seconds))
     }
+}
+
+/// Per layer: the mean activation norm at the site next to ‖α·v‖ and their ratio.
+func printDoses(_ doses: [LayerDose], alpha: Float) {
+    let a = String(format: "%g", alpha)
+    print("dose at α = \(a) (mean ‖h‖ over the pairs' last prompt tokens and response tokens):")
+    printTable(["layer", "mean ‖h‖", "‖v‖", "‖α·v‖", "‖α·v‖ / ‖h‖"], doses.map { d in
+        ["\(d.layer)", String(format: "%.3f", d.activationNorm), d.multiplicative ? "mask" : String(format: "%.3f", d.vectorNorm),
+         (d.multiplicative ? "≤ " : "") + String(format: "%.3f", d.step(alpha: alpha)), (d.multiplicative ? "≤ " : "") + String(format: "%.4f", d.ratio(alpha: alpha))]
+    })
 }
 
 struct ExtractSummary: Encodable {
@@ -155,6 +166,7 @@ struct VectorCommand: ParsableCommand {
                 let x = v.vectors[l]!
                 return ["\(l)", "\(x.count)", String(format: "%.4f", Aggregation.l2(x)), String(format: "%.4f", x.map { abs($0) }.max() ?? 0)]
             })
+            if let doses = v.doses { printDoses(doses, alpha: m.defaultAlpha) } else { print("no activation norms recorded (a file from before they were, or converted from .gguf)") }
         }
     }
 

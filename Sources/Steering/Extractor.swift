@@ -61,18 +61,19 @@ public enum Extractor {
         var pairs: [Int: [ContrastPair]]
         var stats: ExtractionStats
         var records: [PairRecord]
+        let meter = SiteNormMeter()
         switch (o.savedPairs, o.method, o.pairs) {
         case (let saved?, _, _):
             records = saved
             stats = PairsFile.stats(saved)
-            pairs = try PairActivations(forcing: TeacherForcing(model: model, site: o.site, layers: layers))
+            pairs = try PairActivations(forcing: TeacherForcing(model: model, site: o.site, layers: layers), meter: meter)
                 .contrasts(all: saved, progress: progress)
         case (nil, .roast, .rollouts):
             let roc = RolloutContrast(model: model, task: task, site: o.site, layers: layers, settings: o.rollout)
-            (pairs, stats, records) = try roc.collect(items, progress: progress)
+            (pairs, stats, records) = try roc.collect(items, meter: meter, progress: progress)
         default:
             (pairs, stats, records) = try teacherForcedPairs(model: model, task: task, items: items, site: o.site, layers: layers,
-                                                            seed: o.rollout.seed, progress: progress)
+                                                            seed: o.rollout.seed, meter: meter, progress: progress)
         }
         guard stats.pairs > 0 else {
             throw SteeringError("no contrast pairs: every question was skipped (\(stats.questionsSkipped) of \(stats.questions))")
@@ -103,6 +104,7 @@ public enum Extractor {
         meta.pairs = o.savedPairs != nil ? "file" : o.method == .roast ? o.pairs.rawValue : "teacher-forced"
         meta.seed = o.rollout.seed
         meta.stats = stats
+        meta.siteNorms = Dictionary(uniqueKeysWithValues: meter.means.map { ("\($0.key)", $0.value) })
         meta.energy = Dictionary(uniqueKeysWithValues: energy.map { ("layer \($0.key) css", $0.value.css) } +
             energy.map { ("layer \($0.key) top-k", $0.value.topK) })
         return ExtractionResult(file: SteeringVectorFile(metadata: meta, vectors: vectors), stats: stats, records: records, energy: energy,
@@ -112,14 +114,14 @@ public enum Extractor {
     /// CAA's pairs: the gold answer vs the task's wrong answer, both teacher forced (candidates 0
     /// and 1 of the record).
     public static func teacherForcedPairs(model: LanguageModel, task: ReasoningTask, items: [TaskItem], site: ActivationSite,
-                                          layers: [Int], seed: UInt64, progress: (Int, Int, Int) -> Void)
+                                          layers: [Int], seed: UInt64, meter: SiteNormMeter? = nil, progress: (Int, Int, Int) -> Void)
         throws -> ([Int: [ContrastPair]], ExtractionStats, [PairRecord]) {
         var stats = ExtractionStats()
         var pairs: [Int: [ContrastPair]] = [:]
         var records: [PairRecord] = []
         var rng = TaskRandom(seed: seed ^ 0xCAA)
         let tok = try model.requireTokenizer()
-        let reader = PairActivations(forcing: TeacherForcing(model: model, site: site, layers: layers))
+        let reader = PairActivations(forcing: TeacherForcing(model: model, site: site, layers: layers), meter: meter)
         for (q, item) in items.enumerated() {
             stats.questions += 1
             guard let wrong = task.syntheticWrongResponse(item, rng: &rng) else {

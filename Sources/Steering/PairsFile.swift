@@ -144,8 +144,13 @@ public enum PairsFile {
 /// run read), Δ = a(positive) − a(negative) at the last response token.
 public struct PairActivations {
     public let forcing: TeacherForcing
+    /// Measures the site's activation norms on the way (the dose of `LayerDose`).
+    public let meter: SiteNormMeter?
 
-    public init(forcing: TeacherForcing) { self.forcing = forcing }
+    public init(forcing: TeacherForcing, meter: SiteNormMeter? = nil) {
+        self.forcing = forcing
+        self.meter = meter
+    }
 
     /// The contrasts of one question's records, per layer, in record order.
     public func contrasts(_ records: ArraySlice<PairRecord>) throws -> [Int: [ContrastPair]] {
@@ -156,7 +161,7 @@ public struct PairActivations {
             byCandidate[r.negative.candidate] = r.negative.ids
         }
         let order = byCandidate.keys.sorted()
-        let acts = try forcing.lastTokenActivations(prompt: first.prompt, responses: order.map { byCandidate[$0]! })
+        let acts = try forcing.lastTokenActivations(prompt: first.prompt, responses: order.map { byCandidate[$0]! }, meter: meter)
         let at = Dictionary(uniqueKeysWithValues: zip(order, acts))
         var out: [Int: [ContrastPair]] = [:]
         for r in records {

@@ -108,13 +108,15 @@ public struct TeacherForcing {
     }
 
     /// The same for responses that share one prompt: the prompt is run once and its cache copied,
-    /// then every response runs in one step (what rollouts of one question need).
-    public func lastTokenActivations(prompt: [Int], responses: [[Int]]) throws -> [[Int: [Float]]] {
+    /// then every response runs in one step (what rollouts of one question need). With a
+    /// `meter`, the prompt's last token and every response token are measured too.
+    public func lastTokenActivations(prompt: [Int], responses: [[Int]], meter: SiteNormMeter? = nil) throws -> [[Int: [Float]]] {
         guard !responses.isEmpty else { return [] }
         guard !prompt.isEmpty, responses.allSatisfy({ !$0.isEmpty }) else { throw SteeringError("teacher forcing needs a prompt and non-empty responses") }
         let cache = try KVCache(model: model, sequences: responses.count, capacity: prompt.count + responses.map(\.count).max()!)
         let scratch = model.makeScratch()
-        _ = try model.forward(.prompt(prompt), cache: cache, scratch: scratch)
+        let promptCapture = meter.map { _ in ActivationCapture(site: site, layers: layers, rows: [prompt.count - 1]) }
+        _ = try model.forward(.prompt(prompt), cache: cache, capture: promptCapture, scratch: scratch)
         try model.copyCache(cache, from: 0, to: Array(1..<responses.count), length: prompt.count)
         var ids: [Int] = [], seqs: [Int] = [], pos: [Int] = [], last: [Int] = []
         for (s, tokens) in responses.enumerated() {
@@ -123,7 +125,16 @@ public struct TeacherForcing {
             pos += tokens.indices.map { prompt.count + $0 }
             last.append(ids.count - 1)
         }
-        return try run(ForwardStep(ids: ids, sequences: seqs, positions: pos, logitRows: [last[0]]), cache: cache, rows: last, scratch: scratch)
+        let step = ForwardStep(ids: ids, sequences: seqs, positions: pos, logitRows: [last[0]])
+        guard let meter, let promptCapture else { return try run(step, cache: cache, rows: last, scratch: scratch) }
+        // Capture is a gather of rows already computed: capturing every row changes no value.
+        let all = try run(step, cache: cache, rows: Array(ids.indices), scratch: scratch)
+        let head = try promptCapture.read(model)
+        for l in layers {
+            meter.add(layer: l, head[l]![0])
+            for row in all { meter.add(layer: l, row[l]!) }
+        }
+        return last.map { all[$0] }
     }
 
     private func run(_ step: ForwardStep, cache: KVCache, rows: [Int], scratch: ForwardScratchHandle? = nil) throws -> [[Int: [Float]]] {
@@ -172,7 +183,7 @@ public final class RolloutContrast {
 
     /// Pairs per layer for the given items, and the records they were read from (for
     /// `--save-pairs`). `progress(done, total, pairs)` after each question.
-    public func collect(_ items: [TaskItem], progress: (Int, Int, Int) -> Void = { _, _, _ in })
+    public func collect(_ items: [TaskItem], meter: SiteNormMeter? = nil, progress: (Int, Int, Int) -> Void = { _, _, _ in })
         throws -> (pairs: [Int: [ContrastPair]], stats: ExtractionStats, records: [PairRecord]) {
         var stats = ExtractionStats()
         var pairs: [Int: [ContrastPair]] = [:]
@@ -186,7 +197,7 @@ public final class RolloutContrast {
                                               seed: settings.seed &+ UInt64(q) &* 1_000_003)
             return (0..<n).map { _ in GenerationRequest(promptIDs: prompts[q], maxTokens: settings.maxTokens ?? task.maxTokens, sampling: sampling) }
         }
-        let reader = PairActivations(forcing: TeacherForcing(model: model, site: site, layers: layers))
+        let reader = PairActivations(forcing: TeacherForcing(model: model, site: site, layers: layers), meter: meter)
         // The rollouts of every question decode together, `settings.sequences` at a time. A
         // question is paired once it and every question before it have all their rollouts, so
         // the pairs come in question order whatever finishes first.

@@ -57,6 +57,9 @@ final class PairsFileTests: XCTestCase {
                                    "\(method) layer \(l) on \(type(of: backend))")
                 }
                 XCTAssertEqual(again.file.metadata.pairs, "file")
+                XCTAssertEqual(again.file.metadata.siteNorms, first.file.metadata.siteNorms, "the same tokens measured")
+                XCTAssertEqual(Set(first.file.metadata.siteNorms!.keys), ["0", "2", "4"])
+                XCTAssertTrue(first.file.doses!.allSatisfy { $0.activationNorm > 0 && $0.vectorNorm > 0 })
                 if method == .roast {
                     XCTAssertGreaterThan(read.count, Set(read.map(\.question)).count, "mixed grades give several pairs a question")
                     for r in read {
