@@ -11,6 +11,8 @@ public enum MethodKind: String, Codable, Sendable, CaseIterable {
     case none, fewshot, caa, sadi, roast
     /// A vector file given on the command line.
     case vector
+    /// The control: ROAST's vector of the seed with each layer a random direction of the same norm.
+    case random
 }
 
 /// One row of the results: a method and, for ROAST, the ablation it runs.
@@ -251,7 +253,7 @@ public final class EvalRunner {
             return RunResult(method: spec.name, seed: seed, shots: condition.shots.isEmpty ? nil : condition.shots.map(\.id),
                              dev: [CurvePoint(alpha: 0, layers: "", metrics: dev)],
                              test: metrics(items), items: items, seconds: Date().timeIntervalSince(t0))
-        case .caa, .sadi, .roast, .vector:
+        case .caa, .sadi, .roast, .vector, .random:
             let (file, path) = try vector(spec, seed: seed, split: split, phase: tag)
             let available = Set(file.vectors.keys)
             let L = context.model.config.layerCount
@@ -314,6 +316,10 @@ public final class EvalRunner {
     /// with its contrast pairs beside it (`….pairs.jsonl`, readable by `roast extract --pairs-file`).
     func vector(_ spec: MethodSpec, seed: UInt64, split: Splits, phase: String) throws -> (SteeringVectorFile, String) {
         let model = context.model
+        if spec.kind == .random {
+            let (roast, path) = try vector(MethodSpec(.roast), seed: seed, split: split, phase: phase)
+            return (roast.randomDirections(seed: seed), "random directions, norms of " + path)
+        }
         if spec.kind == .vector {
             let path = settings.vectorFile!
             let file = try SteeringVectorFile.read(URL(fileURLWithPath: path))

@@ -10,7 +10,7 @@ import Steering
 import Tasks
 
 enum EvalTaskName: String, ExpressibleByArgument, CaseIterable {
-    case arithmetic, gsm8k, truthfulqa, truthfulqaMC = "truthfulqa-mc"
+    case arithmetic, gsm8k, truthfulqa, truthfulqaMC = "truthfulqa-mc", boxed
 }
 
 func floatList(_ text: String, _ option: String) throws -> [Float] {
@@ -34,7 +34,9 @@ struct Eval: ParsableCommand {
 
         GSM8K: zero-shot chat prompt asking for \\boxed{}, graded on the boxed value else the last number. \
         TruthfulQA: 4 options (first true + first three false answers of mc1_targets, shuffled with the seed), answered \
-        with a letter; the first 100 questions are training data. truthfulqa-mc: MC1 (top-1 log-likelihood) and MC2 \
+        with a letter; the first 100 questions are training data. boxed: the positive control, arithmetic questions \
+        graded on whether the answer writes \\boxed{} at all; with --method none,caa,roast,random --alpha-relative the dev \
+        curve is a dose-response at equal step sizes. truthfulqa-mc: MC1 (top-1 log-likelihood) and MC2 \
         (normalised probability of the true answers) after the 6-shot QA primer, every choice scored in one batched step.
 
         Every item's output is cached in OUT/cache.jsonl, so an interrupted run (Ctrl-C) resumes where it stopped; \
@@ -44,10 +46,10 @@ struct Eval: ParsableCommand {
         """)
 
     @OptionGroup var modelOptions: ModelOptions
-    @Option(help: "gsm8k, truthfulqa (letters), truthfulqa-mc (log-likelihood) or arithmetic.") var task: EvalTaskName
+    @Option(help: "gsm8k, truthfulqa (letters), truthfulqa-mc (log-likelihood), arithmetic, or boxed (the positive control: arithmetic questions, graded on whether the answer writes \\boxed{}).") var task: EvalTaskName
     @Option(help: "Data file: GSM8K test.jsonl (train.jsonl beside it) or TruthfulQA mc_task.json (default: data/…, else ../shared/data/…).") var data: String?
     @Option(help: "Test questions to use (default: the whole test split).") var limit: Int?
-    @Option(help: "Methods, comma-separated: none, fewshot, caa, sadi, roast (vector with --steer).") var method = "none,caa,roast"
+    @Option(help: "Methods, comma-separated: none, fewshot, caa, sadi, roast, random (ROAST's vector with each layer a random direction of the same norm: the control); vector with --steer.") var method = "none,caa,roast"
     @Flag(help: "Also run the ROAST ablations (no grouping, CSS l2/softmax, top-K mask, teacher-forced pairs, other site).") var ablations = false
     @Option(help: "Evaluate this vector file (method 'vector') instead of extracting.") var steer: String?
     @Option(help: "Fixed α for --steer (else tuned on dev over --sweep-alpha).") var alpha: Float?
@@ -79,7 +81,7 @@ struct Eval: ParsableCommand {
         let known = Dictionary(uniqueKeysWithValues: MethodKind.allCases.map { ($0.rawValue, $0) })
         var methods = try method.split(separator: ",").map { name -> MethodSpec in
             let n = name.trimmingCharacters(in: .whitespaces)
-            guard let k = known[n], k != .vector else { throw ValidationError("--method '\(n)': expected none, fewshot, caa, sadi or roast") }
+            guard let k = known[n], k != .vector else { throw ValidationError("--method '\(n)': expected none, fewshot, caa, sadi, roast or random") }
             return MethodSpec(k)
         }
         if steer != nil { methods = methods.filter { !$0.steered } + [MethodSpec(.vector)] }
@@ -111,6 +113,8 @@ struct Eval: ParsableCommand {
         switch task {
         case .arithmetic:
             return GenerationBenchmark(name: "arithmetic", maxTokens: budget) { _ in ArithmeticTask(seed: 1234, trainCount: 200, testCount: 100) }
+        case .boxed:
+            return GenerationBenchmark(name: "boxed", maxTokens: budget) { _ in BoxedControlTask(seed: 1234, trainCount: 200, testCount: 100) }
         case .gsm8k:
             let t = try gsm8kTask(data: data)
             return GenerationBenchmark(name: "gsm8k", maxTokens: budget) { _ in t }

@@ -348,6 +348,25 @@ final class ProtocolTests: XCTestCase {
     }
 }
 
+final class BoxedControlTests: XCTestCase {
+    /// The control's pairs differ by the box alone, and the grader passes any boxed answer.
+    func testGoldIsBoxedAndTheNegativeIsTheSameAnswerUnboxed() {
+        let t = BoxedControlTask(seed: 3, trainCount: 5, testCount: 2)
+        let items = t.train()
+        XCTAssertEqual(items.map(\.prompt), ArithmeticTask(seed: 3, trainCount: 5, testCount: 2).train().map(\.prompt))
+        for item in items {
+            XCTAssertTrue(item.goldResponse.hasSuffix("The answer is \\boxed{\(item.goldValue)}."), item.goldResponse)
+            XCTAssertTrue(t.grade(item.goldResponse, item))
+            var rng = TaskRandom(seed: 1)
+            let negative = t.syntheticWrongResponse(item, rng: &rng)!
+            XCTAssertEqual(negative, item.goldResponse.replacingOccurrences(of: "\\boxed{\(item.goldValue)}", with: item.goldValue))
+            XCTAssertFalse(t.grade(negative, item))
+        }
+        XCTAssertTrue(t.grade("so \\boxed{7} it is", items[0]), "right or wrong, a box passes")
+        XCTAssertFalse(t.grade("The answer is 7.", items[0]))
+    }
+}
+
 final class DoseReportTests: XCTestCase {
     /// ‖α·v‖ / ‖h‖ in the reports, against hand-computed values: layer 0 steps 0.5 × 2 = 1 against
     /// 4 (0.25), layer 1 steps 0.5 × 1 = 0.5 against 10 (0.05): mean 0.15.

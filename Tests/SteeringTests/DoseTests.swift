@@ -76,4 +76,21 @@ final class DoseTests: XCTestCase {
             }
         }
     }
+
+    /// The control vector: per layer a random direction of the same norm, seeded, metadata kept.
+    func testRandomDirectionsKeepTheNormsAndNothingElse() throws {
+        var f = try file(norms: ["0": 10, "1": 4])
+        var rng = SplitMix64(seed: 9)
+        f.vectors = [0: rng.floats(512), 1: rng.floats(512)]
+        let r = f.randomDirections(seed: 42)
+        XCTAssertEqual(r.metadata.method, "random")
+        XCTAssertEqual(r.metadata.siteNorms, f.metadata.siteNorms)
+        for l in [0, 1] {
+            XCTAssertEqual(Aggregation.l2(r.vectors[l]!), Aggregation.l2(f.vectors[l]!), accuracy: 1e-4 * Aggregation.l2(f.vectors[l]!))
+            XCTAssertLessThan(abs(Aggregation.cosine(r.vectors[l]!, f.vectors[l]!)), 0.2, "a random direction in 512 dimensions")
+        }
+        XCTAssertEqual(r.vectors, f.randomDirections(seed: 42).vectors, "seeded")
+        XCTAssertNotEqual(r.vectors[0], f.randomDirections(seed: 43).vectors[0])
+        XCTAssertNotEqual(r.vectors[0], r.vectors[1], "each layer its own direction")
+    }
 }
