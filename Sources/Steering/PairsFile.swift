@@ -14,13 +14,6 @@ public struct PairResponse: Sendable, Codable, Equatable {
     public var ids: [Int]
     /// The text, for a reader; ignored when the file is read back.
     public var text: String?
-    public init(candidate: Int, source: String, correct: Bool, ids: [Int], text: String?) {
-        self.candidate = candidate
-        self.source = source
-        self.correct = correct
-        self.ids = ids
-        self.text = text
-    }
 }
 
 /// One contrast pair as `roast extract --save-pairs` writes it: everything needed to read its
@@ -43,18 +36,6 @@ public struct PairRecord: Sendable, Codable, Equatable {
         case question, questionID = "question_id", prompt, positive, negative, weight, grades, fallback
     }
 
-    public init(question: Int, questionID: String, prompt: [Int], positive: PairResponse, negative: PairResponse,
-                weight: Float, grades: [Bool], fallback: String) {
-        self.question = question
-        self.questionID = questionID
-        self.prompt = prompt
-        self.positive = positive
-        self.negative = negative
-        self.weight = weight
-        self.grades = grades
-        self.fallback = fallback
-    }
-
     static func fallback(gold: Bool, synthetic: Bool) -> String {
         switch (gold, synthetic) {
         case (false, false): "none"
@@ -69,14 +50,7 @@ public struct PairRecord: Sendable, Codable, Equatable {
 public enum PairsFile {
     /// Writes the records atomically, one sorted-key JSON object a line.
     public static func write(_ records: [PairRecord], to url: URL) throws {
-        let enc = JSONEncoder()
-        enc.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
-        var data = Data()
-        for r in records {
-            data += try enc.encode(r)
-            data.append(0x0A)
-        }
-        try OutputFile.write(data, to: url)
+        try OutputFile.write(try JSONLines.encode(records), to: url)
     }
 
     /// Reads and checks a pairs file: a bad line is named by file and line, with what is wrong.
