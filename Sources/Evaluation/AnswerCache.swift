@@ -93,15 +93,8 @@ public final class AnswerCache {
             for o in outputs { entries[o.key] = o }
             return
         }
-        let enc = JSONEncoder()
-        enc.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
-        var data = Data()
-        for o in outputs {
-            data += try enc.encode(o)
-            data.append(0x0A)
-            entries[o.key] = o
-        }
-        try handle.write(contentsOf: data)
+        for o in outputs { entries[o.key] = o }
+        try handle.write(contentsOf: try JSONLines.encode(outputs))
         try handle.synchronize()
     }
 }

@@ -11,6 +11,8 @@ public enum MethodKind: String, Codable, Sendable, CaseIterable {
     case none, fewshot, caa, sadi, roast
     /// A vector file given on the command line.
     case vector
+    /// The control: ROAST's vector of the seed with each layer a random direction of the same norm.
+    case random
 }
 
 /// One row of the results: a method and, for ROAST, the ablation it runs.
@@ -76,6 +78,8 @@ public struct EvalSettings: Codable, Sendable {
     /// Method `vector`: the file, and a fixed α (nil: tuned on dev over `alphas`).
     public var vectorFile: String?
     public var vectorAlpha: Float?
+    /// α is relative (`--alpha-relative`): the step ‖α·v‖ is α × the mean ‖h‖ at each layer.
+    public var alphaRelative = false
     public init() {}
 }
 
@@ -121,6 +125,9 @@ public struct RunResult: Codable, Sendable {
     public var vectorFile: String?
     public var extraction: ExtractionStats?
     public var energy: [LayerEnergy]?
+    /// Per layer of the chosen set: mean ‖h‖ at the site (measured at extraction) and ‖v‖ of the
+    /// vector as applied at α = 1, so ‖α·v‖ / ‖h‖ = α·vectorNorm / activationNorm; nil when the file has no norms.
+    public var doses: [LayerDose]?
     /// Dev metrics for every (layer set, α) tried, α = 0 included.
     public var dev: [CurvePoint]
     public var perLayer: [LayerEffect]?
@@ -246,15 +253,19 @@ public final class EvalRunner {
             return RunResult(method: spec.name, seed: seed, shots: condition.shots.isEmpty ? nil : condition.shots.map(\.id),
                              dev: [CurvePoint(alpha: 0, layers: "", metrics: dev)],
                              test: metrics(items), items: items, seconds: Date().timeIntervalSince(t0))
-        case .caa, .sadi, .roast, .vector:
+        case .caa, .sadi, .roast, .vector, .random:
             let (file, path) = try vector(spec, seed: seed, split: split, phase: tag)
             let available = Set(file.vectors.keys)
             let L = context.model.config.layerCount
             let sets: [(text: String, layers: [Int])] = spec.kind == .vector
                 ? [(file.metadata.layers.map(String.init).joined(separator: ","), file.metadata.layers)]
                 : try settings.layerSets.map { ($0, try LayerSelection($0).resolve(layerCount: L)) }
+            // With a relative α each layer's vector is rescaled to the mean activation norm there.
+            let unit = settings.alphaRelative ? try file.intervention(relativeAlpha: 1) : file.intervention(alpha: 1)
+            let doses = file.doses(of: unit.vectors)
             func condition(_ layers: [Int], _ alpha: Float) -> Condition {
-                var iv = file.intervention(alpha: alpha)
+                var iv = unit
+                iv.alpha = alpha
                 iv.vectors = iv.vectors.filter { layers.contains($0.key) && available.contains($0.key) }
                 return Condition(intervention: iv)
             }
@@ -272,6 +283,12 @@ public final class EvalRunner {
                 }
             }
             let chosen = best!
+            if let doses {
+                log("\(tag): dose at α \(String(format: "%g", chosen.alpha)): " + doses.filter { chosen.layers.contains($0.layer) }.map {
+                    String(format: "layer %d ‖h‖ %.3g ‖α·v‖ %@%.3g (%@%.3g)", $0.layer, $0.activationNorm, $0.multiplicative ? "≤ " : "",
+                           $0.step(alpha: chosen.alpha), $0.multiplicative ? "≤ " : "", $0.ratio(alpha: chosen.alpha))
+                }.joined(separator: "; "))
+            }
             let items = try evaluate(split.test, seed: seed, condition(chosen.layers, chosen.alpha), phase: "\(tag) · test α \(String(format: "%g", chosen.alpha))")
             var perLayer: [LayerEffect]?
             if settings.perLayerEffect, firstSeed, spec.kind != .vector, spec.name == spec.kind.rawValue {
@@ -289,14 +306,20 @@ public final class EvalRunner {
             }
             return RunResult(method: spec.name, seed: seed, chosenAlpha: chosen.alpha, chosenLayers: chosen.text,
                              vectorFile: path, extraction: file.metadata.stats, energy: energy.isEmpty ? nil : energy,
+                             doses: doses?.filter { chosen.layers.contains($0.layer) },
                              dev: curve, perLayer: perLayer, test: metrics(items), items: items, seconds: Date().timeIntervalSince(t0))
         }
     }
 
     /// The method's vector for this seed: read back from `vectors/` when the same extraction ran
-    /// before (same model, settings and questions), else extracted and written there atomically.
+    /// before (same model, settings and questions), else extracted and written there atomically,
+    /// with its contrast pairs beside it (`….pairs.jsonl`, readable by `roast extract --pairs-file`).
     func vector(_ spec: MethodSpec, seed: UInt64, split: Splits, phase: String) throws -> (SteeringVectorFile, String) {
         let model = context.model
+        if spec.kind == .random {
+            let (roast, path) = try vector(MethodSpec(.roast), seed: seed, split: split, phase: phase)
+            return (roast.randomDirections(seed: seed), "random directions, norms of " + path)
+        }
         if spec.kind == .vector {
             let path = settings.vectorFile!
             let file = try SteeringVectorFile.read(URL(fileURLWithPath: path))
@@ -335,6 +358,7 @@ public final class EvalRunner {
         log("\(phase): \(s.pairs) pairs from \(s.questionsUsed)/\(s.questions) questions, "
             + (s.rollouts == 0 ? "teacher forced (gold vs synthetic wrong answers)"
                 : "\(s.correctRollouts)/\(s.rollouts) rollouts correct, \(s.goldFallbacks) gold fallbacks, \(s.syntheticFallbacks) synthetic negatives"))
+        try PairsFile.write(result.records, to: url.deletingPathExtension().appendingPathExtension("pairs.jsonl"))
         try result.file.write(to: url)
         return (result.file, relative)
     }

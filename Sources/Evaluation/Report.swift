@@ -30,11 +30,12 @@ public enum EvalReport {
     public static func markdown(_ r: EvalResults) -> String {
         var lines = ["# roast eval: \(r.task) on \(r.model)", "",
                      "\(r.testItems) test questions, seeds \(r.settings.seeds.map(String.init).joined(separator: ", ")), \(r.device). Test metrics in %, mean ± std over seeds; α chosen on dev (training questions).", "",
-                     "| method | " + r.metrics.joined(separator: " | ") + " | α chosen per seed |",
-                     "| --- | " + r.metrics.map { _ in "---:" }.joined(separator: " | ") + " | --- |"]
+                     "| method | " + r.metrics.joined(separator: " | ") + " | α chosen per seed | ‖α·v‖ / ‖h‖ per seed |",
+                     "| --- | " + r.metrics.map { _ in "---:" }.joined(separator: " | ") + " | --- | --- |"]
         for m in r.summary {
-            lines.append("| \(m.method) | " + r.metrics.map { pct(m.metrics[$0] ?? Stat([])) }.joined(separator: " | ") + " | \(alphas(m)) |")
+            lines.append("| \(m.method) | " + r.metrics.map { pct(m.metrics[$0] ?? Stat([])) }.joined(separator: " | ") + " | \(alphas(m)) | \(doseRatios(r, m.method)) |")
         }
+        lines += ["", "‖α·v‖ / ‖h‖: the step at the chosen α against the mean activation norm at the site (last prompt token and response tokens of the extraction pairs), mean over the chosen layers\(r.settings.alphaRelative ? "; α is relative (--alpha-relative), so it equals α" : "")."]
         return lines.joined(separator: "\n") + "\n"
     }
 
@@ -111,10 +112,10 @@ public enum EvalReport {
 
     public static func html(_ r: EvalResults) -> String {
         let metric = r.metrics[0]
-        var table = "<table><tr><th>method</th>" + r.metrics.map { "<th>\($0) (%)</th>" }.joined() + "<th>α chosen per seed</th></tr>"
+        var table = "<table><tr><th>method</th>" + r.metrics.map { "<th>\($0) (%)</th>" }.joined() + "<th>α chosen per seed</th><th>‖α·v‖ / ‖h‖ per seed</th></tr>"
         for m in r.summary {
             table += "<tr><td>\(escape(m.method))</td>" + r.metrics.map { "<td>\(pct(m.metrics[$0] ?? Stat([])))</td>" }.joined()
-                + "<td>\(alphas(m))</td></tr>"
+                + "<td>\(alphas(m))</td><td>\(escape(doseRatios(r, m.method)))</td></tr>"
         }
         table += "</table>"
         let bars = SVGPlot.bars(title: "Test \(metric) by method (mean ± std over seeds)", yLabel: "\(metric) %",
@@ -145,6 +146,9 @@ public enum EvalReport {
         <figure>\(bars)</figure>
         <h2>Accuracy vs α (dev split, mean ± std over seeds)</h2>
         <figure>\(figure(curves.isEmpty ? nil : SVGPlot.lines(title: "Dev \(metric) vs α", xLabel: "α", yLabel: "\(metric) %", series: curves), "No steered method ran."))</figure>
+        <h2>Dose: ‖α·v‖ against the activation</h2>
+        <p>Mean ‖h‖ at the site over the extraction pairs' last prompt tokens and response tokens, ‖v‖ as applied at α = 1, and ‖α·v‖ / ‖h‖ at each α of the sweep (the chosen α in bold). For SADI's h + α·(m ⊙ h) the step is at most α·‖h‖.</p>
+        \(doseTable(r) ?? "<p class=note>No vector with recorded activation norms in this run.</p>")
         <h2>Per-layer effect (dev, one layer steered at a time)</h2>
         <figure>\(figure(layers.isEmpty ? nil : SVGPlot.lines(title: "Dev \(metric) steering one layer", xLabel: "layer", yLabel: "\(metric) %", series: layers), "Not measured in this run (needs a steered method and per-layer effect on)."))</figure>
         <h2>CSS vs top-K: energy of μ kept</h2>

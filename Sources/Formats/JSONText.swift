@@ -51,3 +51,17 @@ extension JSON {
         out += "\""
     }
 }
+
+/// Encodable values as JSON lines: one compact sorted-key object a line, each ending in "\n".
+public enum JSONLines {
+    public static func encode<T: Encodable>(_ values: [T]) throws -> Data {
+        let enc = JSONEncoder()
+        enc.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
+        var data = Data()
+        for v in values {
+            data += try enc.encode(v)
+            data.append(0x0A)
+        }
+        return data
+    }
+}

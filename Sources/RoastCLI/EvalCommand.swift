@@ -10,7 +10,7 @@ import Steering
 import Tasks
 
 enum EvalTaskName: String, ExpressibleByArgument, CaseIterable {
-    case arithmetic, gsm8k, truthfulqa, truthfulqaMC = "truthfulqa-mc"
+    case arithmetic, gsm8k, truthfulqa, truthfulqaMC = "truthfulqa-mc", boxed
 }
 
 func floatList(_ text: String, _ option: String) throws -> [Float] {
@@ -34,23 +34,27 @@ struct Eval: ParsableCommand {
 
         GSM8K: zero-shot chat prompt asking for \\boxed{}, graded on the boxed value else the last number. \
         TruthfulQA: 4 options (first true + first three false answers of mc1_targets, shuffled with the seed), answered \
-        with a letter; the first 100 questions are training data. truthfulqa-mc: MC1 (top-1 log-likelihood) and MC2 \
+        with a letter; the first 100 questions are training data. boxed: the positive control, arithmetic questions \
+        graded on whether the answer writes \\boxed{} at all; with --method none,caa,roast,random --alpha-relative the dev \
+        curve is a dose-response at equal step sizes. truthfulqa-mc: MC1 (top-1 log-likelihood) and MC2 \
         (normalised probability of the true answers) after the 6-shot QA primer, every choice scored in one batched step.
 
         Every item's output is cached in OUT/cache.jsonl, so an interrupted run (Ctrl-C) resumes where it stopped; \
-        vectors are kept in OUT/vectors. Writes OUT/results.json (every item, every setting), OUT/results.md and a \
+        vectors are kept in OUT/vectors, each with its contrast pairs (.pairs.jsonl). The log, results.md and \
+        report.html give the dose: ‖α·v‖ against the mean activation norm at the site, per layer. Writes OUT/results.json (every item, every setting), OUT/results.md and a \
         self-contained OUT/report.html with SVG plots.
         """)
 
     @OptionGroup var modelOptions: ModelOptions
-    @Option(help: "gsm8k, truthfulqa (letters), truthfulqa-mc (log-likelihood) or arithmetic.") var task: EvalTaskName
+    @Option(help: "gsm8k, truthfulqa (letters), truthfulqa-mc (log-likelihood), arithmetic, or boxed (the positive control: arithmetic questions, graded on whether the answer writes \\boxed{}).") var task: EvalTaskName
     @Option(help: "Data file: GSM8K test.jsonl (train.jsonl beside it) or TruthfulQA mc_task.json (default: data/…, else ../shared/data/…).") var data: String?
     @Option(help: "Test questions to use (default: the whole test split).") var limit: Int?
-    @Option(help: "Methods, comma-separated: none, fewshot, caa, sadi, roast (vector with --steer).") var method = "none,caa,roast"
+    @Option(help: "Methods, comma-separated: none, fewshot, caa, sadi, roast, random (ROAST's vector with each layer a random direction of the same norm: the control); vector with --steer.") var method = "none,caa,roast"
     @Flag(help: "Also run the ROAST ablations (no grouping, CSS l2/softmax, top-K mask, teacher-forced pairs, other site).") var ablations = false
     @Option(help: "Evaluate this vector file (method 'vector') instead of extracting.") var steer: String?
     @Option(help: "Fixed α for --steer (else tuned on dev over --sweep-alpha).") var alpha: Float?
     @Option(help: "α values tried on dev (0, no steering, is always a candidate).") var sweepAlpha = "0.05,0.1,0.2,0.5,1"
+    @Flag(help: "α (--sweep-alpha, --alpha) is relative: each layer's step ‖α·v‖ is α × the mean activation norm ‖h‖ extraction measured there (SADI's multiplicative α is relative already).") var alphaRelative = false
     @Option(help: "Seeds, comma-separated; results are mean ± std over them.") var seeds = "42,22,52"
     @Option(help: "Layers to steer: first:N, last:N, all, a-b or a list.") var layers = "first:5"
     @Option(help: "Candidate layer sets tuned on dev with α, separated by ';' (overrides --layers).") var layerSets: String?
@@ -77,7 +81,7 @@ struct Eval: ParsableCommand {
         let known = Dictionary(uniqueKeysWithValues: MethodKind.allCases.map { ($0.rawValue, $0) })
         var methods = try method.split(separator: ",").map { name -> MethodSpec in
             let n = name.trimmingCharacters(in: .whitespaces)
-            guard let k = known[n], k != .vector else { throw ValidationError("--method '\(n)': expected none, fewshot, caa, sadi or roast") }
+            guard let k = known[n], k != .vector else { throw ValidationError("--method '\(n)': expected none, fewshot, caa, sadi, roast or random") }
             return MethodSpec(k)
         }
         if steer != nil { methods = methods.filter { !$0.steered } + [MethodSpec(.vector)] }
@@ -100,6 +104,7 @@ struct Eval: ParsableCommand {
         s.perLayerEffect = !noPerLayer
         s.vectorFile = steer
         s.vectorAlpha = alpha
+        s.alphaRelative = alphaRelative
         return s
     }
 
@@ -108,6 +113,8 @@ struct Eval: ParsableCommand {
         switch task {
         case .arithmetic:
             return GenerationBenchmark(name: "arithmetic", maxTokens: budget) { _ in ArithmeticTask(seed: 1234, trainCount: 200, testCount: 100) }
+        case .boxed:
+            return GenerationBenchmark(name: "boxed", maxTokens: budget) { _ in BoxedControlTask(seed: 1234, trainCount: 200, testCount: 100) }
         case .gsm8k:
             let t = try gsm8kTask(data: data)
             return GenerationBenchmark(name: "gsm8k", maxTokens: budget) { _ in t }

@@ -43,6 +43,14 @@ struct Extract: ParsableCommand {
         synthetic wrong answer), read the activation at the last response token (teacher forced), average the \
         differences per question, normalise, average over questions (grouped mean normalisation) and scale with CSS. \
         The file (.safetensors, or .gguf for --site residual: llama.cpp's control-vector format) is written atomically.
+
+        --save-pairs FILE.jsonl writes every contrast pair, one JSON line each: question index and id, the prompt's \
+        token ids, the positive and negative responses (candidate number, source rollout/gold/synthetic, grade, ids, \
+        text), the weight, the question's rollout grades and the fallback used. --pairs-file FILE.jsonl extracts from \
+        such a file instead of sampling (same model, --site and --layers as wanted): on the same backend the vectors \
+        equal the original run's bit for bit. Example:
+          roast extract --method roast --save-pairs pairs.jsonl --out a.safetensors
+          roast extract --method roast --pairs-file pairs.jsonl --out b.safetensors
         """)
 
     @OptionGroup var modelOptions: ModelOptions
@@ -62,19 +70,24 @@ struct Extract: ParsableCommand {
     @Option(help: "K of the top-K mask (SADI, and the energy report), as a fraction of the width.") var topK: Double = 0.05
     @Option(help: "Random seed.") var seed: UInt64 = 42
     @Option(help: "Output file (.safetensors or .gguf).") var out: String
+    @Option(help: "Also write the contrast pairs here (JSON lines, written atomically).") var savePairs: String?
+    @Option(help: "Extract from the pairs in this file (from --save-pairs) instead of sampling; --train, --rollouts, --pairs and the sampling options are then unused.") var pairsFile: String?
     @Flag(help: "Print the summary as JSON.") var json = false
 
     func validate() throws {
         guard out.hasSuffix(".safetensors") || out.hasSuffix(".gguf") else { throw ValidationError("--out must end in .safetensors or .gguf") }
         if out.hasSuffix(".gguf"), site != .residual { throw ValidationError("a .gguf control vector needs --site residual") }
         guard train > 0, rollouts > 0 else { throw ValidationError("--train and --rollouts must be positive") }
+        if let savePairs, !savePairs.hasSuffix(".jsonl") { throw ValidationError("--save-pairs must end in .jsonl") }
+        if pairsFile != nil, pairsFile == savePairs { throw ValidationError("--save-pairs would overwrite the --pairs-file it reads") }
     }
 
     func run() throws {
         let model = try modelOptions.load()
         let t = try makeTask(task, data: data, seed: seed)
-        let items = Array(try t.train().prefix(train))
         var o = ExtractionOptions(layers: try LayerSelection(layers))
+        if let pairsFile { o.savedPairs = try PairsFile.read(URL(fileURLWithPath: pairsFile), vocabSize: model.config.vocabSize) }
+        let items = o.savedPairs == nil ? Array(try t.train().prefix(train)) : []
         o.method = method
         o.site = site
         o.css = css
@@ -86,17 +99,20 @@ struct Extract: ParsableCommand {
         o.rollout.seed = seed
         o.defaultAlpha = alpha
         o.topKFraction = topK
-        let bar = ProgressBar(method == .roast ? "rollouts" : "pairs", total: items.count)
+        let sampling = method == .roast && pairsFile == nil && self.pairs == .rollouts
+        let bar = ProgressBar(sampling ? "rollouts" : "pairs", total: o.savedPairs.map { Set($0.map(\.question)).count } ?? items.count)
         bar.enabled = !json
         let r = try Extractor.extract(model: model, task: t, items: items, options: o) { done, _, pairs in
-            bar.update(done, method == .roast ? "\(done * rollouts) rollouts · \(pairs) pairs" : "\(pairs) pairs")
+            bar.update(done, sampling ? "\(done * rollouts) rollouts · \(pairs) pairs" : "\(pairs) pairs")
         }
         try r.file.write(to: URL(fileURLWithPath: out))
+        if let savePairs { try PairsFile.write(r.records, to: URL(fileURLWithPath: savePairs)) }
         if json {
             return try printJSON(ExtractSummary(out: out, stats: r.stats, layers: r.file.metadata.layers, site: site.rawValue,
                                                 method: method.rawValue, seconds: r.seconds, energy: r.file.metadata.energy ?? [:]))
         }
         let s = r.stats
+        if let savePairs { print("wrote \(savePairs): \(r.records.count) pairs") }
         print("wrote \(out): \(method.rawValue) vector, site \(site.rawValue), layers \(r.file.metadata.layers.map(String.init).joined(separator: ","))")
         print("questions \(s.questions): used \(s.questionsUsed), skipped \(s.questionsSkipped); rollouts \(s.rollouts) (\(s.correctRollouts) correct); pairs \(s.pairs); fallbacks: gold \(s.goldFallbacks), synthetic \(s.syntheticFallbacks)")
         printTable(["layer", "cos(CSS, μ)", "energy kept (CSS)", "cos(top-K, μ)", "energy kept (top-K)"],
@@ -105,8 +121,19 @@ struct Extract: ParsableCommand {
                        return ["\(l)", String(format: "%.3f", e.css.cosine), String(format: "%.3f", e.css.energyKept),
                                String(format: "%.3f", e.topK.cosine), String(format: "%.3f", e.topK.energyKept)]
                    })
+        if let doses = r.file.doses { printDoses(doses, alpha: alpha) }
         print(String(format: "%.1f s", r.seconds))
     }
+}
+
+/// Per layer: the mean activation norm at the site next to ‖α·v‖ and their ratio.
+func printDoses(_ doses: [LayerDose], alpha: Float) {
+    let a = String(format: "%g", alpha)
+    print("dose at α = \(a) (mean ‖h‖ over the pairs' last prompt tokens and response tokens):")
+    printTable(["layer", "mean ‖h‖", "‖v‖", "‖α·v‖", "‖α·v‖ / ‖h‖"], doses.map { d in
+        ["\(d.layer)", String(format: "%.3f", d.activationNorm), d.multiplicative ? "mask" : String(format: "%.3f", d.vectorNorm),
+         (d.multiplicative ? "≤ " : "") + String(format: "%.3f", d.step(alpha: alpha)), (d.multiplicative ? "≤ " : "") + String(format: "%.4f", d.ratio(alpha: alpha))]
+    })
 }
 
 struct ExtractSummary: Encodable {
@@ -139,6 +166,7 @@ struct VectorCommand: ParsableCommand {
                 let x = v.vectors[l]!
                 return ["\(l)", "\(x.count)", String(format: "%.4f", Aggregation.l2(x)), String(format: "%.4f", x.map { abs($0) }.max() ?? 0)]
             })
+            if let doses = v.doses { printDoses(doses, alpha: m.defaultAlpha) } else { print("no activation norms recorded (a file from before they were, or converted from .gguf)") }
         }
     }
 

@@ -36,12 +36,16 @@ public struct ExtractionOptions: Sendable {
     public var defaultAlpha: Float = 0.2
     /// K of the top-K mask the energy report compares CSS with, as a fraction of the width.
     public var topKFraction: Double = 0.05
+    /// Pairs read from a file (`--pairs-file`): extract from these, sampling nothing.
+    public var savedPairs: [PairRecord]?
     public init(layers: LayerSelection) { self.layers = layers }
 }
 
 public struct ExtractionResult: Sendable {
     public var file: SteeringVectorFile
     public var stats: ExtractionStats
+    /// The pairs the vector was read from, in order (`--save-pairs`).
+    public var records: [PairRecord]
     /// Per layer: CSS vs top-K mask of the same μ.
     public var energy: [Int: (css: EnergyReport, topK: EnergyReport)]
     public var seconds: Double
@@ -53,16 +57,23 @@ public enum Extractor {
                                progress: (Int, Int, Int) -> Void = { _, _, _ in }) throws -> ExtractionResult {
         let t0 = Date()
         let layers = try o.layers.resolve(layerCount: model.config.layerCount)
-        guard !items.isEmpty else { throw SteeringError("no training questions") }
+        guard !items.isEmpty || o.savedPairs?.isEmpty == false else { throw SteeringError("no training questions") }
         var pairs: [Int: [ContrastPair]]
         var stats: ExtractionStats
-        switch (o.method, o.pairs) {
-        case (.roast, .rollouts):
+        var records: [PairRecord]
+        let meter = SiteNormMeter()
+        switch (o.savedPairs, o.method, o.pairs) {
+        case (let saved?, _, _):
+            records = saved
+            stats = PairsFile.stats(saved)
+            pairs = try PairActivations(forcing: TeacherForcing(model: model, site: o.site, layers: layers), meter: meter)
+                .contrasts(all: saved, progress: progress)
+        case (nil, .roast, .rollouts):
             let roc = RolloutContrast(model: model, task: task, site: o.site, layers: layers, settings: o.rollout)
-            (pairs, stats) = try roc.collect(items, progress: progress)
+            (pairs, stats, records) = try roc.collect(items, meter: meter, progress: progress)
         default:
-            (pairs, stats) = try teacherForcedPairs(model: model, task: task, items: items, site: o.site, layers: layers,
-                                                   seed: o.rollout.seed, progress: progress)
+            (pairs, stats, records) = try teacherForcedPairs(model: model, task: task, items: items, site: o.site, layers: layers,
+                                                            seed: o.rollout.seed, meter: meter, progress: progress)
         }
         guard stats.pairs > 0 else {
             throw SteeringError("no contrast pairs: every question was skipped (\(stats.questionsSkipped) of \(stats.questions))")
@@ -89,25 +100,28 @@ public enum Extractor {
         meta.grouping = o.method == .roast ? o.grouping : nil
         meta.intervention = o.method == .sadi ? "multiplicative" : nil
         meta.task = task.name
-        meta.rollouts = o.method == .roast && o.pairs == .rollouts ? o.rollout.rollouts : nil
-        meta.pairs = o.method == .roast ? o.pairs.rawValue : "teacher-forced"
+        meta.rollouts = o.method == .roast && o.pairs == .rollouts && o.savedPairs == nil ? o.rollout.rollouts : nil
+        meta.pairs = o.savedPairs != nil ? "file" : o.method == .roast ? o.pairs.rawValue : "teacher-forced"
         meta.seed = o.rollout.seed
         meta.stats = stats
+        meta.siteNorms = Dictionary(uniqueKeysWithValues: meter.means.map { ("\($0.key)", $0.value) })
         meta.energy = Dictionary(uniqueKeysWithValues: energy.map { ("layer \($0.key) css", $0.value.css) } +
             energy.map { ("layer \($0.key) top-k", $0.value.topK) })
-        return ExtractionResult(file: SteeringVectorFile(metadata: meta, vectors: vectors), stats: stats, energy: energy,
+        return ExtractionResult(file: SteeringVectorFile(metadata: meta, vectors: vectors), stats: stats, records: records, energy: energy,
                                 seconds: Date().timeIntervalSince(t0))
     }
 
-    /// CAA's pairs: the gold answer vs the task's wrong answer, both teacher forced.
+    /// CAA's pairs: the gold answer vs the task's wrong answer, both teacher forced (candidates 0
+    /// and 1 of the record).
     public static func teacherForcedPairs(model: LanguageModel, task: ReasoningTask, items: [TaskItem], site: ActivationSite,
-                                          layers: [Int], seed: UInt64, progress: (Int, Int, Int) -> Void)
-        throws -> ([Int: [ContrastPair]], ExtractionStats) {
+                                          layers: [Int], seed: UInt64, meter: SiteNormMeter? = nil, progress: (Int, Int, Int) -> Void)
+        throws -> ([Int: [ContrastPair]], ExtractionStats, [PairRecord]) {
         var stats = ExtractionStats()
         var pairs: [Int: [ContrastPair]] = [:]
+        var records: [PairRecord] = []
         var rng = TaskRandom(seed: seed ^ 0xCAA)
         let tok = try model.requireTokenizer()
-        let forcing = TeacherForcing(model: model, site: site, layers: layers)
+        let reader = PairActivations(forcing: TeacherForcing(model: model, site: site, layers: layers), meter: meter)
         for (q, item) in items.enumerated() {
             stats.questions += 1
             guard let wrong = task.syntheticWrongResponse(item, rng: &rng) else {
@@ -117,12 +131,16 @@ public enum Extractor {
             let prompt = try RolloutContrast.promptIDs(model, task, item)
             let pos = tok.encode(item.goldResponse, addSpecialTokens: false), neg = tok.encode(wrong, addSpecialTokens: false)
             guard !pos.isEmpty, !neg.isEmpty else { stats.questionsSkipped += 1; continue }
-            let acts = try forcing.lastTokenActivations(prompt: prompt, responses: [pos, neg])
-            for l in layers { pairs[l, default: []].append(ContrastPair(question: q, delta: zip(acts[0][l]!, acts[1][l]!).map { $0 - $1 })) }
+            let record = PairRecord(question: q, questionID: item.id, prompt: prompt,
+                                    positive: PairResponse(candidate: 0, source: "gold", correct: true, ids: pos, text: item.goldResponse),
+                                    negative: PairResponse(candidate: 1, source: "synthetic", correct: false, ids: neg, text: wrong),
+                                    weight: 1, grades: [], fallback: "none")
+            for (l, p) in try reader.contrasts([record]) { pairs[l, default: []] += p }
+            records.append(record)
             stats.questionsUsed += 1
             stats.pairs += 1
             progress(q + 1, items.count, stats.pairs)
         }
-        return (pairs, stats)
+        return (pairs, stats, records)
     }
 }

@@ -108,13 +108,15 @@ public struct TeacherForcing {
     }
 
     /// The same for responses that share one prompt: the prompt is run once and its cache copied,
-    /// then every response runs in one step (what rollouts of one question need).
-    public func lastTokenActivations(prompt: [Int], responses: [[Int]]) throws -> [[Int: [Float]]] {
+    /// then every response runs in one step (what rollouts of one question need). With a
+    /// `meter`, the prompt's last token and every response token are measured too.
+    public func lastTokenActivations(prompt: [Int], responses: [[Int]], meter: SiteNormMeter? = nil) throws -> [[Int: [Float]]] {
         guard !responses.isEmpty else { return [] }
         guard !prompt.isEmpty, responses.allSatisfy({ !$0.isEmpty }) else { throw SteeringError("teacher forcing needs a prompt and non-empty responses") }
         let cache = try KVCache(model: model, sequences: responses.count, capacity: prompt.count + responses.map(\.count).max()!)
         let scratch = model.makeScratch()
-        _ = try model.forward(.prompt(prompt), cache: cache, scratch: scratch)
+        let promptCapture = meter.map { _ in ActivationCapture(site: site, layers: layers, rows: [prompt.count - 1]) }
+        _ = try model.forward(.prompt(prompt), cache: cache, capture: promptCapture, scratch: scratch)
         try model.copyCache(cache, from: 0, to: Array(1..<responses.count), length: prompt.count)
         var ids: [Int] = [], seqs: [Int] = [], pos: [Int] = [], last: [Int] = []
         for (s, tokens) in responses.enumerated() {
@@ -123,7 +125,16 @@ public struct TeacherForcing {
             pos += tokens.indices.map { prompt.count + $0 }
             last.append(ids.count - 1)
         }
-        return try run(ForwardStep(ids: ids, sequences: seqs, positions: pos, logitRows: [last[0]]), cache: cache, rows: last, scratch: scratch)
+        let step = ForwardStep(ids: ids, sequences: seqs, positions: pos, logitRows: [last[0]])
+        guard let meter, let promptCapture else { return try run(step, cache: cache, rows: last, scratch: scratch) }
+        // Capture is a gather of rows already computed: capturing every row changes no value.
+        let all = try run(step, cache: cache, rows: Array(ids.indices), scratch: scratch)
+        let head = try promptCapture.read(model)
+        for l in layers {
+            meter.add(layer: l, head[l]![0])
+            for row in all { meter.add(layer: l, row[l]!) }
+        }
+        return last.map { all[$0] }
     }
 
     private func run(_ step: ForwardStep, cache: KVCache, rows: [Int], scratch: ForwardScratchHandle? = nil) throws -> [[Int: [Float]]] {
@@ -170,11 +181,13 @@ public final class RolloutContrast {
     /// Response text → ids, without special tokens.
     func responseIDs(_ text: String) throws -> [Int] { try model.requireTokenizer().encode(text, addSpecialTokens: false) }
 
-    /// Pairs per layer for the given items. `progress(done, total, pairs)` after each question.
-    public func collect(_ items: [TaskItem], progress: (Int, Int, Int) -> Void = { _, _, _ in })
-        throws -> (pairs: [Int: [ContrastPair]], stats: ExtractionStats) {
+    /// Pairs per layer for the given items, and the records they were read from (for
+    /// `--save-pairs`). `progress(done, total, pairs)` after each question.
+    public func collect(_ items: [TaskItem], meter: SiteNormMeter? = nil, progress: (Int, Int, Int) -> Void = { _, _, _ in })
+        throws -> (pairs: [Int: [ContrastPair]], stats: ExtractionStats, records: [PairRecord]) {
         var stats = ExtractionStats()
         var pairs: [Int: [ContrastPair]] = [:]
+        var records: [PairRecord] = []
         var rng = TaskRandom(seed: settings.seed ^ 0x5EED)
         let eos = try model.requireTokenizer().eosIDs.union(model.config.eosTokenIDs)
         let n = settings.rollouts
@@ -184,6 +197,7 @@ public final class RolloutContrast {
                                               seed: settings.seed &+ UInt64(q) &* 1_000_003)
             return (0..<n).map { _ in GenerationRequest(promptIDs: prompts[q], maxTokens: settings.maxTokens ?? task.maxTokens, sampling: sampling) }
         }
+        let reader = PairActivations(forcing: TeacherForcing(model: model, site: site, layers: layers), meter: meter)
         // The rollouts of every question decode together, `settings.sequences` at a time. A
         // question is paired once it and every question before it have all their rollouts, so
         // the pairs come in question order whatever finishes first.
@@ -207,28 +221,25 @@ public final class RolloutContrast {
                 return
             }
             // Candidates: rollouts (their sampled ids, EOS dropped), gold, synthetic.
-            var candidates = results.map { r in Array(r.ids.reversed().drop { eos.contains($0) }.reversed()) }
-            candidates.append(try responseIDs(item.goldResponse))
-            candidates.append(try synthetic.map(responseIDs) ?? [])
-            let needed = Array(Set(plan.pairs.flatMap { [$0.positive, $0.negative] })).sorted()
-            // An empty response has no last response token: its pairs are dropped.
-            let usable = needed.filter { !candidates[$0].isEmpty }
-            let acts = try TeacherForcing(model: model, site: site, layers: layers)
-                .lastTokenActivations(prompt: prompt, responses: usable.map { candidates[$0] })
-            let byCandidate = Dictionary(uniqueKeysWithValues: zip(usable, acts))
-            var formed = 0
-            for p in plan.pairs {
-                guard let pos = byCandidate[p.positive], let neg = byCandidate[p.negative] else { continue }
-                for l in layers {
-                    pairs[l, default: []].append(ContrastPair(question: q, delta: zip(pos[l]!, neg[l]!).map { $0 - $1 }, weight: p.weight))
-                }
-                formed += 1
+            var candidates = try results.enumerated().map { i, r in
+                PairResponse(candidate: i, source: "rollout", correct: correct[i],
+                             ids: Array(r.ids.reversed().drop { eos.contains($0) }.reversed()), text: r.text)
             }
-            if formed == 0 {
+            candidates.append(PairResponse(candidate: n, source: "gold", correct: true, ids: try responseIDs(item.goldResponse), text: item.goldResponse))
+            candidates.append(PairResponse(candidate: n + 1, source: "synthetic", correct: false, ids: try synthetic.map(responseIDs) ?? [], text: synthetic))
+            let fallback = PairRecord.fallback(gold: plan.usedGold, synthetic: plan.usedSynthetic)
+            // An empty response has no last response token: its pairs are dropped.
+            let formed = plan.pairs.filter { !candidates[$0.positive].ids.isEmpty && !candidates[$0.negative].ids.isEmpty }.map {
+                PairRecord(question: q, questionID: item.id, prompt: prompt, positive: candidates[$0.positive],
+                           negative: candidates[$0.negative], weight: $0.weight, grades: correct, fallback: fallback)
+            }
+            for (l, p) in try reader.contrasts(formed[...]) { pairs[l, default: []] += p }
+            records += formed
+            if formed.isEmpty {
                 stats.questionsSkipped += 1
             } else {
                 stats.questionsUsed += 1
-                stats.pairs += formed
+                stats.pairs += formed.count
                 if plan.usedGold { stats.goldFallbacks += 1 }
                 if plan.usedSynthetic { stats.syntheticFallbacks += 1 }
             }
@@ -240,6 +251,6 @@ public final class RolloutContrast {
             try pairReadyQuestions()
         })
         try pairReadyQuestions()  // none left when every question has rollouts; all when none has
-        return (pairs, stats)
+        return (pairs, stats, records)
     }
 }

@@ -29,6 +29,9 @@ public struct VectorMetadata: Codable, Sendable, Equatable {
     public var date: String
     public var stats: ExtractionStats?
     public var energy: [String: EnergyReport]?
+    /// Mean ‖h‖ at the site per layer ("0", "1", …), over the extraction pairs' last prompt
+    /// tokens and response tokens: what ‖α·v‖ is measured against.
+    public var siteNorms: [String: Float]?
 
     public init(model m: LanguageModel, site: ActivationSite, layers: [Int], method: String, defaultAlpha: Float) {
         architecture = m.config.architecture.rawValue

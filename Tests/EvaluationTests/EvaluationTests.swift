@@ -277,6 +277,11 @@ final class ProtocolTests: XCTestCase {
                 XCTAssertEqual(r.dev.count, 4, r.method)
                 XCTAssertTrue(FileManager.default.fileExists(atPath: dir.appendingPathComponent(r.vectorFile!).path))
                 XCTAssertEqual(r.energy?.map(\.layer), [0, 1, 2])
+                // The pairs beside the vector, and the dose at the chosen layers.
+                let pairs = dir.appendingPathComponent(r.vectorFile!.replacingOccurrences(of: ".safetensors", with: ".pairs.jsonl"))
+                XCTAssertEqual(try PairsFile.read(pairs, vocabSize: m.config.vocabSize).count, r.extraction?.pairs, r.method)
+                let layers = try LayerSelection(r.chosenLayers!).resolve(layerCount: 5)
+                XCTAssertEqual(r.doses?.map(\.layer), layers, r.method)
             }
         }
         XCTAssertEqual(first.runs.first { $0.method == "roast" && $0.seed == 42 }?.perLayer?.count ?? 0,
@@ -285,6 +290,7 @@ final class ProtocolTests: XCTestCase {
         XCTAssertEqual(first.summary.map(\.method), ["none", "fewshot", "caa", "roast", "roast/no-grouping", "roast/css-l2"])
         let html = try String(contentsOf: dir.appendingPathComponent("report.html"), encoding: .utf8)
         XCTAssertEqual(html.components(separatedBy: "<svg").count - 1, 4, "bars, α curves, per-layer effect, energy")
+        XCTAssertTrue(html.contains("<th>mean ‖h‖</th>"), "the dose table")
         // A method keeps one colour in every plot: its bar, α curve, per-layer line and energy line.
         func colours(of method: String) -> [String] {
             html.components(separatedBy: "fill=\"").dropFirst().compactMap { mark in
@@ -339,6 +345,54 @@ final class ProtocolTests: XCTestCase {
         XCTAssertThrowsError(try EvalRunner(benchmark: bench, context: EvalContext(model: m, cache: AnswerCache()), settings: few, outDir: dir)) {
             XCTAssertTrue("\($0)".contains("6-shot"))
         }
+    }
+}
+
+final class BoxedControlTests: XCTestCase {
+    /// The control's pairs differ by the box alone, and the grader passes any boxed answer.
+    func testGoldIsBoxedAndTheNegativeIsTheSameAnswerUnboxed() {
+        let t = BoxedControlTask(seed: 3, trainCount: 5, testCount: 2)
+        let items = t.train()
+        XCTAssertEqual(items.map(\.prompt), ArithmeticTask(seed: 3, trainCount: 5, testCount: 2).train().map(\.prompt))
+        for item in items {
+            XCTAssertTrue(item.goldResponse.hasSuffix("The answer is \\boxed{\(item.goldValue)}."), item.goldResponse)
+            XCTAssertTrue(t.grade(item.goldResponse, item))
+            var rng = TaskRandom(seed: 1)
+            let negative = t.syntheticWrongResponse(item, rng: &rng)!
+            XCTAssertEqual(negative, item.goldResponse.replacingOccurrences(of: "\\boxed{\(item.goldValue)}", with: item.goldValue))
+            XCTAssertFalse(t.grade(negative, item))
+        }
+        XCTAssertTrue(t.grade("so \\boxed{7} it is", items[0]), "right or wrong, a box passes")
+        XCTAssertFalse(t.grade("The answer is 7.", items[0]))
+    }
+}
+
+final class DoseReportTests: XCTestCase {
+    /// ‖α·v‖ / ‖h‖ in the reports, against hand-computed values: layer 0 steps 0.5 × 2 = 1 against
+    /// 4 (0.25), layer 1 steps 0.5 × 1 = 0.5 against 10 (0.05): mean 0.15.
+    func testRatiosInTheTableAndTheDoseTable() {
+        var run = RunResult(method: "caa", seed: 42, chosenAlpha: 0.5, chosenLayers: "0,1",
+                            doses: [LayerDose(layer: 0, activationNorm: 4, vectorNorm: 2), LayerDose(layer: 1, activationNorm: 10, vectorNorm: 1)],
+                            dev: [0, 0.5, 1].map { CurvePoint(alpha: $0, layers: "0,1", metrics: ["accuracy": 0]) }, test: ["accuracy": 0.5], items: [], seconds: 0)
+        XCTAssertEqual(EvalReport.doseRatio(run)!, 0.15, accuracy: 1e-7)
+        var sadi = run
+        sadi.method = "sadi"
+        sadi.doses = [LayerDose(layer: 0, activationNorm: 4, vectorNorm: 9, multiplicative: true)]
+        run.seed = 22
+        var second = run
+        second.seed = 52
+        second.chosenAlpha = 0
+        let r = EvalResults(date: "", model: "m", device: "d", task: "arithmetic", metrics: ["accuracy"], testItems: 0, settings: EvalSettings(),
+                            runs: [run, second, sadi], summary: [MethodSummary(method: "caa", metrics: [:], alphas: [0.5, 0]),
+                                                                 MethodSummary(method: "sadi", metrics: [:], alphas: [0.5])], seconds: 0)
+        let md = EvalReport.markdown(r)
+        XCTAssertTrue(md.contains("| 0.5, 0 | 0.15, 0 |"), md)
+        XCTAssertTrue(md.contains("| 0.5 | ≤ 0.5 |"), md)
+        let table = EvalReport.doseTable(r)!
+        // Layer 0 of caa: ‖h‖ 4, ‖v‖ 2, ratios at α 0, 0.5 (chosen, bold) and 1.
+        XCTAssertTrue(table.contains("<td>0</td><td>4</td><td>2</td><td>0</td><td><b>0.25</b></td><td>0.5</td>"), table)
+        XCTAssertTrue(table.contains("<td>1</td><td>10</td><td>1</td><td>0</td><td><b>0.05</b></td><td>0.1</td>"), table)
+        XCTAssertTrue(table.contains("<td>mask</td><td>≤ 0</td><td><b>≤ 0.5</b></td><td>≤ 1</td>"), table)
     }
 }
 
