@@ -71,9 +71,14 @@ public final class Generator {
         }
     }
 
-    public func generate(_ requests: [GenerationRequest], steering: SteeringProvider? = nil,
+    /// `seedIndices[i]` names request i's sampling stream (seed + index); by default its position,
+    /// so a caller that generates a slice of a larger list can keep the streams of the whole.
+    public func generate(_ requests: [GenerationRequest], seedIndices: [Int]? = nil, steering: SteeringProvider? = nil,
                          onToken: TokenHandler? = nil, onFinish: FinishHandler = { _, _ in }) throws -> [GenerationResult] {
         guard !requests.isEmpty else { return [] }
+        if let seedIndices, seedIndices.count != requests.count {
+            throw GenerationError("\(seedIndices.count) seed indices for \(requests.count) requests")
+        }
         let ctx = model.config.contextLength
         for (i, r) in requests.enumerated() {
             do { try GenerationBatch.check(r, capacity: ctx, context: ctx) } catch { throw GenerationError("request \(i): \(error)") }
@@ -82,7 +87,7 @@ public final class Generator {
         let capacity = requests.map { $0.promptIDs.count + max($0.maxTokens, 1) }.max()!
         let batch = try GenerationBatch(generator: self, slots: min(maxSequences ?? requests.count, requests.count), capacity: min(capacity, ctx))
         var results = [GenerationResult?](repeating: nil, count: requests.count)
-        for r in requests { _ = try batch.submit(r) }
+        for (i, r) in requests.enumerated() { _ = try batch.submit(r, seedIndex: seedIndices?[i]) }
         while !batch.isIdle {
             try batch.step(steering: steering, onToken: onToken) { i, r in
                 results[i] = r

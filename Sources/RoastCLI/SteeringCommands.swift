@@ -51,6 +51,14 @@ struct Extract: ParsableCommand {
         equal the original run's bit for bit. Example:
           roast extract --method roast --save-pairs pairs.jsonl --out a.safetensors
           roast extract --method roast --pairs-file pairs.jsonl --out b.safetensors
+
+        --shard I/N extracts only the I-th of N contiguous blocks of the --train questions (I from 0) and writes \
+        their per-question partial results (each question's weighted mean difference and weight, the statistics, the \
+        activation norms) instead of a vector. Every question samples from its own random streams, so a shard draws \
+        the rollouts the whole run would. `roast vector merge` combines the N files into the vector the unsharded \
+        run makes (docs/SCALING.md: Slurm and Kubernetes job arrays). Example:
+          for i in 0 1 2; do roast extract --shard $i/3 --out part-$i.safetensors; done
+          roast vector merge part-*.safetensors --out v.safetensors
         """)
 
     @OptionGroup var modelOptions: ModelOptions
@@ -72,6 +80,7 @@ struct Extract: ParsableCommand {
     @Option(help: "Output file (.safetensors or .gguf).") var out: String
     @Option(help: "Also write the contrast pairs here (JSON lines, written atomically).") var savePairs: String?
     @Option(help: "Extract from the pairs in this file (from --save-pairs) instead of sampling; --train, --rollouts, --pairs and the sampling options are then unused.") var pairsFile: String?
+    @Option(help: "I/N: extract the I-th (from 0) of N blocks of the questions and write its partial results to --out (.safetensors), for `roast vector merge`.") var shard: String?
     @Flag(help: "Print the summary as JSON.") var json = false
 
     func validate() throws {
@@ -80,6 +89,13 @@ struct Extract: ParsableCommand {
         guard train > 0, rollouts > 0 else { throw ValidationError("--train and --rollouts must be positive") }
         if let savePairs, !savePairs.hasSuffix(".jsonl") { throw ValidationError("--save-pairs must end in .jsonl") }
         if pairsFile != nil, pairsFile == savePairs { throw ValidationError("--save-pairs would overwrite the --pairs-file it reads") }
+        if let shard {
+            let spec: ShardSpec
+            do { spec = try ShardSpec(parsing: shard) } catch { throw ValidationError("--shard: \(error)") }
+            guard out.hasSuffix(".safetensors") else { throw ValidationError("--shard writes partial results: --out must end in .safetensors") }
+            guard pairsFile == nil else { throw ValidationError("--shard splits the sampling; --pairs-file samples nothing (extract from it whole)") }
+            guard spec.count <= train else { throw ValidationError("--shard \(shard): \(spec.count) shards of --train \(train) questions would leave a shard empty") }
+        }
     }
 
     func run() throws {
@@ -87,7 +103,17 @@ struct Extract: ParsableCommand {
         let t = try makeTask(task, data: data, seed: seed)
         var o = ExtractionOptions(layers: try LayerSelection(layers))
         if let pairsFile { o.savedPairs = try PairsFile.read(URL(fileURLWithPath: pairsFile), vocabSize: model.config.vocabSize) }
-        let items = o.savedPairs == nil ? Array(try t.train().prefix(train)) : []
+        var items = o.savedPairs == nil ? Array(try t.train().prefix(train)) : []
+        let questions = items.count
+        let spec = try shard.map { try ShardSpec(parsing: $0) }
+        if let spec {
+            guard spec.count <= items.count else {
+                throw ValidationError("--shard \(spec.index)/\(spec.count): the task has only \(items.count) training questions")
+            }
+            let range = spec.questions(of: items.count)
+            items = Array(items[range])
+            o.firstQuestion = range.lowerBound
+        }
         o.method = method
         o.site = site
         o.css = css
@@ -102,28 +128,65 @@ struct Extract: ParsableCommand {
         let sampling = method == .roast && pairsFile == nil && self.pairs == .rollouts
         let bar = ProgressBar(sampling ? "rollouts" : "pairs", total: o.savedPairs.map { Set($0.map(\.question)).count } ?? items.count)
         bar.enabled = !json
-        let r = try Extractor.extract(model: model, task: t, items: items, options: o) { done, _, pairs in
+        let report: (Int, Int, Int) -> Void = { done, _, pairs in
             bar.update(done, sampling ? "\(done * rollouts) rollouts · \(pairs) pairs" : "\(pairs) pairs")
         }
+        if let spec {
+            let t0 = Date()
+            let c = try Extractor.collect(model: model, task: t, items: items, options: o, progress: report)
+            let part = ExtractionShard(spec: spec, questions: questions, metadata: Extractor.metadata(model: model, task: t, options: o),
+                                       topKFraction: topK, partials: c)
+            try part.write(to: URL(fileURLWithPath: out))
+            if let savePairs { try PairsFile.write(c.records, to: URL(fileURLWithPath: savePairs)) }
+            let range = spec.questions(of: part.questions)
+            if json {
+                return try printJSON(ShardSummary(out: out, shard: spec.index, shards: spec.count, questions: [range.lowerBound, range.upperBound],
+                                                  stats: c.stats, seconds: Date().timeIntervalSince(t0)))
+            }
+            let s = c.stats
+            if let savePairs { print("wrote \(savePairs): \(c.records.count) pairs") }
+            print("wrote \(out): shard \(spec.index) of \(spec.count), questions \(range.lowerBound)..<\(range.upperBound) of \(part.questions)")
+            print("questions \(s.questions): used \(s.questionsUsed), skipped \(s.questionsSkipped); rollouts \(s.rollouts) (\(s.correctRollouts) correct); pairs \(s.pairs)")
+            print(String(format: "%.1f s; merge every shard with `roast vector merge`", Date().timeIntervalSince(t0)))
+            return
+        }
+        let r = try Extractor.extract(model: model, task: t, items: items, options: o, progress: report)
         try r.file.write(to: URL(fileURLWithPath: out))
         if let savePairs { try PairsFile.write(r.records, to: URL(fileURLWithPath: savePairs)) }
         if json {
             return try printJSON(ExtractSummary(out: out, stats: r.stats, layers: r.file.metadata.layers, site: site.rawValue,
                                                 method: method.rawValue, seconds: r.seconds, energy: r.file.metadata.energy ?? [:]))
         }
-        let s = r.stats
         if let savePairs { print("wrote \(savePairs): \(r.records.count) pairs") }
-        print("wrote \(out): \(method.rawValue) vector, site \(site.rawValue), layers \(r.file.metadata.layers.map(String.init).joined(separator: ","))")
-        print("questions \(s.questions): used \(s.questionsUsed), skipped \(s.questionsSkipped); rollouts \(s.rollouts) (\(s.correctRollouts) correct); pairs \(s.pairs); fallbacks: gold \(s.goldFallbacks), synthetic \(s.syntheticFallbacks)")
-        printTable(["layer", "cos(CSS, μ)", "energy kept (CSS)", "cos(top-K, μ)", "energy kept (top-K)"],
-                   r.energy.keys.sorted().map { l in
-                       let e = r.energy[l]!
-                       return ["\(l)", String(format: "%.3f", e.css.cosine), String(format: "%.3f", e.css.energyKept),
-                               String(format: "%.3f", e.topK.cosine), String(format: "%.3f", e.topK.energyKept)]
-                   })
-        if let doses = r.file.doses { printDoses(doses, alpha: alpha) }
+        printVectorSummary(out: out, file: r.file, energy: r.energy)
         print(String(format: "%.1f s", r.seconds))
     }
+}
+
+/// What an extracted or merged vector is: its statistics, the CSS-vs-top-K energy and the dose.
+func printVectorSummary(out: String, file: SteeringVectorFile, energy: [Int: (css: EnergyReport, topK: EnergyReport)]) {
+    let m = file.metadata
+    print("wrote \(out): \(m.method) vector, site \(m.site.rawValue), layers \(m.layers.map(String.init).joined(separator: ","))\(m.shards.map { ", merged from \($0) shards" } ?? "")")
+    if let s = m.stats {
+        print("questions \(s.questions): used \(s.questionsUsed), skipped \(s.questionsSkipped); rollouts \(s.rollouts) (\(s.correctRollouts) correct); pairs \(s.pairs); fallbacks: gold \(s.goldFallbacks), synthetic \(s.syntheticFallbacks)")
+    }
+    printTable(["layer", "cos(CSS, μ)", "energy kept (CSS)", "cos(top-K, μ)", "energy kept (top-K)"],
+               energy.keys.sorted().map { l in
+                   let e = energy[l]!
+                   return ["\(l)", String(format: "%.3f", e.css.cosine), String(format: "%.3f", e.css.energyKept),
+                           String(format: "%.3f", e.topK.cosine), String(format: "%.3f", e.topK.energyKept)]
+               })
+    if let doses = file.doses { printDoses(doses, alpha: m.defaultAlpha) }
+}
+
+struct ShardSummary: Encodable {
+    let out: String
+    let shard: Int
+    let shards: Int
+    /// [first, end) of the shard's questions.
+    let questions: [Int]
+    let stats: ExtractionStats
+    let seconds: Double
 }
 
 /// Per layer: the mean activation norm at the site next to ‖α·v‖ and their ratio.
@@ -148,7 +211,40 @@ struct ExtractSummary: Encodable {
 
 struct VectorCommand: ParsableCommand {
     static let configuration = CommandConfiguration(commandName: "vector", abstract: "Inspect and convert steering-vector files.",
-                                                    subcommands: [Info.self, Convert.self])
+                                                    subcommands: [Info.self, Convert.self, Merge.self])
+
+    struct Merge: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Combine the partial results of `roast extract --shard I/N` into one vector.",
+            discussion: """
+            Give every shard's file, in any order: each of shards 0..<N exactly once, all from one extraction (same \
+            model, task, method, site, layers, CSS, seed and question count), or the merge is refused naming the file \
+            and the setting that differs. The vector equals the one an unsharded `roast extract` makes from the same \
+            settings: both aggregate the same per-question partials in question order. Written atomically.
+              roast vector merge part-0.safetensors part-1.safetensors part-2.safetensors --out v.safetensors
+            """)
+        @Argument(help: "The shards' .safetensors files.") var shards: [String]
+        @Option(help: "Output vector (.safetensors, or .gguf for a residual-site vector).") var out: String
+        @Flag(help: "Print the summary as JSON.") var json = false
+
+        func validate() throws {
+            guard !shards.isEmpty else { throw ValidationError("give the shard files to merge") }
+            guard out.hasSuffix(".safetensors") || out.hasSuffix(".gguf") else { throw ValidationError("--out must end in .safetensors or .gguf") }
+            if shards.contains(out) { throw ValidationError("--out \(out) is one of the shards") }
+        }
+
+        func run() throws {
+            let t0 = Date()
+            let (file, energy) = try ExtractionShard.merge(shards.map { URL(fileURLWithPath: $0) })
+            try file.write(to: URL(fileURLWithPath: out))
+            let m = file.metadata
+            if json {
+                return try printJSON(ExtractSummary(out: out, stats: m.stats ?? ExtractionStats(), layers: m.layers, site: m.site.rawValue,
+                                                    method: m.method, seconds: Date().timeIntervalSince(t0), energy: m.energy ?? [:]))
+            }
+            printVectorSummary(out: out, file: file, energy: energy)
+        }
+    }
 
     struct Info: ParsableCommand {
         static let configuration = CommandConfiguration(abstract: "Print a vector file's metadata and per-layer norms.")

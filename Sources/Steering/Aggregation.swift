@@ -25,35 +25,73 @@ public enum CSSMode: String, Sendable, Codable, CaseIterable {
     case topk
 }
 
+/// One question's share of a layer's contrasts: the weighted mean of its pairs' Δ and the total
+/// weight behind it. Every aggregation is a function of these, so a vector merged from shards'
+/// partials is computed exactly as the unsharded one is.
+public struct QuestionPartial: Sendable, Equatable {
+    public var question: Int
+    /// Σ of its pairs' weights.
+    public var weight: Float
+    public var pairs: Int
+    /// Σ wΔ / Σ w over its pairs, summed in double precision.
+    public var mean: [Float]
+    public init(question: Int, weight: Float, pairs: Int, mean: [Float]) {
+        self.question = question
+        self.weight = weight
+        self.pairs = pairs
+        self.mean = mean
+    }
+}
+
 public enum Aggregation {
-    /// Weighted plain mean of every pair's Δ (every pair one vote, weighted).
-    public static func weightedMean(_ pairs: [ContrastPair]) -> [Float]? {
-        guard let d = pairs.first?.delta.count else { return nil }
+    /// The pairs grouped by question (in question order), each group's weighted mean. A
+    /// question whose weights sum to zero contributes nothing.
+    public static func questionPartials(_ pairs: [ContrastPair]) -> [QuestionPartial] {
+        let groups = Dictionary(grouping: pairs, by: \.question)
+        return groups.keys.sorted().compactMap { q in
+            let g = groups[q]!
+            let d = g[0].delta.count
+            var sum = [Double](repeating: 0, count: d)
+            var wsum = 0.0
+            for p in g {
+                for i in 0..<d { sum[i] += Double(p.weight) * Double(p.delta[i]) }
+                wsum += Double(p.weight)
+            }
+            guard wsum > 0 else { return nil }
+            return QuestionPartial(question: q, weight: Float(wsum), pairs: g.count, mean: sum.map { Float($0 / wsum) })
+        }
+    }
+
+    /// The weighted mean of every pair's Δ (every pair one vote, weighted): Σ_q W_q·m_q / Σ_q W_q
+    /// over the questions' partials.
+    public static func weightedMean(_ partials: [QuestionPartial]) -> [Float]? {
+        guard let d = partials.first?.mean.count else { return nil }
         var sum = [Double](repeating: 0, count: d)
         var wsum = 0.0
-        for p in pairs {
-            for i in 0..<d { sum[i] += Double(p.weight) * Double(p.delta[i]) }
+        for p in partials {
+            for i in 0..<d { sum[i] += Double(p.weight) * Double(p.mean[i]) }
             wsum += Double(p.weight)
         }
         guard wsum > 0 else { return nil }
         return sum.map { Float($0 / wsum) }
     }
 
-    /// Grouped Mean Normalization: the weighted mean Δ within each question, normalised to unit
-    /// L2 norm, then averaged over questions with equal weight ("one question, one vote").
-    /// Questions whose mean is zero are left out.
-    public static func groupedMeanNormalized(_ pairs: [ContrastPair]) -> [Float]? {
-        let groups = Dictionary(grouping: pairs, by: \.question)
+    /// Grouped Mean Normalization: each question's weighted mean Δ normalised to unit L2 norm,
+    /// then averaged over questions with equal weight ("one question, one vote"). Questions whose
+    /// mean is zero are left out.
+    public static func groupedMeanNormalized(_ partials: [QuestionPartial]) -> [Float]? {
         var means: [[Float]] = []
-        for q in groups.keys.sorted() {
-            guard let m = weightedMean(groups[q]!) else { continue }
-            let norm = l2(m)
+        for p in partials {
+            let norm = l2(p.mean)
             guard norm > 0 else { continue }
-            means.append(m.map { $0 / norm })
+            means.append(p.mean.map { $0 / norm })
         }
         guard let d = means.first?.count else { return nil }
         return (0..<d).map { i in Float(means.reduce(0.0) { $0 + Double($1[i]) } / Double(means.count)) }
     }
+
+    public static func weightedMean(_ pairs: [ContrastPair]) -> [Float]? { weightedMean(questionPartials(pairs)) }
+    public static func groupedMeanNormalized(_ pairs: [ContrastPair]) -> [Float]? { groupedMeanNormalized(questionPartials(pairs)) }
 
     /// Continuous Soft Scaling of μ (`topK`: the K of the `.topk` mask).
     public static func css(_ mu: [Float], mode: CSSMode, topK: Int = 1) -> [Float] {

@@ -3,20 +3,37 @@ import Foundation
 /// Accumulates the mean L2 norm of the unsteered activation at the steering site, per layer,
 /// over the tokens steering touches: each prompt's last token and every response token.
 public final class SiteNormMeter {
-    private var sums: [Int: Double] = [:]
-    private var counts: [Int: Int] = [:]
+    public private(set) var totals = SiteNormTotals()
     public init() {}
 
     public func add(layer: Int, _ row: [Float]) {
-        sums[layer, default: 0] += Double(Aggregation.l2(row))
-        counts[layer, default: 0] += 1
+        totals.sums[layer, default: 0] += Double(Aggregation.l2(row))
+        totals.counts[layer, default: 0] += 1
     }
 
     /// Tokens seen at a layer.
-    public func count(_ layer: Int) -> Int { counts[layer] ?? 0 }
+    public func count(_ layer: Int) -> Int { totals.counts[layer] ?? 0 }
 
     /// Mean ‖h‖ per layer.
-    public var means: [Int: Float] { Dictionary(uniqueKeysWithValues: sums.map { ($0.key, Float($0.value / Double(counts[$0.key]!))) }) }
+    public var means: [Int: Float] { totals.means }
+}
+
+/// Σ‖h‖ and the token count per layer: what a shard reports, so shards' norms add up.
+public struct SiteNormTotals: Sendable, Equatable {
+    public var sums: [Int: Double] = [:]
+    public var counts: [Int: Int] = [:]
+    public init() {}
+
+    public var means: [Int: Float] {
+        Dictionary(uniqueKeysWithValues: sums.compactMap { l, s in counts[l].flatMap { $0 > 0 ? (l, Float(s / Double($0))) : nil } })
+    }
+
+    public static func + (a: SiteNormTotals, b: SiteNormTotals) -> SiteNormTotals {
+        var r = a
+        for (l, s) in b.sums { r.sums[l, default: 0] += s }
+        for (l, n) in b.counts { r.counts[l, default: 0] += n }
+        return r
+    }
 }
 
 /// The size of a step at one layer against the activation it is added to.

@@ -33,12 +33,20 @@ public struct ExtractionStats: Sendable, Codable, Equatable {
     /// Questions with no incorrect rollout (a synthetic wrong answer stood in).
     public var syntheticFallbacks = 0
     public init() {}
-}
 
-/// A response to contrast: token ids after the prompt, and where it came from.
-struct Response {
-    var ids: [Int]
-    var weight: Float
+    /// The statistics of two disjoint sets of questions together (shards).
+    public static func + (a: ExtractionStats, b: ExtractionStats) -> ExtractionStats {
+        var r = a
+        r.questions += b.questions
+        r.questionsUsed += b.questionsUsed
+        r.questionsSkipped += b.questionsSkipped
+        r.rollouts += b.rollouts
+        r.correctRollouts += b.correctRollouts
+        r.pairs += b.pairs
+        r.goldFallbacks += b.goldFallbacks
+        r.syntheticFallbacks += b.syntheticFallbacks
+        return r
+    }
 }
 
 /// Forms the pairs of one question from graded rollouts (the fallbacks of DESIGN.md):
@@ -183,20 +191,23 @@ public final class RolloutContrast {
 
     /// Pairs per layer for the given items, and the records they were read from (for
     /// `--save-pairs`). `progress(done, total, pairs)` after each question.
-    public func collect(_ items: [TaskItem], meter: SiteNormMeter? = nil, progress: (Int, Int, Int) -> Void = { _, _, _ in })
+    /// `firstQuestion` numbers `items[0]` among all the extraction questions: question q's
+    /// rollout r samples from stream (seed, q, r), so it is the same in a shard as in the whole run.
+    public func collect(_ items: [TaskItem], firstQuestion: Int = 0, meter: SiteNormMeter? = nil, progress: (Int, Int, Int) -> Void = { _, _, _ in })
         throws -> (pairs: [Int: [ContrastPair]], stats: ExtractionStats, records: [PairRecord]) {
         var stats = ExtractionStats()
         var pairs: [Int: [ContrastPair]] = [:]
         var records: [PairRecord] = []
-        var rng = TaskRandom(seed: settings.seed ^ 0x5EED)
         let eos = try model.requireTokenizer().eosIDs.union(model.config.eosTokenIDs)
         let n = settings.rollouts
         let prompts = try items.map { try Self.promptIDs(model, task, $0) }
-        let requests = items.indices.flatMap { q in
+        let requests = items.indices.flatMap { i in
             let sampling = SamplingParameters(temperature: settings.temperature, topP: settings.topP,
-                                              seed: settings.seed &+ UInt64(q) &* 1_000_003)
-            return (0..<n).map { _ in GenerationRequest(promptIDs: prompts[q], maxTokens: settings.maxTokens ?? task.maxTokens, sampling: sampling) }
+                                              seed: settings.seed &+ UInt64(firstQuestion + i) &* 1_000_003)
+            return (0..<n).map { _ in GenerationRequest(promptIDs: prompts[i], maxTokens: settings.maxTokens ?? task.maxTokens, sampling: sampling) }
         }
+        // Rollout r of question q draws from stream q·n + r: its number in the whole run.
+        let streams = items.indices.flatMap { i in (0..<n).map { (firstQuestion + i) * n + $0 } }
         let reader = PairActivations(forcing: TeacherForcing(model: model, site: site, layers: layers), meter: meter)
         // The rollouts of every question decode together, `settings.sequences` at a time. A
         // question is paired once it and every question before it have all their rollouts, so
@@ -209,15 +220,17 @@ public final class RolloutContrast {
                 next += 1
             }
         }
-        func pairUp(_ q: Int, _ item: TaskItem, _ prompt: [Int], _ results: [GenerationResult]) throws {
+        func pairUp(_ i: Int, _ item: TaskItem, _ prompt: [Int], _ results: [GenerationResult]) throws {
+            let q = firstQuestion + i
             stats.questions += 1
             let correct = results.map { task.grade($0.text, item) }
             stats.rollouts += results.count
             stats.correctRollouts += correct.filter { $0 }.count
+            var rng = TaskRandom.question(seed: settings.seed ^ 0x5EED, q)
             let synthetic = settings.syntheticNegatives ? task.syntheticWrongResponse(item, rng: &rng) : nil
             guard let plan = PairFormation.plan(correct: correct, hasSynthetic: synthetic != nil) else {
                 stats.questionsSkipped += 1
-                progress(q + 1, items.count, stats.pairs)
+                progress(i + 1, items.count, stats.pairs)
                 return
             }
             // Candidates: rollouts (their sampled ids, EOS dropped), gold, synthetic.
@@ -243,10 +256,10 @@ public final class RolloutContrast {
                 if plan.usedGold { stats.goldFallbacks += 1 }
                 if plan.usedSynthetic { stats.syntheticFallbacks += 1 }
             }
-            progress(q + 1, items.count, stats.pairs)
+            progress(i + 1, items.count, stats.pairs)
         }
         generator.maxSequences = settings.sequences
-        _ = try generator.generate(requests, onFinish: { i, r in
+        _ = try generator.generate(requests, seedIndices: streams, onFinish: { i, r in
             finished[i] = r
             try pairReadyQuestions()
         })

@@ -32,6 +32,8 @@ public struct VectorMetadata: Codable, Sendable, Equatable {
     /// Mean ‖h‖ at the site per layer ("0", "1", …), over the extraction pairs' last prompt
     /// tokens and response tokens: what ‖α·v‖ is measured against.
     public var siteNorms: [String: Float]?
+    /// Merged from this many extraction shards (`roast vector merge`); absent when made whole.
+    public var shards: Int?
 
     public init(model m: LanguageModel, site: ActivationSite, layers: [Int], method: String, defaultAlpha: Float) {
         architecture = m.config.architecture.rawValue

@@ -27,8 +27,13 @@ extension SteeringVectorFile {
 
     static func readSafetensors(_ url: URL) throws -> SteeringVectorFile {
         let st = try SafetensorsModel(url: url)  // parses and bounds-checks the header; reads no data
-        guard let json = st.metadata["roast"] else { throw SteeringError("\(url.path): no 'roast' metadata: not a ROAST vector file") }
-        let meta = try decodeMetadata(json, url)
+        guard let json = st.metadata["roast"] else {
+            if st.metadata[ExtractionShard.metadataKey] != nil {
+                throw SteeringError("\(url.path): an extraction shard, not a vector: merge the shards with `roast vector merge`")
+            }
+            throw SteeringError("\(url.path): no 'roast' metadata: not a ROAST vector file")
+        }
+        let meta: VectorMetadata = try decodeMetadata(json, url)
         let width = try checkMetadata(meta, url)
         let expected = Set(meta.layers.map { tensorName($0, meta.site) })
         if let extra = st.tensors.keys.sorted().first(where: { !expected.contains($0) }) {
@@ -65,7 +70,7 @@ extension SteeringVectorFile {
         }
         var meta: VectorMetadata
         if let json = g.metadata["roast.metadata"]?.string {
-            meta = try decodeMetadata(json, url)
+            meta = try decodeMetadata(json, url) as VectorMetadata
             guard meta.site == .residual else { throw SteeringError("\(url.path): a control vector steers the residual site; its metadata says \(meta.site.rawValue)") }
             if let missing = meta.layers.first(where: { byLayer[$0] == nil }) {
                 throw SteeringError("\(url.path): missing tensor direction.\(missing) (the metadata lists layers \(meta.layers))")
@@ -90,13 +95,13 @@ extension SteeringVectorFile {
     }
 
     /// The metadata JSON; a bad field is named with what was expected and what was found.
-    static func decodeMetadata(_ json: String, _ url: URL) throws -> VectorMetadata {
+    static func decodeMetadata<T: Decodable>(_ json: String, _ url: URL, what: String = "vector metadata") throws -> T {
         let doc: JSON
         do { doc = try Data(json.utf8).withUnsafeBytes { try JSON.parse($0) } } catch let e as JSON.SyntaxError {
-            throw SteeringError("\(url.path): the vector metadata is not valid JSON: \(e)")
+            throw SteeringError("\(url.path): the \(what) is not valid JSON: \(e)")
         }
-        do { return try JSONDecoder().decode(VectorMetadata.self, from: Data(json.utf8)) } catch {
-            throw SteeringError("\(url.path): the vector metadata is not valid: \(DecodingErrorText.describe(error, json: doc))")
+        do { return try JSONDecoder().decode(T.self, from: Data(json.utf8)) } catch {
+            throw SteeringError("\(url.path): the \(what) is not valid: \(DecodingErrorText.describe(error, json: doc))")
         }
     }
 
