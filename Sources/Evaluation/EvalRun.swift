@@ -21,6 +21,7 @@ public struct MethodSpec: Codable, Sendable, Equatable {
     public var kind: MethodKind
     public var css: CSSMode = .max
     public var grouping = true
+    public var groupOrder: GroupOrder = .l2ThenCSS
     public var pairs: PairSource = .rollouts
     /// The site, when it differs from the run's.
     public var site: ActivationSite?
@@ -33,7 +34,8 @@ public struct MethodSpec: Codable, Sendable, Equatable {
     public var steered: Bool { ![.none, .fewshot].contains(kind) }
 
     /// The paper's ROAST ablations: no grouping, the CSS variants and a top-K mask, teacher-forced
-    /// pairs instead of rollouts, and the residual site instead of `act`.
+    /// pairs instead of rollouts, the residual site instead of `act`, and the authors' code's
+    /// order of grouped normalisation.
     public static func roastAblations(runSite: ActivationSite) -> [MethodSpec] {
         func variant(_ suffix: String, _ change: (inout MethodSpec) -> Void) -> MethodSpec {
             var m = MethodSpec(.roast)
@@ -49,6 +51,8 @@ public struct MethodSpec: Codable, Sendable, Equatable {
             variant("top-k-mask") { $0.css = .topk },
             variant("teacher-forced") { $0.pairs = .teacherForced },
             variant("site-\(other.rawValue)") { $0.site = other },
+            // The authors' code's order of grouped normalisation (CSS per question, then the mean).
+            variant("css-per-question") { $0.groupOrder = .cssPerQuestion },
         ]
     }
 }
@@ -333,6 +337,7 @@ public final class EvalRunner {
         o.site = spec.site ?? settings.site
         o.css = spec.css
         o.grouping = spec.grouping
+        o.groupOrder = spec.groupOrder
         o.pairs = spec.pairs
         o.topKFraction = settings.topKFraction
         o.rollout.rollouts = settings.rollouts
@@ -341,7 +346,9 @@ public final class EvalRunner {
         o.rollout.maxTokens = settings.maxTokens
         let key = Digest.hex([model.weightsFingerprint, benchmark.name, o.method.rawValue, o.site.rawValue, o.css.rawValue, "\(o.grouping)",
                               o.pairs.rawValue, "\(union)", "\(o.rollout.rollouts)", "\(seed)", "\(o.topKFraction)", "\(o.rollout.maxTokens ?? -1)",
-                              split.extraction.map(\.id).joined(separator: ",")].joined(separator: "|"))
+                              split.extraction.map(\.id).joined(separator: ",")].joined(separator: "|")
+                              // Only a non-default order enters the key, so earlier runs' vectors stay valid.
+                              + (o.groupOrder == .l2ThenCSS ? "" : "|" + o.groupOrder.rawValue))
         let name = spec.name.replacingOccurrences(of: "/", with: "-")
         let url = outDir.appendingPathComponent("vectors/\(name)-seed\(seed)-\(key.prefix(12)).safetensors")
         let relative = "vectors/" + url.lastPathComponent

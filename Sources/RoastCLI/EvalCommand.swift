@@ -30,7 +30,7 @@ struct Eval: ParsableCommand {
         choose). Each method then answers the test split: none (zero-shot), fewshot (k worked training examples as \
         earlier chat turns), caa (mean difference of teacher-forced gold vs wrong answers), sadi (top-K mask, \
         multiplicative), roast (rollouts, grouped mean normalisation, CSS). --ablations adds the ROAST variants: no \
-        grouping, CSS l2 / softmax, a top-K mask, teacher-forced pairs, the other site.
+        grouping, CSS l2 / softmax, a top-K mask, teacher-forced pairs, the other site, CSS per question before averaging (the order of the authors' code).
 
         GSM8K: zero-shot chat prompt asking for \\boxed{}, graded on the boxed value else the last number. \
         TruthfulQA: 4 options (first true + first three false answers of mc1_targets, shuffled with the seed), answered \
@@ -50,7 +50,7 @@ struct Eval: ParsableCommand {
     @Option(help: "Data file: GSM8K test.jsonl (train.jsonl beside it) or TruthfulQA mc_task.json (default: data/…, else ../shared/data/…).") var data: String?
     @Option(help: "Test questions to use (default: the whole test split).") var limit: Int?
     @Option(help: "Methods, comma-separated: none, fewshot, caa, sadi, roast, random (ROAST's vector with each layer a random direction of the same norm: the control); vector with --steer.") var method = "none,caa,roast"
-    @Flag(help: "Also run the ROAST ablations (no grouping, CSS l2/softmax, top-K mask, teacher-forced pairs, other site).") var ablations = false
+    @Flag(help: "Also run the ROAST ablations (no grouping, CSS l2/softmax, top-K mask, teacher-forced pairs, other site, CSS per question).") var ablations = false
     @Option(help: "Evaluate this vector file (method 'vector') instead of extracting.") var steer: String?
     @Option(help: "Fixed α for --steer (else tuned on dev over --sweep-alpha).") var alpha: Float?
     @Option(help: "α values tried on dev (0, no steering, is always a candidate).") var sweepAlpha = "0.05,0.1,0.2,0.5,1"

@@ -12,6 +12,7 @@ extension SteeringScope: ExpressibleByArgument {}
 extension CSSMode: ExpressibleByArgument {}
 extension ExtractionMethod: ExpressibleByArgument {}
 extension PairSource: ExpressibleByArgument {}
+extension GroupOrder: ExpressibleByArgument {}
 
 enum TaskName: String, ExpressibleByArgument, CaseIterable {
     case arithmetic, gsm8k, truthfulqa
@@ -70,6 +71,7 @@ struct Extract: ParsableCommand {
     @Option(help: "Layers: first:N, last:N, all, a-b or a list 0,2,4.") var layers = "first:5"
     @Option(help: "Continuous soft scaling: max, l2, softmax, or topk (a hard top-K mask, the ablation).") var css: CSSMode = .max
     @Flag(help: "Plain weighted mean instead of grouped mean normalisation.") var noGrouping = false
+    @Option(help: "Grouped normalisation's order: l2-then-css (the paper: each question's mean to unit norm, averaged, CSS on the average) or css-per-question (the authors' code: CSS on each question's mean, averaged).") var groupOrder: GroupOrder = .l2ThenCSS
     @Option(help: "ROAST's pairs: rollouts, or teacher-forced (gold vs synthetic wrong, as CAA).") var pairs: PairSource = .rollouts
     @Option(help: "Rollouts per question.") var rollouts = 8
     @Option(help: "Rollout temperature.") var temperature: Float = 0.8
@@ -118,6 +120,7 @@ struct Extract: ParsableCommand {
         o.site = site
         o.css = css
         o.grouping = !noGrouping
+        o.groupOrder = groupOrder
         o.pairs = pairs
         o.rollout.rollouts = rollouts
         o.rollout.temperature = temperature

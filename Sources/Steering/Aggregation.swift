@@ -43,6 +43,13 @@ public struct QuestionPartial: Sendable, Equatable {
     }
 }
 
+/// Where grouped normalisation scales: the paper's text (each question's mean to unit L2 norm,
+/// averaged, then CSS on the average) or the authors' code (CSS on each question's mean, averaged).
+public enum GroupOrder: String, Sendable, Codable, CaseIterable {
+    case l2ThenCSS = "l2-then-css"
+    case cssPerQuestion = "css-per-question"
+}
+
 public enum Aggregation {
     /// The pairs grouped by question (in question order), each group's weighted mean. A
     /// question whose weights sum to zero contributes nothing.
@@ -88,6 +95,14 @@ public enum Aggregation {
         }
         guard let d = means.first?.count else { return nil }
         return (0..<d).map { i in Float(means.reduce(0.0) { $0 + Double($1[i]) } / Double(means.count)) }
+    }
+
+    /// The authors' order (ORBIT's `steering/diff_vector.py`): CSS applied to each question's mean
+    /// Δ, then the scaled means averaged with equal weight. β is this average; no second CSS.
+    public static func cssPerQuestion(_ partials: [QuestionPartial], mode: CSSMode, topK: Int) -> [Float]? {
+        let scaled = partials.filter { l2($0.mean) > 0 }.map { css($0.mean, mode: mode, topK: topK) }
+        guard let d = scaled.first?.count else { return nil }
+        return (0..<d).map { i in Float(scaled.reduce(0.0) { $0 + Double($1[i]) } / Double(scaled.count)) }
     }
 
     public static func weightedMean(_ pairs: [ContrastPair]) -> [Float]? { weightedMean(questionPartials(pairs)) }

@@ -28,6 +28,8 @@ public struct ExtractionOptions: Sendable {
     public var layers: LayerSelection
     public var css: CSSMode = .max
     public var grouping = true
+    /// With grouping: normalise each question then CSS the average, or CSS each question (ORBIT).
+    public var groupOrder: GroupOrder = .l2ThenCSS
     /// ROAST's pairs (an ablation: teacher-forced instead of rollouts). CAA and SADI always
     /// teacher force.
     public var pairs: PairSource = .rollouts
@@ -108,6 +110,7 @@ public enum Extractor {
         var meta = VectorMetadata(model: model, site: o.site, layers: [], method: o.method.rawValue, defaultAlpha: o.defaultAlpha)
         meta.css = o.method == .roast ? o.css.rawValue : nil
         meta.grouping = o.method == .roast ? o.grouping : nil
+        meta.groupOrder = o.method == .roast && o.grouping && o.groupOrder != .l2ThenCSS ? o.groupOrder.rawValue : nil
         meta.intervention = o.method == .sadi ? "multiplicative" : nil
         meta.task = task.name
         meta.rollouts = o.method == .roast && o.pairs == .rollouts && o.savedPairs == nil ? o.rollout.rollouts : nil
@@ -127,6 +130,8 @@ public enum Extractor {
         let css = CSSMode(rawValue: base.css ?? CSSMode.max.rawValue)
         guard let css else { throw SteeringError("unknown CSS mode \(base.css!)") }
         let grouping = base.grouping ?? false
+        let order = GroupOrder(rawValue: base.groupOrder ?? GroupOrder.l2ThenCSS.rawValue)
+        guard let order else { throw SteeringError("unknown group order \(base.groupOrder!)") }
         var vectors: [Int: [Float]] = [:]
         var energy: [Int: (css: EnergyReport, topK: EnergyReport)] = [:]
         for l in c.layers {
@@ -137,6 +142,9 @@ public enum Extractor {
             let k = max(1, Int(Double(mu.count) * topKFraction))
             let beta: [Float]
             switch method {
+            case .roast where grouping && order == .cssPerQuestion:
+                guard let b = Aggregation.cssPerQuestion(p, mode: css, topK: k) else { throw SteeringError("layer \(l): the contrasts average to zero") }
+                beta = b
             case .roast: beta = Aggregation.css(mu, mode: css, topK: k)
             case .caa: beta = mu
             case .sadi: beta = Aggregation.topKMask(mu, k: k)

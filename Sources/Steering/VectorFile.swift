@@ -18,6 +18,8 @@ public struct VectorMetadata: Codable, Sendable, Equatable {
     public var method: String
     public var css: String?
     public var grouping: Bool?
+    /// "css-per-question" when grouped normalisation followed the authors' code; absent: the paper's order.
+    public var groupOrder: String?
     /// "multiplicative" for SADI masks (h + α·(m ⊙ h)); absent means additive (h + α·v).
     public var intervention: String?
     public var defaultAlpha: Float

@@ -59,11 +59,22 @@ final class ShardTests: XCTestCase {
                 let label = "\(method) on \(backend.name)"
                 XCTAssertEqual(parts.flatMap(\.records), whole.records, "\(label): a shard samples the rollouts the whole run samples")
                 XCTAssertEqual(parts.map(\.stats).reduce(ExtractionStats(), +), whole.stats, label)
-                if method == .roast { XCTAssertGreaterThan(whole.stats.goldFallbacks + whole.stats.syntheticFallbacks, 0, "fallbacks are exercised") }
-                let settings: [(CSSMode, Bool)] = method == .roast ? CSSMode.allCases.flatMap { c in [(c, true), (c, false)] } : [(.max, true)]
-                for (css, grouping) in settings {
+                if method == .roast {
+                    XCTAssertGreaterThan(whole.stats.goldFallbacks + whole.stats.syntheticFallbacks, 0, "fallbacks are exercised")
+                    // The two orders of grouped normalisation give different vectors from the same partials.
+                    var po = o
+                    po.groupOrder = .cssPerQuestion
+                    let paper = try Extractor.aggregate(whole, metadata: Extractor.metadata(model: m, task: task, options: o), topKFraction: o.topKFraction).file
+                    let code = try Extractor.aggregate(whole, metadata: Extractor.metadata(model: m, task: task, options: po), topKFraction: o.topKFraction).file
+                    XCTAssertNotEqual(paper.vectors[0], code.vectors[0])
+                    XCTAssertEqual(Aggregation.cssPerQuestion(whole.partials[0]!, mode: .max, topK: 1), code.vectors[0])
+                }
+                let settings: [(CSSMode, Bool, GroupOrder)] = method == .roast
+                    ? CSSMode.allCases.flatMap { c in [(c, true, .l2ThenCSS), (c, true, .cssPerQuestion), (c, false, .l2ThenCSS)] } : [(.max, true, .l2ThenCSS)]
+                for (css, grouping, order) in settings {
                     o.css = css
                     o.grouping = grouping
+                    o.groupOrder = order
                     let meta = Extractor.metadata(model: m, task: task, options: o)
                     let expected = try Extractor.aggregate(whole, metadata: meta, topKFraction: o.topKFraction).file
                     let urls = try zip(specs, parts).map { spec, part in
@@ -72,7 +83,8 @@ final class ShardTests: XCTestCase {
                         return url
                     }
                     let merged = try ExtractionShard.merge([urls[2], urls[0], urls[1]]).file  // any order
-                    let what = "\(label), css \(css), grouping \(grouping)"
+                    let what = "\(label), css \(css), grouping \(grouping) \(order)"
+                    XCTAssertEqual(meta.groupOrder, method == .roast && order == .cssPerQuestion ? "css-per-question" : nil)
                     XCTAssertEqual(Set(merged.vectors.keys), [0, 2, 4])
                     for l in [0, 2, 4] {
                         XCTAssertEqual(merged.vectors[l]!.map(\.bitPattern), expected.vectors[l]!.map(\.bitPattern), "\(what) layer \(l)")

@@ -44,6 +44,24 @@ final class AggregationTests: XCTestCase {
         XCTAssertEqual(Aggregation.weightedMean(w), [2, 0])
     }
 
+    /// The authors' order: CSS on each question's mean, then the average (no second scaling).
+    func testCSSPerQuestionOrderByHand() {
+        let partials = [QuestionPartial(question: 0, weight: 1, pairs: 1, mean: [2, -4]),
+                        QuestionPartial(question: 1, weight: 3, pairs: 3, mean: [1, 1]),
+                        QuestionPartial(question: 2, weight: 1, pairs: 1, mean: [0, 0])]  // a zero mean is left out
+        // max: (0.5, −1) and (1, 1) → (0.75, 0). l2: (2, −4)/√20 and (1, 1)/√2, averaged.
+        XCTAssertEqual(Aggregation.cssPerQuestion(partials, mode: .max, topK: 1), [0.75, 0])
+        let l2 = Aggregation.cssPerQuestion(partials, mode: .l2, topK: 1)!
+        let r20 = Float(20).squareRoot(), r2 = Float(2).squareRoot()
+        XCTAssertEqual(l2[0], (2 / r20 + 1 / r2) / 2, accuracy: 1e-6)
+        XCTAssertEqual(l2[1], (-4 / r20 + 1 / r2) / 2, accuracy: 1e-6)
+        // The paper's order differs: unit means (0.447, −0.894), (0.707, 0.707) → mean → max-scaled.
+        let paper = Aggregation.css(Aggregation.groupedMeanNormalized(partials)!, mode: .max)
+        XCTAssertEqual(paper[0], 1)
+        XCTAssertEqual(paper[1], (-4 / r20 + 1 / r2) / (2 / r20 + 1 / r2), accuracy: 1e-6)
+        XCTAssertNil(Aggregation.cssPerQuestion([], mode: .max, topK: 1))
+    }
+
     func testCSSModes() {
         let mu: [Float] = [2, -4, 1]
         XCTAssertEqual(Aggregation.css(mu, mode: .max), [0.5, -1, 0.25])
