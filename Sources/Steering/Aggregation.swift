@@ -51,58 +51,51 @@ public enum GroupOrder: String, Sendable, Codable, CaseIterable {
 }
 
 public enum Aggregation {
+    /// Σ w·x / Σ w per element, summed in double precision in the rows' order, with Σ w (nil
+    /// when there are no rows or Σ w ≤ 0).
+    static func weightedAverage(_ rows: [(values: [Float], weight: Double)]) -> (mean: [Float], weight: Double)? {
+        guard let d = rows.first?.values.count else { return nil }
+        var sum = [Double](repeating: 0, count: d)
+        var wsum = 0.0
+        for r in rows {
+            for i in 0..<d { sum[i] += r.weight * Double(r.values[i]) }
+            wsum += r.weight
+        }
+        guard wsum > 0 else { return nil }
+        return (sum.map { Float($0 / wsum) }, wsum)
+    }
+
     /// The pairs grouped by question (in question order), each group's weighted mean. A
     /// question whose weights sum to zero contributes nothing.
     public static func questionPartials(_ pairs: [ContrastPair]) -> [QuestionPartial] {
         let groups = Dictionary(grouping: pairs, by: \.question)
         return groups.keys.sorted().compactMap { q in
             let g = groups[q]!
-            let d = g[0].delta.count
-            var sum = [Double](repeating: 0, count: d)
-            var wsum = 0.0
-            for p in g {
-                for i in 0..<d { sum[i] += Double(p.weight) * Double(p.delta[i]) }
-                wsum += Double(p.weight)
-            }
-            guard wsum > 0 else { return nil }
-            return QuestionPartial(question: q, weight: Float(wsum), pairs: g.count, mean: sum.map { Float($0 / wsum) })
+            guard let (mean, weight) = weightedAverage(g.map { ($0.delta, Double($0.weight)) }) else { return nil }
+            return QuestionPartial(question: q, weight: Float(weight), pairs: g.count, mean: mean)
         }
     }
 
     /// The weighted mean of every pair's Δ (every pair one vote, weighted): Σ_q W_q·m_q / Σ_q W_q
     /// over the questions' partials.
     public static func weightedMean(_ partials: [QuestionPartial]) -> [Float]? {
-        guard let d = partials.first?.mean.count else { return nil }
-        var sum = [Double](repeating: 0, count: d)
-        var wsum = 0.0
-        for p in partials {
-            for i in 0..<d { sum[i] += Double(p.weight) * Double(p.mean[i]) }
-            wsum += Double(p.weight)
-        }
-        guard wsum > 0 else { return nil }
-        return sum.map { Float($0 / wsum) }
+        weightedAverage(partials.map { ($0.mean, Double($0.weight)) })?.mean
     }
 
     /// Grouped Mean Normalization: each question's weighted mean Δ normalised to unit L2 norm,
     /// then averaged over questions with equal weight ("one question, one vote"). Questions whose
     /// mean is zero are left out.
     public static func groupedMeanNormalized(_ partials: [QuestionPartial]) -> [Float]? {
-        var means: [[Float]] = []
-        for p in partials {
+        weightedAverage(partials.compactMap { p in
             let norm = l2(p.mean)
-            guard norm > 0 else { continue }
-            means.append(p.mean.map { $0 / norm })
-        }
-        guard let d = means.first?.count else { return nil }
-        return (0..<d).map { i in Float(means.reduce(0.0) { $0 + Double($1[i]) } / Double(means.count)) }
+            return norm > 0 ? (p.mean.map { $0 / norm }, 1) : nil
+        })?.mean
     }
 
     /// The authors' order (ORBIT's `steering/diff_vector.py`): CSS applied to each question's mean
     /// Δ, then the scaled means averaged with equal weight. β is this average; no second CSS.
     public static func cssPerQuestion(_ partials: [QuestionPartial], mode: CSSMode, topK: Int) -> [Float]? {
-        let scaled = partials.filter { l2($0.mean) > 0 }.map { css($0.mean, mode: mode, topK: topK) }
-        guard let d = scaled.first?.count else { return nil }
-        return (0..<d).map { i in Float(scaled.reduce(0.0) { $0 + Double($1[i]) } / Double(scaled.count)) }
+        weightedAverage(partials.filter { l2($0.mean) > 0 }.map { (css($0.mean, mode: mode, topK: topK), 1) })?.mean
     }
 
     public static func weightedMean(_ pairs: [ContrastPair]) -> [Float]? { weightedMean(questionPartials(pairs)) }
