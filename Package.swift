@@ -11,6 +11,7 @@ let package = Package(
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
         .package(url: "https://github.com/hummingbird-project/hummingbird", from: "2.0.0"),
+        .package(url: "https://github.com/swiftcsv/SwiftCSV", from: "0.10.0"),
     ],
     targets: [
         // Headers only (libvulkan-dev). No pkgConfig: its `-lvulkan` would make libvulkan.so.1 a
@@ -29,7 +30,7 @@ let package = Package(
         .target(name: "Tokenizers", dependencies: ["Formats"]),
         .target(name: "Model", dependencies: ["Formats", "Tokenizers", "Backend"]),
         .target(name: "Generation", dependencies: ["Model"]),
-        .target(name: "Tasks", dependencies: ["Formats", "Backend"]),
+        .target(name: "Tasks", dependencies: ["Formats", "Backend", .product(name: "SwiftCSV", package: "SwiftCSV")]),
         .target(name: "Steering", dependencies: ["Generation", "Tasks"]),
         .target(name: "Evaluation", dependencies: ["Steering"]),
         .target(name: "Roast", dependencies: ["Evaluation"]),

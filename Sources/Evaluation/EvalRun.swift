@@ -21,7 +21,8 @@ public struct MethodSpec: Codable, Sendable, Equatable {
     public var kind: MethodKind
     public var css: CSSMode = .max
     public var grouping = true
-    public var groupOrder: GroupOrder = .l2ThenCSS
+    /// nil: the protocol's (strict: L2 then CSS; orbit: CSS per question, the authors' order).
+    public var groupOrder: GroupOrder?
     public var pairs: PairSource = .rollouts
     /// The site, when it differs from the run's.
     public var site: ActivationSite?
@@ -34,9 +35,9 @@ public struct MethodSpec: Codable, Sendable, Equatable {
     public var steered: Bool { ![.none, .fewshot].contains(kind) }
 
     /// The paper's ROAST ablations: no grouping, the CSS variants and a top-K mask, teacher-forced
-    /// pairs instead of rollouts, the residual site instead of `act`, and the authors' code's
-    /// order of grouped normalisation.
-    public static func roastAblations(runSite: ActivationSite) -> [MethodSpec] {
+    /// pairs instead of rollouts, the residual site instead of `act`, and the other order of
+    /// grouped normalisation than the protocol's.
+    public static func roastAblations(runSite: ActivationSite, evalProtocol: EvalProtocol = .strict) -> [MethodSpec] {
         func variant(_ suffix: String, _ change: (inout MethodSpec) -> Void) -> MethodSpec {
             var m = MethodSpec(.roast)
             m.name = "roast/" + suffix
@@ -51,13 +52,16 @@ public struct MethodSpec: Codable, Sendable, Equatable {
             variant("top-k-mask") { $0.css = .topk },
             variant("teacher-forced") { $0.pairs = .teacherForced },
             variant("site-\(other.rawValue)") { $0.site = other },
-            // The authors' code's order of grouped normalisation (CSS per question, then the mean).
-            variant("css-per-question") { $0.groupOrder = .cssPerQuestion },
+            // The order of grouped normalisation the protocol does not use by default.
+            evalProtocol == .strict ? variant("css-per-question") { $0.groupOrder = .cssPerQuestion }
+                : variant("l2-then-css") { $0.groupOrder = .l2ThenCSS },
         ]
     }
 }
 
 public struct EvalSettings: Codable, Sendable {
+    /// strict (this project's) or orbit (the authors' code); `plan(_:layerCount:)` applies it per method.
+    public var evalProtocol: EvalProtocol = .strict
     public var methods: [MethodSpec] = [MethodSpec(.none), MethodSpec(.caa), MethodSpec(.roast)]
     public var seeds: [UInt64] = [42, 22, 52]
     /// α values tried on dev; 0 (no steering) is always a candidate, so steering must beat it.
@@ -69,6 +73,12 @@ public struct EvalSettings: Codable, Sendable {
     public var extractQuestions = 16
     public var devQuestions = 32
     public var rollouts = 8
+    /// Rollout budget (nil: the answers' budget, `maxTokens` or the task's).
+    public var rolloutTokens: Int?
+    /// Orbit only: CAA's multipliers, SADI's joint top-K sizes and strengths (h_i ← s·h_i).
+    public var caaMultipliers: [Float] = [1, 2, 5, 10]
+    public var sadiCounts = [3, 5, 10, 30, 50, 100, 200, 300, 400, 500]
+    public var sadiStrengths: [Float] = [10, 20, 30, 50, 70, 90]
     /// Few-shot examples (method `fewshot`).
     public var shots = 3
     /// Test questions (nil: the whole test split).
@@ -185,6 +195,20 @@ public final class EvalRunner {
         }
         if s.methods.contains(where: { $0.kind == .vector }), s.vectorFile == nil { throw EvaluationError("method vector needs --steer FILE") }
         for text in s.layerSets { _ = try LayerSelection(text).resolve(layerCount: context.model.config.layerCount) }
+        if s.evalProtocol == .orbit {
+            guard !s.caaMultipliers.isEmpty, !s.sadiStrengths.isEmpty, !s.sadiCounts.isEmpty, s.sadiCounts.allSatisfy({ $0 > 0 }),
+                  (s.caaMultipliers + s.sadiStrengths).allSatisfy(\.isFinite) else {
+                throw EvaluationError("orbit needs CAA multipliers, SADI strengths (finite) and SADI sizes (positive)")
+            }
+        }
+    }
+
+    /// Where a dev candidate steers: its layers and per-layer vectors (or masks).
+    struct Placement {
+        var text: String
+        var layers: [Int]
+        var vectors: [Int: [Float]]
+        var multiplicative: Bool
     }
 
     struct Splits {
@@ -258,59 +282,78 @@ public final class EvalRunner {
                              dev: [CurvePoint(alpha: 0, layers: "", metrics: dev)],
                              test: metrics(items), items: items, seconds: Date().timeIntervalSince(t0))
         case .caa, .sadi, .roast, .vector, .random:
-            let (file, path) = try vector(spec, seed: seed, split: split, phase: tag)
-            let available = Set(file.vectors.keys)
             let L = context.model.config.layerCount
+            let plan = settings.plan(spec, layerCount: L)
+            let (file, path) = try vector(spec, plan: plan, seed: seed, split: split, phase: tag)
+            let available = Set(file.vectors.keys)
             let sets: [(text: String, layers: [Int])] = spec.kind == .vector
                 ? [(file.metadata.layers.map(String.init).joined(separator: ","), file.metadata.layers)]
-                : try settings.layerSets.map { ($0, try LayerSelection($0).resolve(layerCount: L)) }
+                : try plan.layerSets.map { ($0, try LayerSelection($0).resolve(layerCount: L)) }
             // With a relative α each layer's vector is rescaled to the mean activation norm there.
-            let unit = settings.alphaRelative ? try file.intervention(relativeAlpha: 1) : file.intervention(alpha: 1)
-            let doses = file.doses(of: unit.vectors)
-            func condition(_ layers: [Int], _ alpha: Float) -> Condition {
-                var iv = unit
-                iv.alpha = alpha
-                iv.vectors = iv.vectors.filter { layers.contains($0.key) && available.contains($0.key) }
-                return Condition(intervention: iv)
-            }
-            let fixed = spec.kind == .vector ? settings.vectorAlpha : nil
-            let alphas: [Float] = fixed.map { [$0] } ?? [0] + settings.alphas.filter { $0 != 0 }
-            var curve: [CurvePoint] = []
-            var best: (layers: [Int], text: String, alpha: Float, score: Double)?
+            let unit = settings.alphaRelative ? try file.intervention(relativeAlpha: 1, scope: plan.scope) : file.intervention(alpha: 1, scope: plan.scope)
+            // Where the vector goes: a layer set, or under a joint top-K one mask per K over the set.
+            var placements: [Placement] = []
             for set in sets {
-                for a in alphas {
-                    let m = metrics(try evaluate(split.dev, seed: seed, condition(set.layers, a),
-                                                 phase: "\(tag) · dev \(set.text) α \(String(format: "%g", a))"))
-                    curve.append(CurvePoint(alpha: a, layers: set.text, metrics: m))
-                    // Strictly better only: ties keep the earlier (smaller α, α = 0 first).
-                    if best == nil || m[headline]! > best!.score { best = (set.layers, set.text, a, m[headline]!) }
+                let inSet = { (v: [Int: [Float]]) in v.filter { set.layers.contains($0.key) && available.contains($0.key) } }
+                if let counts = plan.jointTopK {
+                    // Ranked on the file's raw μ: a relative rescaling would reorder the layers.
+                    for k in counts {
+                        placements.append(Placement(text: "\(set.text) top-\(k)", layers: set.layers,
+                                                    vectors: Aggregation.jointTopKMask(inSet(file.vectors), k: k), multiplicative: true))
+                    }
+                } else {
+                    placements.append(Placement(text: set.text, layers: set.layers, vectors: inSet(unit.vectors), multiplicative: unit.multiplicative))
                 }
             }
-            let chosen = best!
+            func condition(_ p: Placement, _ alpha: Float) -> Condition {
+                Condition(intervention: Intervention(site: unit.site, vectors: p.vectors, alpha: alpha, scope: plan.scope, multiplicative: p.multiplicative))
+            }
+            let alphas = plan.candidates(fixed: spec.kind == .vector ? settings.vectorAlpha : nil)
+            var curve: [CurvePoint] = []
+            var scores: [DevScore] = []
+            var tried: [(Placement, Float)] = []
+            // The unsteered dev score is on the curve even where α = 0 is not a candidate (the
+            // authors evaluate it, then never compare); it is the `none` method's cache entry.
+            if !alphas.contains(0) {
+                let m = metrics(try evaluate(split.dev, seed: seed, Condition(), phase: "\(tag) · dev α 0"))
+                curve.append(CurvePoint(alpha: 0, layers: "", metrics: m))
+            }
+            for p in placements {
+                for a in alphas {
+                    let m = metrics(try evaluate(split.dev, seed: seed, condition(p, a), phase: "\(tag) · dev \(p.text) α \(String(format: "%g", a))"))
+                    curve.append(CurvePoint(alpha: a, layers: p.text, metrics: m))
+                    scores.append(DevScore(index: tried.count, alpha: a, score: m[headline]!))
+                    tried.append((p, a))
+                }
+            }
+            let (chosenPlacement, chosenAlpha) = tried[plan.choose(scores)!.index]
+            let doses = file.doses(of: chosenPlacement.vectors, multiplicative: chosenPlacement.multiplicative)
             if let doses {
-                log("\(tag): dose at α \(String(format: "%g", chosen.alpha)): " + doses.filter { chosen.layers.contains($0.layer) }.map {
+                log("\(tag): dose at α \(String(format: "%g", chosenAlpha)): " + doses.map {
                     String(format: "layer %d ‖h‖ %.3g ‖α·v‖ %@%.3g (%@%.3g)", $0.layer, $0.activationNorm, $0.multiplicative ? "≤ " : "",
-                           $0.step(alpha: chosen.alpha), $0.multiplicative ? "≤ " : "", $0.ratio(alpha: chosen.alpha))
+                           $0.step(alpha: chosenAlpha), $0.multiplicative ? "≤ " : "", $0.ratio(alpha: chosenAlpha))
                 }.joined(separator: "; "))
             }
-            let items = try evaluate(split.test, seed: seed, condition(chosen.layers, chosen.alpha), phase: "\(tag) · test α \(String(format: "%g", chosen.alpha))")
+            let items = try evaluate(split.test, seed: seed, condition(chosenPlacement, chosenAlpha), phase: "\(tag) · test α \(String(format: "%g", chosenAlpha))")
             var perLayer: [LayerEffect]?
-            if settings.perLayerEffect, firstSeed, spec.kind != .vector, spec.name == spec.kind.rawValue {
+            // Not for joint masks: their layers were chosen together.
+            if settings.perLayerEffect, firstSeed, spec.kind != .vector, spec.name == spec.kind.rawValue, plan.jointTopK == nil {
                 // At the chosen α, or the best non-zero α on dev when steering lost to α = 0.
-                let a = chosen.alpha != 0 ? chosen.alpha
-                    : curve.filter { $0.alpha != 0 }.max { $0.metrics[headline]! < $1.metrics[headline]! }?.alpha ?? settings.alphas[0]
-                perLayer = try chosen.layers.map { l in
-                    LayerEffect(layer: l, alpha: a, metrics: metrics(try evaluate(split.dev, seed: seed, condition([l], a),
-                                                                                  phase: "\(tag) · dev layer \(l) α \(String(format: "%g", a))")))
+                let a = chosenAlpha != 0 ? chosenAlpha
+                    : curve.filter { $0.alpha != 0 }.max { $0.metrics[headline]! < $1.metrics[headline]! }?.alpha ?? plan.alphas[0]
+                perLayer = try chosenPlacement.layers.filter { chosenPlacement.vectors[$0] != nil }.map { l in
+                    let one = Placement(text: "\(l)", layers: [l], vectors: chosenPlacement.vectors.filter { $0.key == l }, multiplicative: chosenPlacement.multiplicative)
+                    return LayerEffect(layer: l, alpha: a, metrics: metrics(try evaluate(split.dev, seed: seed, condition(one, a),
+                                                                                         phase: "\(tag) · dev layer \(l) α \(String(format: "%g", a))")))
                 }
             }
             let energy = file.metadata.layers.compactMap { l -> LayerEnergy? in
                 guard let c = file.metadata.energy?["layer \(l) css"], let k = file.metadata.energy?["layer \(l) top-k"] else { return nil }
                 return LayerEnergy(layer: l, css: c, topK: k)
             }
-            return RunResult(method: spec.name, seed: seed, chosenAlpha: chosen.alpha, chosenLayers: chosen.text,
+            return RunResult(method: spec.name, seed: seed, chosenAlpha: chosenAlpha, chosenLayers: chosenPlacement.text,
                              vectorFile: path, extraction: file.metadata.stats, energy: energy.isEmpty ? nil : energy,
-                             doses: doses?.filter { chosen.layers.contains($0.layer) },
+                             doses: doses,
                              dev: curve, perLayer: perLayer, test: metrics(items), items: items, seconds: Date().timeIntervalSince(t0))
         }
     }
@@ -318,11 +361,12 @@ public final class EvalRunner {
     /// The method's vector for this seed: read back from `vectors/` when the same extraction ran
     /// before (same model, settings and questions), else extracted and written there atomically,
     /// with its contrast pairs beside it (`….pairs.jsonl`, readable by `roast extract --pairs-file`).
-    func vector(_ spec: MethodSpec, seed: UInt64, split: Splits, phase: String) throws -> (SteeringVectorFile, String) {
+    func vector(_ spec: MethodSpec, plan: MethodPlan, seed: UInt64, split: Splits, phase: String) throws -> (SteeringVectorFile, String) {
         let model = context.model
         if spec.kind == .random {
-            let (roast, path) = try vector(MethodSpec(.roast), seed: seed, split: split, phase: phase)
-            return (roast.randomDirections(seed: seed), "random directions, norms of " + path)
+            let roast = MethodSpec(.roast), L = model.config.layerCount
+            let (file, path) = try vector(roast, plan: settings.plan(roast, layerCount: L), seed: seed, split: split, phase: phase)
+            return (file.randomDirections(seed: seed), "random directions, norms of " + path)
         }
         if spec.kind == .vector {
             let path = settings.vectorFile!
@@ -331,19 +375,19 @@ public final class EvalRunner {
             return (file, path)
         }
         let L = model.config.layerCount
-        let union = Set(try settings.layerSets.flatMap { try LayerSelection($0).resolve(layerCount: L) }).sorted()
+        let union = Set(try plan.layerSets.flatMap { try LayerSelection($0).resolve(layerCount: L) }).sorted()
         var o = ExtractionOptions(layers: try LayerSelection(union.map(String.init).joined(separator: ",")))
-        o.method = spec.kind == .caa ? .caa : spec.kind == .sadi ? .sadi : .roast
-        o.site = spec.site ?? settings.site
+        o.method = plan.extraction
+        o.site = plan.site
         o.css = spec.css
         o.grouping = spec.grouping
-        o.groupOrder = spec.groupOrder
+        o.groupOrder = plan.groupOrder
         o.pairs = spec.pairs
         o.topKFraction = settings.topKFraction
         o.rollout.rollouts = settings.rollouts
         o.rollout.seed = seed
         o.rollout.sequences = settings.batchSize
-        o.rollout.maxTokens = settings.maxTokens
+        o.rollout.maxTokens = settings.rolloutTokens ?? settings.maxTokens
         let key = Digest.hex([model.weightsFingerprint, benchmark.name, o.method.rawValue, o.site.rawValue, o.css.rawValue, "\(o.grouping)",
                               o.pairs.rawValue, "\(union)", "\(o.rollout.rollouts)", "\(seed)", "\(o.topKFraction)", "\(o.rollout.maxTokens ?? -1)",
                               split.extraction.map(\.id).joined(separator: ",")].joined(separator: "|")

@@ -23,6 +23,9 @@ public struct Demo {
         public var layers = try! LayerSelection("first:5")
         public var site: ActivationSite = .act
         public var seed: UInt64 = 42
+        /// The positive control's dose-response (`DemoControl.swift`): questions and relative doses.
+        public var controlQuestions = 8
+        public var controlDoses: [Float] = [0.1, 0.3, 1]
         public init() {}
     }
 
@@ -41,6 +44,9 @@ public struct Demo {
         public var energy: [String: EnergyReport]
         public var seconds: [String: Double]
         public var examples: [Example]
+        /// The positive control's dose-response, every vector at every dose.
+        public var control: [ControlPoint]
+        public var controlQuestions: Int
     }
 
     public struct Example: Codable, Sendable {
@@ -126,11 +132,14 @@ public struct Demo {
             Example(question: p.0.prompt, gold: p.0.goldValue, baseline: p.1.response, baselineCorrect: p.1.correct,
                     steered: st.response, steeredCorrect: st.correct)
         }
+        // 4. The positive control: does steering move anything, even where accuracy stays put?
+        let control = try timed("control") { try controlDoseResponse(demoVector: file) }
         let device = (model.backend as? VulkanBackend)?.device.info.name ?? model.backend.name
         let report = Report(model: URL(fileURLWithPath: model.path).lastPathComponent, device: device, task: task.name,
                             extraction: s, layers: layers, site: o.site.rawValue, devAccuracy: devAccuracy, chosenAlpha: alpha,
                             baselineAccuracy: Evaluator.accuracy(baseline), steeredAccuracy: Evaluator.accuracy(steered),
-                            testQuestions: test.count, energy: file.metadata.energy ?? [:], seconds: seconds, examples: Array(examples))
+                            testQuestions: test.count, energy: file.metadata.energy ?? [:], seconds: seconds, examples: Array(examples),
+                            control: control, controlQuestions: o.controlQuestions)
         if let reportURL {
             let enc = JSONEncoder()
             enc.outputFormatting = [.prettyPrinted, .sortedKeys]

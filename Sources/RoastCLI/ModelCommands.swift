@@ -61,7 +61,7 @@ struct Generate: ParsableCommand {
     @Option(help: "A steering-vector file (.safetensors or control-vector .gguf); repeat to sum several.") var steer: [String] = []
     @Option(help: "Steering strength α (default: the file's).") var alpha: Float?
     @Option(help: "Steering strength relative to the activation: ‖α·v‖ = ρ × the mean ‖h‖ the extraction measured at each layer (0.1: a step a tenth the activation's size). Instead of --alpha.") var alphaRelative: Float?
-    @Option(help: "Steered tokens: generated (last prompt token + every generated token), prefill or all.") var scope: SteeringScope = .generated
+    @Option(help: "Steered tokens: generated (last prompt token + every generated token), prefill, all, last-prompt (the last prompt token only: the authors' --prefill_only) or decode (generated tokens only: the authors' CAA).") var scope: SteeringScope = .generated
     @Flag(help: "Print one JSON object per sample: {\"prompt_ids\":[..],\"ids\":[..],\"text\":\"..\"}.") var json = false
 
     func validate() throws {

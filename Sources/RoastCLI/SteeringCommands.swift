@@ -291,7 +291,7 @@ struct VectorInfo: Encodable {
 struct DemoCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "demo",
-        abstract: "ROAST end to end on the default model: extract from rollouts, pick α on dev, test baseline vs steered.",
+        abstract: "ROAST end to end on the default model: extract from rollouts, pick α on dev, test baseline vs steered, then a dose-response of the positive control.",
         discussion: "Writes the vector and a JSON report into --out-dir and prints the tables and timings.")
 
     @Option(help: "The model (default: the GGUF that `make model` downloads).") var model = "models/SmolLM2-135M-Instruct.Q4_1.gguf"
@@ -334,9 +334,13 @@ struct DemoCommand: ParsableCommand {
             print("  baseline \(e.baselineCorrect ? "✓" : "✗"): \(e.baseline.replacingOccurrences(of: "\n", with: " "))")
             print("  steered  \(e.steeredCorrect ? "✓" : "✗"): \(e.steered.replacingOccurrences(of: "\n", with: " "))")
         }
+        print("\npositive control: \\boxed{} in the answers to \(r.controlQuestions) arithmetic test questions that never ask for it; ρ = ‖α·v‖ / mean ‖h‖ at each layer (docs/EVALUATION.md, \"Is the null real?\")")
+        printTable(["vector", "ρ", "answers with \\boxed{", "answers changed"], r.control.map {
+            [$0.vector, String(format: "%g", $0.rho), String(format: "%.0f%%", 100 * $0.boxed), String(format: "%.0f%%", 100 * $0.changed)]
+        })
         print("\ntimings:")
         printTable(["phase", "seconds"], [["load model", String(format: "%.1f", loadSeconds)]] +
-            ["extract", "choose α", "test baseline", "test steered"].map { [$0, r.seconds[$0].map { String(format: "%.1f", $0) } ?? "not run (α = 0 gives the baseline's answers)"] } +
+            ["extract", "choose α", "test baseline", "test steered", "control"].map { [$0, r.seconds[$0].map { String(format: "%.1f", $0) } ?? "not run (α = 0 gives the baseline's answers)"] } +
             [["total", String(format: "%.1f", Date().timeIntervalSince(t0))]])
         print("\nwrote \(vector.path) and \(reportURL.path)")
     }

@@ -128,6 +128,17 @@ public enum Aggregation {
         return mu.indices.map { keep.contains($0) ? 1 : 0 }
     }
 
+    /// SADI as the authors run it: one top-k over every layer's |μ| together (ties: lower layer,
+    /// then lower index), returned as a 0/1 mask per layer.
+    public static func jointTopKMask(_ mu: [Int: [Float]], k: Int) -> [Int: [Float]] {
+        let entries = mu.keys.sorted().flatMap { l in mu[l]!.indices.map { (layer: l, i: $0, a: abs(mu[l]![$0])) } }
+        var masks = mu.mapValues { [Float](repeating: 0, count: $0.count) }
+        for e in entries.sorted(by: { $0.a != $1.a ? $0.a > $1.a : ($0.layer, $0.i) < ($1.layer, $1.i) }).prefix(max(0, k)) {
+            masks[e.layer]![e.i] = 1
+        }
+        return masks
+    }
+
     public static func l2(_ v: [Float]) -> Float { Float(v.reduce(0.0) { $0 + Double($1) * Double($1) }.squareRoot()) }
 
     public static func cosine(_ a: [Float], _ b: [Float]) -> Float {

@@ -68,9 +68,10 @@ extension SteeringVectorFile {
     public var doses: [LayerDose]? { doses(of: vectors) }
 
     /// The same for other vectors at this file's site (a rescaled intervention's).
-    public func doses(of vectors: [Int: [Float]]) -> [LayerDose]? {
+    /// `multiplicative` overrides the file's kind (a SADI mask built from a mean-difference file).
+    public func doses(of vectors: [Int: [Float]], multiplicative: Bool? = nil) -> [LayerDose]? {
         guard let norms = metadata.siteNorms else { return nil }
-        let multiplicative = metadata.intervention == "multiplicative"
+        let multiplicative = multiplicative ?? (metadata.intervention == "multiplicative")
         return vectors.keys.sorted().compactMap { l in
             guard let n = norms["\(l)"], n > 0 else { return nil }
             return LayerDose(layer: l, activationNorm: n, vectorNorm: Aggregation.l2(vectors[l]!), multiplicative: multiplicative)

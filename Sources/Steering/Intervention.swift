@@ -15,6 +15,11 @@ public enum SteeringScope: String, Sendable, Codable, CaseIterable {
     case prefill
     /// Every prompt and generated token.
     case all
+    /// The last prompt token only: the authors' `--prefill_only` (their hook steers the last
+    /// position of the first forward pass and skips the decode steps).
+    case lastPrompt = "last-prompt"
+    /// Generated tokens only, never the prompt: the authors' CAA hook (`seq_len > 1` returns early).
+    case decode
 }
 
 /// A set of layers, written `first:N`, `last:N`, `all`, a range `a-b` or a list `0,3,5`.
@@ -120,6 +125,8 @@ extension SteeringScope {
         case .all: return true
         case .prefill: return isPrompt
         case .generated: return !isPrompt || step.positions[t] == promptLength - 1
+        case .lastPrompt: return step.positions[t] == promptLength - 1
+        case .decode: return !isPrompt
         }
     }
 }

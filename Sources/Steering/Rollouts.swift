@@ -172,9 +172,15 @@ public final class RolloutContrast {
         generator = Generator(model: model)
     }
 
-    /// The prompt ids of a task item, through the model's chat template; `shots` are worked
-    /// examples put before it as earlier user / assistant turns (few-shot prompting).
+    /// The prompt ids of a task item, through the model's chat template (a `.plain` task: its text
+    /// as it is); `shots` are worked examples put before it as earlier user / assistant turns
+    /// (few-shot prompting).
     public static func promptIDs(_ model: LanguageModel, _ task: ReasoningTask, _ item: TaskItem, shots: [TaskItem] = []) throws -> [Int] {
+        if task.promptFormat == .plain {
+            // Worked examples as earlier question-answer blocks, then the question.
+            let text = ([task.systemPrompt].compactMap { $0 } + shots.map { $0.prompt + $0.goldResponse } + [item.prompt]).joined(separator: "\n\n")
+            return try model.requireTokenizer().encode(text, addSpecialTokens: true)
+        }
         var messages: [ChatMessage] = []
         if let s = task.systemPrompt { messages.append(ChatMessage(role: "system", content: s)) }
         for shot in shots {

@@ -23,12 +23,21 @@ public struct TaskError: Error, CustomStringConvertible, Equatable {
     public init(_ d: String) { description = d }
 }
 
+/// How a question becomes the model's input.
+public enum PromptFormat: String, Sendable, Codable {
+    /// The model's chat template, the question as the user's message.
+    case chat
+    /// The question text as it is, no template (the authors' "generation" format).
+    case plain
+}
+
 /// A task: its questions, how an answer is graded, and a plausible wrong answer.
 public protocol ReasoningTask: Sendable {
     var name: String { get }
     /// Generation budget of one answer.
     var maxTokens: Int { get }
     var systemPrompt: String? { get }
+    var promptFormat: PromptFormat { get }
     /// Training questions (steering vectors are estimated on these; α is tuned on a dev split of them).
     func train() throws -> [TaskItem]
     /// Held-out test questions.
@@ -37,6 +46,10 @@ public protocol ReasoningTask: Sendable {
     func grade(_ response: String, _ item: TaskItem) -> Bool
     /// A wrong answer for the "no incorrect rollout" fallback and for CAA's negatives.
     func syntheticWrongResponse(_ item: TaskItem, rng: inout TaskRandom) -> String?
+}
+
+extension ReasoningTask {
+    public var promptFormat: PromptFormat { .chat }
 }
 
 /// Question generation, shuffles and wrong answers: seeded and portable.

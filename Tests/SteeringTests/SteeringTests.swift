@@ -80,6 +80,31 @@ final class AggregationTests: XCTestCase {
         XCTAssertEqual(Aggregation.css(mu, mode: .topk, topK: 2), [0.5, -1, 0])
     }
 
+    /// SADI as the authors run it: one top-k over all layers' |μ| together.
+    func testJointTopKMaskRanksAcrossLayers() {
+        let mu: [Int: [Float]] = [0: [0.5, -3, 0.1], 4: [2, -0.2, 3]]
+        XCTAssertEqual(Aggregation.jointTopKMask(mu, k: 2), [0: [0, 1, 0], 4: [0, 0, 1]])
+        XCTAssertEqual(Aggregation.jointTopKMask(mu, k: 3), [0: [0, 1, 0], 4: [1, 0, 1]])
+        XCTAssertEqual(Aggregation.jointTopKMask(mu, k: 100), [0: [1, 1, 1], 4: [1, 1, 1]])
+        // A tie goes to the lower layer, then the lower index.
+        XCTAssertEqual(Aggregation.jointTopKMask([1: [1, 2], 2: [2, 0]], k: 1), [1: [0, 1], 2: [0, 0]])
+    }
+
+    /// Which rows each scope steers: a prompt of 4 tokens prefilled, then two decode steps.
+    func testScopeRows() {
+        let prefill = ForwardStep.prompt([5, 6, 7, 8])
+        let decode = ForwardStep(ids: [9, 10], sequences: [0, 1], positions: [4, 6], logitRows: [0, 1])
+        func rows(_ scope: SteeringScope) -> [Bool] {
+            prefill.ids.indices.map { scope.contains(prefill, row: $0, promptLength: 4) }
+                + decode.ids.indices.map { scope.contains(decode, row: $0, promptLength: 4) }
+        }
+        XCTAssertEqual(rows(.generated), [false, false, false, true, true, true])
+        XCTAssertEqual(rows(.prefill), [true, true, true, true, false, false])
+        XCTAssertEqual(rows(.all), [true, true, true, true, true, true])
+        XCTAssertEqual(rows(.lastPrompt), [false, false, false, true, false, false], "the authors' --prefill_only")
+        XCTAssertEqual(rows(.decode), [false, false, false, false, true, true], "the authors' CAA hook")
+    }
+
     func testLayerSelections() throws {
         XCTAssertEqual(try LayerSelection("first:5").resolve(layerCount: 30), [0, 1, 2, 3, 4])
         XCTAssertEqual(try LayerSelection("last:2").resolve(layerCount: 30), [28, 29])
