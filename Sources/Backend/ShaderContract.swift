@@ -103,7 +103,7 @@ struct RopePush: PushConstants {
     var layout_: UInt32
 }
 
-/// attention.comp.
+/// attention.comp and attention_flash.comp (the same block).
 struct AttentionPush: PushConstants {
     var T: UInt32
     var Hq: UInt32
@@ -163,6 +163,7 @@ enum PushContracts {
             ("rmsnorm", SPIRV.rmsnorm, RMSNormPush(D: 0, R: 0, eps: 0)),
             ("rope", SPIRV.rope, RopePush(T: 0, H: 0, D: 0, rotDim: 0, layout_: 0)),
             ("attention", SPIRV.attention, AttentionPush(T: 0, Hq: 0, Hkv: 0, D: 0, C: 0, nChunks: 0, scale: 0, direct: 0)),
+            ("attention_flash", SPIRV.attention_flash, AttentionPush(T: 0, Hq: 0, Hkv: 0, D: 0, C: 0, nChunks: 0, scale: 0, direct: 0)),
             ("attention_combine", SPIRV.attention_combine, AttentionCombinePush(T: 0, Hq: 0, D: 0, nChunks: 0)),
             ("silu_mul", SPIRV.silu_mul, SiluMulPush(I: 0, R: 0, steer: 0)),
             ("add", SPIRV.add, AddPush(W: 0, R: 0, hasB: 0, steer: 0)),

@@ -310,6 +310,22 @@ public final class VulkanBackend: Backend {
         guard tokens <= 65535 else { throw BackendError("attention: \(tokens) tokens exceed 65,535 per dispatch") }
         let chunks = (contextBound + Self.attentionChunk - 1) / Self.attentionChunk
         let part = try scratchTensor("attention.partial", .f32, count: tokens * heads * chunks * (headDim + 2))
+        let direct = chunks == 1
+        let push = AttentionPush(T: UInt32(tokens), Hq: UInt32(heads), Hkv: UInt32(kvHeads), D: UInt32(headDim), C: UInt32(capacity),
+                                 nChunks: UInt32(chunks), scale: scale, direct: direct ? 1 : 0)
+        let bindings = [slice(q), slice(keys), slice(values), slice(seq), slice(positions), slice(direct ? output : part)]
+        if family == .gpu, sequenceRuns % Self.flashQueryTile == 0, tokens >= Self.flashQueryTile, headDim % 4 == 0,
+           let keyTile = flashKeyTile(headDim: headDim) {
+            // A prefill on a GPU: 16 queries share each shared-memory tile of keys and values.
+            let flash = try device.kernel(name: "attention_flash", spirv: SPIRV.attention_flash, access: [.read, .read, .read, .read, .read, .write],
+                                          push: AttentionPush.self, specialization: [UInt32(headDim / 4), UInt32(keyTile)])
+            try dispatch(flash, bindings, push, (chunks, heads, (tokens + Self.flashQueryTile - 1) / Self.flashQueryTile),
+                         // Q once; K and V once per 16-query tile and head.
+                         bytes: 4 * tokens * heads * headDim + 8 * contextBound * headDim * heads * ((tokens + Self.flashQueryTile - 1) / Self.flashQueryTile),
+                         flops: 4 * tokens * heads * contextBound * headDim)
+            if !direct { try combineAttention(part: part, output: output, tokens: tokens, heads: heads, headDim: headDim, chunks: chunks) }
+            return
+        }
         // Up to four queries per workgroup share the key and value reads: four tokens where the
         // caller promises runs of one sequence (a prefill), else the query heads of one KV head
         // (grouped-query attention; a decode step's tokens are each of another sequence).
@@ -327,18 +343,29 @@ public final class VulkanBackend: Backend {
         }
         let partial = try device.kernel(name: "attention", spirv: SPIRV.attention, access: [.quads, .quads, .quads, .read, .read, .write],
                                         push: AttentionPush.self, specialization: [UInt32(sg), UInt32(perLane), UInt32(tile), UInt32(headsPerGroup)])
-        let direct = chunks == 1
-        let push = AttentionPush(T: UInt32(tokens), Hq: UInt32(heads), Hkv: UInt32(kvHeads), D: UInt32(headDim), C: UInt32(capacity),
-                                 nChunks: UInt32(chunks), scale: scale, direct: direct ? 1 : 0)
         // Each query reads keys and values up to the context bound (an upper bound on what it sees).
-        try dispatch(partial, [slice(q), slice(keys), slice(values), slice(seq), slice(positions), slice(direct ? output : part)], push,
+        try dispatch(partial, bindings, push,
                      (chunks, heads / headsPerGroup, (tokens + tile - 1) / tile), bytes: 4 * tokens * (heads * headDim + 2 * contextBound * kvHeads * headDim),
                      flops: 4 * tokens * heads * contextBound * headDim)
         // One chunk: the partial kernel wrote the output. Else the chunks' states are combined.
-        if direct { return }
+        if !direct { try combineAttention(part: part, output: output, tokens: tokens, heads: heads, headDim: headDim, chunks: chunks) }
+    }
+
+    /// Merges the chunks' partial softmax states into the output.
+    private func combineAttention(part: Tensor, output: Tensor, tokens: Int, heads: Int, headDim: Int, chunks: Int) throws {
         let combine = try kernel("attention_combine", SPIRV.attention_combine, [.read, .write], push: AttentionCombinePush.self)
         try dispatch(combine, [slice(part), slice(output)], AttentionCombinePush(T: UInt32(tokens), Hq: UInt32(heads), D: UInt32(headDim), nChunks: UInt32(chunks)), (heads, tokens, 1),
                      bytes: 4 * tokens * heads * (chunks * (headDim + 2) + headDim), flops: 3 * tokens * heads * chunks * headDim)
+    }
+
+    /// Queries per workgroup of attention_flash.comp.
+    static let flashQueryTile = 16
+
+    /// The most key positions per shared tile (16, 8 or 4) whose Q, K, V and score tiles fit the
+    /// device's shared memory; nil when not even 4 do (the subgroup kernel runs instead).
+    func flashKeyTile(headDim: Int) -> Int? {
+        let bq = Self.flashQueryTile
+        return [16, 8, 4].first { bk in 4 * headDim * (bq + 2 * bk) + 4 * bq * bk + 4 * bq <= device.limits.maxComputeSharedMemorySize }
     }
 
     /// The most query heads of one KV head (at most four, dividing the group) a workgroup runs together.

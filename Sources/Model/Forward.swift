@@ -194,8 +194,11 @@ extension LanguageModel {
 
         let (h, hq, hkv, d, inter) = (c.hiddenSize, c.headCount, c.kvHeadCount, c.headDim, c.intermediateSize)
         let contextBound = step.positions.max()! + 1
-        // Whether the tokens come in runs of 4 of one sequence (a prefill), for the attention kernel.
-        let sequenceRuns = stride(from: 0, to: t, by: 4).allSatisfy { r in step.sequences[r..<min(t, r + 4)].allSatisfy { $0 == step.sequences[r] } } ? 4 : 1
+        // The longest of 16 and 4 such that the tokens come in runs of that many of one sequence (a
+        // prefill), for the attention kernels' query tiles.
+        let sequenceRuns = [16, 4].first { n in
+            stride(from: 0, to: t, by: n).allSatisfy { r in step.sequences[r..<min(t, r + n)].allSatisfy { $0 == step.sequences[r] } }
+        } ?? 1
         let biasTerm = { (v: Tensor) in Steering(scales: s.ones, vector: v) }
         // Profile labels: "embedding", "layer L attention", "layer L mlp", "layer L steering" (a
         // dispatch that carries an injection apart from a matmul), "lm head". Steering mostly adds

@@ -12,9 +12,9 @@ import Tasks
 /// and baseline vs steered accuracy is measured on held-out test questions with greedy decoding.
 public struct Demo {
     public struct Options: Sendable {
-        // Sized so the whole demo fits in 10 minutes on 2 cores of lavapipe at its current ~5 tok/s
-        // (docs/PERFORMANCE.md), with the paper's 8 rollouts per question; with so few test
-        // questions the accuracy difference is noise.
+        // Sized so the whole demo fits in 10 minutes on 2 cores of lavapipe (2.5 min measured
+        // 2026-12-05, control included), with the paper's 8 rollouts per question; with so few
+        // test questions the accuracy difference is noise.
         public var extractionQuestions = 4
         public var devQuestions = 8
         public var testQuestions = 16
@@ -25,7 +25,7 @@ public struct Demo {
         public var seed: UInt64 = 42
         /// The positive control's dose-response (`DemoControl.swift`): questions and relative doses.
         public var controlQuestions = 8
-        public var controlDoses: [Float] = [0.1, 0.3, 1]
+        public var controlDoses: [Float] = [0.02, 0.1, 0.3, 1]
         public init() {}
     }
 

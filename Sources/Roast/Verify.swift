@@ -264,6 +264,24 @@ public struct KernelVerifier {
                                           capacity: 512)
             }))
         }
+        // Runs of 16 (the gpu family's flash kernel; the lavapipe family tiles them by 4): a fresh
+        // prefill of 48; a second sequence's 32 tokens across a chunk beside 16 of another, at a
+        // head of 80 (20 quads, 5 per invocation); 40 tokens (a short last tile) over three chunks
+        // at 128; a head of 256 (the narrower key tile); positions out of order within a tile.
+        let runs: [(seqs: [UInt32], pos: [UInt32], heads: Int, kvHeads: Int, dim: Int, capacity: Int)] = [
+            (Array(repeating: 0, count: 48), (0..<48).map { UInt32($0) }, 8, 2, 64, 48),
+            (Array(repeating: 1, count: 32) + Array(repeating: 0, count: 16), (240..<272).map { UInt32($0) } + (0..<16).map { UInt32($0) }, 6, 6, 80, 300),
+            (Array(repeating: 0, count: 40), (500..<540).map { UInt32($0) }, 4, 1, 128, 540),
+            (Array(repeating: 0, count: 16), (0..<16).map { UInt32($0) }, 2, 1, 256, 16),
+            (Array(repeating: 0, count: 16), (0..<16).map { UInt32(($0 * 7) % 16 + 290) }, 9, 3, 64, 306),
+        ]
+        for c in runs {
+            list.append(("attention", { [rng] in
+                var r = rng
+                return try self.attention(rng: &r, seqs: c.seqs, pos: c.pos, heads: c.heads, kvHeads: c.kvHeads, headDim: c.dim,
+                                          capacity: c.capacity, sequenceRuns: 16)
+            }))
+        }
         // A context past 65,535 positions (lavapipe's silent loop limit).
         list.append(("attention", { [rng] in
             var r = rng

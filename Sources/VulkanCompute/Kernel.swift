@@ -68,6 +68,13 @@ public final class Kernel: @unchecked Sendable {
 }
 
 extension VulkanDevice {
+    /// The names of the kernels built so far (which path an op took, for tests and diagnostics).
+    public var builtKernelNames: Set<String> {
+        lock.lock()
+        defer { lock.unlock() }
+        return Set(kernels.keys.map(\.name))
+    }
+
     /// The pipeline for (`name`, `specialization`), created on first use and cached. `push` is the
     /// struct mirroring the shader's push-constant block; a size mismatch throws here.
     public func kernel<P: PushConstants>(name: String, spirv: [UInt32], access: [BindingAccess], push: P.Type,

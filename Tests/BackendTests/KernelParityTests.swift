@@ -25,7 +25,7 @@ final class KernelParityTests: XCTestCase {
             XCTAssertTrue(r.pass, "\(family) seed \(seed): \(r.kernel) \(r.format) \(r.shape): NMSE \(r.nmse), max abs \(r.max_abs_err) \(r.note ?? "")")
         }
         let kernels = Set(results.map(\.kernel))
-        for k in ["matvec", "matmul", "embedding", "scatter_rows", "rmsnorm", "rope.rotate_half", "rope.interleaved", "attention",
+        for k in ["matvec", "matmul", "embedding", "scatter_rows", "rmsnorm", "rope.rotate_half", "rope.interleaved", "attention", "attention (runs of 16)",
                   "silu_mul", "silu_mul+steer", "add", "add+steer", "steer_add", "argmax", "topk", "add+steer-table", "add+mask-table",
                   "silu_mul+steer-table", "silu_mul+mask-table", "matvec+residual+steer-table", "matmul+silu_gate+mask-table"] {
             XCTAssertTrue(kernels.contains(k), "no case for \(k)")
@@ -35,6 +35,8 @@ final class KernelParityTests: XCTestCase {
             XCTAssertTrue(results.contains { $0.kernel == "matmul" && $0.format == f.rawValue }, "matmul \(f)")
         }
         XCTAssertEqual(backend.device.validationMessages, [])
+        // Runs of 16 queries go to the flash kernel on the gpu family only.
+        XCTAssertEqual(backend.device.builtKernelNames.contains("attention_flash"), family == .gpu)
     }
 
     /// `roast verify --workers N`: the cases split over workers with devices of their own give the
@@ -66,6 +68,8 @@ final class KernelParityTests: XCTestCase {
         var results = try verifier.topK(values: rng.floats(151_936 * 2, scale: 30), rows: 2, length: 151_936, k: 1)
         results += try verifier.topK(values: rng.floats(262_144), rows: 1, length: 262_144, k: 64)
         results += try verifier.attention(rng: &rng, seqs: [0, 0], pos: [65_600, 70_000], heads: 2, kvHeads: 1, headDim: 32, capacity: 70_001)
+        results += try verifier.attention(rng: &rng, seqs: Array(repeating: 0, count: 16), pos: (69_985...70_000).map { UInt32($0) },
+                                          heads: 2, kvHeads: 1, headDim: 32, capacity: 70_001, sequenceRuns: 16)
         results += try verifier.matmul(.q4_1, .vector, m: 1, n: 70_001, k: 32, w: rng.floats(70_001 * 32), x: rng.floats(32))
         results += try verifier.matmul(.q4_k, .tiled, m: 3, n: 70, k: 70_144, w: rng.floats(70 * 70_144), x: rng.floats(3 * 70_144))
         for r in results { XCTAssertTrue(r.pass, "\(family) \(r.kernel) \(r.shape): NMSE \(r.nmse) \(r.note ?? "")") }

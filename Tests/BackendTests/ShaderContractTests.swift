@@ -8,7 +8,11 @@ import XCTest
 /// every shared constant against Shaders/include/contract.glsl.
 final class ShaderContractTests: XCTestCase {
     func testEveryPushStructMatchesItsShaderBlock() throws {
-        XCTAssertEqual(PushContracts.all.count, 13)
+        // One entry per shader in Shaders/, so a new kernel cannot skip its contract.
+        let shaders = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+            .appendingPathComponent("Shaders")
+        let comps = try FileManager.default.contentsOfDirectory(atPath: shaders.path).filter { $0.hasSuffix(".comp") }
+        XCTAssertEqual(Set(PushContracts.all.map { $0.kernel + ".comp" }), Set(comps))
         for (kernel, spirv, push) in PushContracts.all {
             let block = try XCTUnwrap(try PushBlock(spirv: spirv), "\(kernel): no push-constant block")
             let swift = PushBlock.members(of: push)
