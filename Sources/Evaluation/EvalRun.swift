@@ -327,7 +327,9 @@ public final class EvalRunner {
                 }
             }
             let (chosenPlacement, chosenAlpha) = tried[plan.choose(scores)!.index]
-            let doses = file.doses(of: chosenPlacement.vectors, multiplicative: chosenPlacement.multiplicative)
+            // A joint mask leaves most layers untouched: only the layers it selects take a step.
+            let doses = file.doses(of: chosenPlacement.vectors.filter { !chosenPlacement.multiplicative || $0.value.contains { $0 != 0 } },
+                                   multiplicative: chosenPlacement.multiplicative)
             if let doses {
                 log("\(tag): dose at α \(String(format: "%g", chosenAlpha)): " + doses.map {
                     String(format: "layer %d ‖h‖ %.3g ‖α·v‖ %@%.3g (%@%.3g)", $0.layer, $0.activationNorm, $0.multiplicative ? "≤ " : "",
