@@ -26,14 +26,19 @@ public enum EvalReport {
         m.alphas.isEmpty ? "–" : m.alphas.map { String(format: "%g", $0) }.joined(separator: ", ")
     }
 
-    /// The results table: test metrics in %, mean ± std over seeds, and the α each seed chose on dev.
+    /// The results table: test metrics in %, mean ± std over seeds, and the α each seed chose on
+    /// dev (and the placement, where it was chosen too: several layer sets, or SADI's joint K).
     public static func markdown(_ r: EvalResults) -> String {
-        var lines = ["# roast eval: \(r.task) on \(r.model)", "",
+        let placements = r.settings.layerSets.count > 1 || r.runs.contains { $0.chosenLayers?.contains(" top-") == true }
+        let proto = r.settings.evalProtocol == .orbit ? " under --protocol orbit" : ""
+        var lines = ["# roast eval: \(r.task) on \(r.model)\(proto)", "",
                      "\(r.testItems) test questions, seeds \(r.settings.seeds.map(String.init).joined(separator: ", ")), \(r.device). Test metrics in %, mean ± std over seeds; α chosen on dev (training questions).", "",
-                     "| method | " + r.metrics.joined(separator: " | ") + " | α chosen per seed | ‖α·v‖ / ‖h‖ per seed |",
-                     "| --- | " + r.metrics.map { _ in "---:" }.joined(separator: " | ") + " | --- | --- |"]
+                     "| method | " + r.metrics.joined(separator: " | ") + " | α chosen per seed |" + (placements ? " layers chosen per seed |" : "") + " ‖α·v‖ / ‖h‖ per seed |",
+                     "| --- | " + r.metrics.map { _ in "---:" }.joined(separator: " | ") + " | --- |" + (placements ? " --- |" : "") + " --- |"]
         for m in r.summary {
-            lines.append("| \(m.method) | " + r.metrics.map { pct(m.metrics[$0] ?? Stat([])) }.joined(separator: " | ") + " | \(alphas(m)) | \(doseRatios(r, m.method)) |")
+            let layers = r.runs.filter { $0.method == m.method }.compactMap(\.chosenLayers)
+            lines.append("| \(m.method) | " + r.metrics.map { pct(m.metrics[$0] ?? Stat([])) }.joined(separator: " | ") + " | \(alphas(m)) |"
+                         + (placements ? " \(layers.isEmpty ? "–" : layers.joined(separator: "; ")) |" : "") + " \(doseRatios(r, m.method)) |")
         }
         lines += ["", "‖α·v‖ / ‖h‖: the step at the chosen α against the mean activation norm at the site (last prompt token and response tokens of the extraction pairs), mean over the chosen layers\(r.settings.alphaRelative ? "; α is relative (--alpha-relative), so it equals α" : "")."]
         return lines.joined(separator: "\n") + "\n"

@@ -181,5 +181,9 @@ final class OrbitProtocolTests: XCTestCase {
         let roastFile = try SteeringVectorFile.read(dir.appendingPathComponent(roast.vectorFile!))
         XCTAssertEqual(roastFile.metadata.groupOrder, GroupOrder.cssPerQuestion.rawValue)
         XCTAssertEqual(roastFile.metadata.layers, Array(0..<5))
+        // The table names the protocol and, with SADI's K chosen, the placement per seed.
+        let md = EvalReport.markdown(r)
+        XCTAssertTrue(md.contains("under --protocol orbit"))
+        XCTAssertTrue(md.contains("| sadi | ") && md.contains(" | \(sadi.chosenLayers!) | "), md)
     }
 }
