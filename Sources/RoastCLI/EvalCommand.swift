@@ -12,7 +12,7 @@ import Tasks
 extension EvalProtocol: ExpressibleByArgument {}
 
 enum EvalTaskName: String, ExpressibleByArgument, CaseIterable {
-    case arithmetic, gsm8k, truthfulqa, truthfulqaMC = "truthfulqa-mc", boxed
+    case arithmetic, gsm8k, truthfulqa, truthfulqaMC = "truthfulqa-mc", boxed, letter
 }
 
 func floatList(_ text: String, _ option: String) throws -> [Float] {
@@ -46,7 +46,8 @@ struct Eval: ParsableCommand {
         TruthfulQA: 4 options (first true + first three false answers of mc1_targets, shuffled with the seed), answered \
         with a letter; the first 100 questions are training data. boxed: the positive control, arithmetic questions \
         graded on whether the answer writes \\boxed{} at all; with --method none,caa,roast,random --alpha-relative the dev \
-        curve is a dose-response at equal step sizes. truthfulqa-mc: MC1 (top-1 log-likelihood) and MC2 \
+        curve is a dose-response at equal step sizes. letter: the second control, TruthfulQA.csv questions in the authors' \
+        letter format, graded on whether the answer picks D, right or wrong. truthfulqa-mc: MC1 (top-1 log-likelihood) and MC2 \
         (normalised probability of the true answers) after the 6-shot QA primer, every choice scored in one batched step.
 
         Every item's output is cached in OUT/cache.jsonl, so an interrupted run (Ctrl-C) resumes where it stopped; \
@@ -56,7 +57,7 @@ struct Eval: ParsableCommand {
         """)
 
     @OptionGroup var modelOptions: ModelOptions
-    @Option(help: "gsm8k, truthfulqa (letters), truthfulqa-mc (log-likelihood), arithmetic, or boxed (the positive control: arithmetic questions, graded on whether the answer writes \\boxed{}).") var task: EvalTaskName
+    @Option(help: "gsm8k, truthfulqa (letters), truthfulqa-mc (log-likelihood), arithmetic, boxed (the positive control: arithmetic questions, graded on whether the answer writes \\boxed{}) or letter (the second: TruthfulQA letters graded on whether the answer picks D).") var task: EvalTaskName
     @Option(help: "Data file: GSM8K test.jsonl (train.jsonl beside it), TruthfulQA mc_task.json (orbit: TruthfulQA.csv) (default: data/…, else ../shared/data/…).") var data: String?
     @Option(help: "Test questions to use (default: the whole test split).") var limit: Int?
     @Option(help: "Methods, comma-separated: none, fewshot, caa, sadi, roast, random (ROAST's vector with each layer a random direction of the same norm: the control); vector with --steer.") var method = "none,caa,roast"
@@ -141,6 +142,12 @@ struct Eval: ParsableCommand {
         case .gsm8k:
             let t = try gsm8kTask(data: data)
             return GenerationBenchmark(name: "gsm8k", maxTokens: budget) { _ in t }
+        case .letter:
+            let rows = try TruthfulQARow.read(data.map { URL(fileURLWithPath: $0) } ?? Datasets.defaultFile("truthfulqa/TruthfulQA.csv"))
+            let s = try settings()
+            return GenerationBenchmark(name: "letter", maxTokens: budget) {
+                LetterControlTask(rows: rows, seed: $0, trainCount: s.extractQuestions + s.devQuestions + s.shots)
+            }
         case .truthfulqa where `protocol` == .orbit:
             // Their first 100 rows are training data and dev comes from test; dev is kept among
             // training rows here, so training is extraction + dev rows.

@@ -50,6 +50,23 @@ final class OrbitProtocolTests: XCTestCase {
         }
     }
 
+    /// The letter control: the same prompts, gold " D" whatever the truth, graded on picking D.
+    func testLetterControl() throws {
+        let rows = try rows()
+        let task = LetterControlTask(rows: rows, seed: 42, trainCount: 20), plain = TruthfulQAOrbitTask(rows: rows, seed: 42, trainCount: 20)
+        XCTAssertEqual(task.train().map(\.prompt), plain.train().map(\.prompt))
+        XCTAssertEqual(task.test().count, 4)
+        let item = task.train()[0]
+        XCTAssertEqual(item.goldResponse, " D")
+        XCTAssertTrue(item.id.hasPrefix("letter-"))
+        XCTAssertEqual(task.promptFormat, .plain)
+        for (answer, picksD) in [(" D", true), ("D. Nothing happens", true), (" A", false), ("The answer is D", false), ("", false)] {
+            XCTAssertEqual(task.grade(answer, item), picksD, answer)
+        }
+        var rng = TaskRandom(seed: 3)
+        for _ in 0..<12 { XCTAssertFalse(task.grade(task.syntheticWrongResponse(item, rng: &rng)!, item)) }
+    }
+
     func testCSVBadFilesAreNamed() throws {
         let dir = try temporaryDirectory()
         func error(_ text: String) -> String {
