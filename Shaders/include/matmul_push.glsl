@@ -1,4 +1,4 @@
-// The push constants of the four matmul kernels (matvec, matmul, matvec_gpu, matmul_gpu): Swift's
+// The push constants of the five matmul kernels (matvec, matmul, matvec_gpu, matmul_gpu, matmul_coopmat): Swift's
 // MatmulPush (Sources/Backend/ShaderContract.swift), member for member.
 
 #ifndef MATMUL_PUSH_GLSL

@@ -54,7 +54,7 @@ enum ShaderContract {
 
 // MARK: push-constant blocks
 
-/// matvec.comp, matmul.comp, matvec_gpu.comp, matmul_gpu.comp: Y[m, yOffset + n] = Σ_k W[n, k]·X[m, k].
+/// matvec.comp, matmul.comp, matvec_gpu.comp, matmul_gpu.comp, matmul_coopmat.comp: Y[m, yOffset + n] = Σ_k W[n, k]·X[m, k].
 struct MatmulPush: PushConstants {
     var K: UInt32
     var N: UInt32
@@ -157,7 +157,8 @@ enum PushContracts {
                             attnFlags: 0, eps: 0)
         return [
             ("matvec", SPIRV.matvec, mm), ("matmul", SPIRV.matmul, mm),
-            ("matvec_gpu", SPIRV.matvec_gpu, mm), ("matmul_gpu", SPIRV.matmul_gpu, mm),
+            ("matvec_gpu", SPIRV.matvec_gpu, mm), ("matmul_gpu", SPIRV.matmul_gpu, mm), ("matmul_coopmat", SPIRV.matmul_coopmat, mm),
+            ("matmul_coopmat_emulated", SPIRV.matmul_coopmat_emulated, mm),
             ("embedding", SPIRV.embedding, EmbeddingPush(K: 0, T: 0, rowStart: 0, rowCount: 0)),
             ("scatter_rows", SPIRV.scatter_rows, ScatterRowsPush(W: 0, T: 0)),
             ("rmsnorm", SPIRV.rmsnorm, RMSNormPush(D: 0, R: 0, eps: 0)),

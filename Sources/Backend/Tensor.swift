@@ -127,9 +127,12 @@ public enum RopeTable {
     }
 }
 
-/// Which matmul kernel runs: `.auto` picks matrix × vector for M ≤ 8, else the tiled one.
+/// Which matmul kernel runs: `.auto` picks matrix × vector for M ≤ 8, else the tiled one (on
+/// the device's matrix units where it has them). `.cooperative` is the tiled op on the matrix
+/// units (VK_NV_cooperative_matrix); a backend without them refuses it, the CPU twin computes the
+/// same product for every kind.
 public enum MatmulKernel: String, Sendable, CaseIterable {
-    case auto, vector, tiled
+    case auto, vector, tiled, cooperative
 }
 
 public struct BackendError: Error, CustomStringConvertible, Equatable {

@@ -1,3 +1,4 @@
+import Foundation
 import Shaders
 import VulkanCompute
 
@@ -18,6 +19,16 @@ public final class VulkanBackend: Backend {
     public let family: KernelFamily
     static let workgroup: UInt32 = 64
     private var scratch: [String: Tensor] = [:]
+    /// The matrix-unit shape of the cooperative-matrix kernel (Shaders/matmul_coopmat.comp): nil on
+    /// the lavapipe family, on devices without f16 matrix units of a shape the kernel takes, and
+    /// where the kernel disagreed with the CPU twin when the backend opened.
+    public private(set) var cooperativeShape: CooperativeMatrixShape?
+    /// Why the cooperative-matrix kernel is off although the device has matrix units (the probe's finding).
+    public private(set) var cooperativeProblem: String?
+    /// Verification only: `.cooperative` matmuls run matmul_coopmat_emulated.comp, the same kernel
+    /// with the matrix operations in plain GLSL (16 × 16 × 16), on a device without matrix units,
+    /// so lavapipe checks the kernel's tiling, staging, rounding and epilogue. `.auto` never takes it.
+    public internal(set) var cooperativeEmulated = false
 
     public init(device: VulkanDevice, profiling: Bool = false, kernels: KernelFamily? = nil) throws {
         self.device = device
@@ -26,6 +37,14 @@ public final class VulkanBackend: Backend {
         // At most 2 GiB a binding: the shaders index weights by element in 32-bit uints, and a
         // q4_k window of 4 GiB (a GPU's maxStorageBufferRange) holds 7.6 G elements.
         bindingLimit = min(device.limits.maxStorageBufferRange, 1 << 31)
+        if family == .gpu, let shape = Self.cooperativeShape(device.cooperativeMatrix, subgroupSize: device.limits.subgroupSize) {
+            cooperativeShape = shape
+            if let problem = probeCooperative() {
+                cooperativeShape = nil
+                cooperativeProblem = problem
+                FileHandle.standardError.write(Data("roast: \(problem); prefill uses matmul_gpu instead\n".utf8))
+            }
+        }
     }
 
     // MARK: memory
@@ -160,6 +179,27 @@ public final class VulkanBackend: Backend {
         let chunks = try weightChunks(w, rows: n, width: k)
         if epi.code.pairsRows, chunks.contains(where: { $0.0.first % 2 != 0 || $0.0.count % 2 != 0 }) {
             throw BackendError("matmul: the weight's binding windows split a pair of rows the epilogue combines")
+        }
+        if kind == .cooperative, cooperativeShape == nil, !cooperativeEmulated {
+            throw BackendError("matmul: the cooperative-matrix kernel needs the gpu kernel family on a device with f16 matrix units "
+                               + "(VK_NV_cooperative_matrix, subgroups of 32)\(cooperativeProblem.map { "; \($0)" } ?? "")")
+        }
+        // Matrix units for every M past the vector kernel's, except f32 weights (their precision
+        // would be cut to f16 on the way in): those, and devices without the units, tile on the ALUs.
+        let units = kind == .cooperative || (kind == .auto && !vector && w.type != .f32) ? cooperativeShape : nil
+        if units != nil || kind == .cooperative {
+            let shape = units ?? CooperativeMatrixShape(m: 16, n: 16, k: 16) // the emulation's
+            let name = units == nil ? "matmul_coopmat_emulated" : "matmul_coopmat"
+            let kern = try device.kernel(name: "\(name).\(w.type.rawValue)", spirv: units == nil ? SPIRV.matmul_coopmat_emulated : SPIRV.matmul_coopmat,
+                                         access: [.read, .read, .write] + Self.epilogueAccess, push: MatmulPush.self,
+                                         specialization: [128, w.type.shaderFormat, 0, 0, epi.code.rawValue, 0, 0, 0, 0, 0,
+                                                          UInt32(shape.m), UInt32(shape.n), UInt32(shape.k)])
+            for (chunk, ws) in chunks {
+                let push = epi.push(k: k, n: chunk.count, m: m, yOffset: chunk.first, ldy: ldy, columnBase: 0, eps: 0)
+                try dispatch(kern, [ws, slice(x), slice(y)] + epi.slices, push, ((chunk.count + 63) / 64, (m + 63) / 64, 1),
+                             bytes: w.type.byteCount(chunk.count * k) + 4 * m * k + outBytes * chunk.count / n, flops: 2 * m * chunk.count * k)
+            }
+            return
         }
         guard vector else {
             let gpu = family == .gpu

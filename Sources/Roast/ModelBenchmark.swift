@@ -89,7 +89,7 @@ public enum ModelBenchmark {
         let device = (model.backend as? VulkanBackend)?.device
         return ModelBenchmarkResult(
             model: URL(fileURLWithPath: model.path).lastPathComponent, backend: model.backend.name,
-            device: device.map { "\($0.info.name), \((model.backend as! VulkanBackend).family.rawValue) kernels" } ?? "host CPU (Swift reference)", weightMiB: Double(model.weightBytes) / 1048576,
+            device: device.map { "\($0.info.name), \((model.backend as! VulkanBackend).kernelsDescription)" } ?? "host CPU (Swift reference)", weightMiB: Double(model.weightBytes) / 1048576,
             prefillTokens: promptTokens, prefillTokensPerSecond: Double(promptTokens) / prefill,
             decodeTokens: decodeTokens, decodeTokensPerSecondBatch1: single, batched: batched, steered: steered,
             peakHostMiB: peakResidentMiB(), deviceMiB: device.map { Double($0.allocatedBytes) / 1048576 })

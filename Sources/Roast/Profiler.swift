@@ -219,7 +219,7 @@ public enum Profiler {
         let decode = PhaseProfile(phase: "decode", tokens: (genTokens - 1) * batch, wall: now() - t0,
                                   record: vk.stream.recordSeconds - r0, submit: vk.stream.submitSeconds - s0,
                                   timings: vk.takeProfile(), layerCount: layers, ceilings: ceilings)
-        return ProfileReport(model: URL(fileURLWithPath: model.path).lastPathComponent, device: "\(vk.device.info.name), \(vk.family.rawValue) kernels", batch: batch,
+        return ProfileReport(model: URL(fileURLWithPath: model.path).lastPathComponent, device: "\(vk.device.info.name), \(vk.kernelsDescription)", batch: batch,
                              steered: steering != nil, ceilings: ceilings, prefill: prefill!, decode: decode)
     }
 

@@ -45,7 +45,10 @@ public struct KernelVerifier {
     /// Runs only the first this-many cases (tests of the runner itself).
     public var caseLimit: Int?
 
+    /// A gpu-family Vulkan backend without matrix units is switched to the emulated cooperative
+    /// kernel for `.cooperative` cases (`VulkanBackend.emulateCooperativeMatrix`); `.auto` is untouched.
     public init(device: Backend, reference: Backend = CPUBackend(), seed: UInt64 = 42) {
+        (device as? VulkanBackend)?.emulateCooperativeMatrix()
         self.device = device
         self.reference = reference
         self.seed = seed
@@ -138,7 +141,7 @@ public struct KernelVerifier {
             if !format.isQuantized { shapes += [(3, 130, 76), (33, 67, 76)] }
             for (m, n, k) in shapes {
                 let w = rng.floats(n * k), x = rng.floats(m * k)
-                for kind in k % 4 == 0 ? [MatmulKernel.vector, .tiled] : [.tiled] {
+                for kind in (k % 4 == 0 ? [MatmulKernel.vector] : []) + tiledKinds {
                     list.append(("matmul", { try self.matmul(format, kind, m: m, n: n, k: k, w: w, x: x) }))
                 }
             }
@@ -150,7 +153,7 @@ public struct KernelVerifier {
             for (m, n) in [(1, 130), (11, 66)] {
                 let w = rng.floats(n * k), x = rng.floats(m * k), r = rng.floats(m * n, scale: 2)
                 let s = (0..<m).map { $0 % 3 == 1 ? Float(0) : Float(0.3) }, v = rng.floats(n), g = rng.floats(k, scale: 2)
-                for kind in [MatmulKernel.vector, .tiled] {
+                for kind in [MatmulKernel.vector] + tiledKinds {
                     list.append(("matmul", { try self.matmulNormed(format, kind, m: m, n: n, k: k, w: w, x: x, g: g) }))
                     // A table of 3 vectors, column j steered with row (j + 1) mod 3 (f32 and q8_0 only: the
                     // epilogue is the same code for every format).
@@ -182,7 +185,7 @@ public struct KernelVerifier {
                 let positions = (0..<m).map { _ in Int.random(in: 0..<5000, using: &rng) }
                 let rows = Array((0..<20).shuffled(using: &rng).prefix(m)).map { UInt32($0) }
                 let cache = rng.floats(2 * 20 * kvHeads * d), normW = rng.floats(k, scale: 2)
-                for kind in [MatmulKernel.vector, .tiled] {
+                for kind in [MatmulKernel.vector] + tiledKinds {
                     for cached in [true, false] {
                         list.append(("matmul", { try self.matmulAttentionInputs(format, kind, m: m, k: k, heads: heads, kvHeads: kvHeads, headDim: d,
                                                                                  w: w, x: x, bias: bias, positions: cached ? positions : nil,
@@ -200,7 +203,9 @@ public struct KernelVerifier {
         // A long K (32,768 = 128 super-blocks): both kernels stay far below lavapipe's loop limit.
         let wk = rng.floats(33 * 32_768), xk = rng.floats(5 * 32_768)
         list.append(("matmul", { try self.matmul(.q4_k, .vector, m: 1, n: 33, k: 32_768, w: wk, x: xk) }))
-        list.append(("matmul", { try self.matmul(.q6_k, .tiled, m: 5, n: 33, k: 32_768, w: wk, x: xk) }))
+        for kind in tiledKinds {
+            list.append(("matmul", { try self.matmul(.q6_k, kind, m: 5, n: 33, k: 32_768, w: wk, x: xk) }))
+        }
         for format in ElementType.weightFormats {
             let width = format.blockElements == 256 ? 768 : (format.isQuantized ? 320 : 250)
             let table = rng.floats(1000 * width)
@@ -318,11 +323,32 @@ public struct KernelVerifier {
         return list
     }
 
+    /// How a result names the matmul kernel that ran.
+    static func kernelName(_ kind: MatmulKernel) -> String {
+        switch kind {
+        case .vector: "matvec"
+        case .cooperative: "matmul_coopmat"
+        case .auto, .tiled: "matmul"
+        }
+    }
+
+    /// The name a result gives the kernel that ran on this verifier's device.
+    func kernelName(_ kind: MatmulKernel) -> String {
+        kind == .cooperative && (device as? VulkanBackend)?.cooperativeShape == nil ? "matmul_coopmat_emulated" : Self.kernelName(kind)
+    }
+
+    /// The tiled kernels: the ALU one, and on the gpu family the cooperative-matrix one, on the
+    /// device's matrix units or, where it has none (lavapipe), emulated (`KernelVerifier.init`).
+    var tiledKinds: [MatmulKernel] {
+        guard let vk = device as? VulkanBackend, vk.cooperativeShape != nil || vk.cooperativeEmulated else { return [.tiled] }
+        return [.tiled, .cooperative]
+    }
+
     func matmul(_ format: ElementType, _ kind: MatmulKernel, m: Int, n: Int, k: Int, w: [Float], x: [Float]) throws -> [VerifyResult] {
         let wp = try pair(format, floats: w), xp = try pair(x), y = try output(m * n)
         try device.matmul(weight: wp.dev, input: xp.dev, output: y.dev, m: m, n: n, k: k, kernel: kind)
         try reference.matmul(weight: wp.ref, input: xp.ref, output: y.ref, m: m, n: n, k: k, kernel: kind)
-        let name = kind == .vector ? "matvec" : "matmul"
+        let name = kernelName(kind)
         return [try result(name, format.rawValue, "m=\(m) n=\(n) k=\(k)", y, limit: Self.matmulLimit)]
     }
 
@@ -349,7 +375,7 @@ public struct KernelVerifier {
         let st = try steering(steer, width: n, table: table)
         try device.matmul(weight: wp.dev, input: xp.dev, output: rp.dev, m: m, n: n, k: k, kernel: kind, epilogue: .addResidual(rp.dev, steering: st.dev))
         try reference.matmul(weight: wp.ref, input: xp.ref, output: rp.ref, m: m, n: n, k: k, kernel: kind, epilogue: .addResidual(rp.ref, steering: st.ref))
-        let name = (kind == .vector ? "matvec" : "matmul") + "+residual" + steerName(steer, table: table)
+        let name = kernelName(kind) + "+residual" + steerName(steer, table: table)
         return [try result(name, format.rawValue, "m=\(m) n=\(n) k=\(k)", rp, limit: Self.matmulLimit)]
     }
 
@@ -360,7 +386,7 @@ public struct KernelVerifier {
                           inputNorm: InputNorm(weight: gp.dev, eps: 1e-5), epilogue: .store)
         try reference.matmul(weight: wp.ref, input: xp.ref, output: y.ref, m: m, n: n, k: k, kernel: kind,
                              inputNorm: InputNorm(weight: gp.ref, eps: 1e-5), epilogue: .store)
-        return [try result((kind == .vector ? "matvec" : "matmul") + "+norm", format.rawValue, "m=\(m) n=\(n) k=\(k)", y, limit: Self.matmulLimit)]
+        return [try result(kernelName(kind) + "+norm", format.rawValue, "m=\(m) n=\(n) k=\(k)", y, limit: Self.matmulLimit)]
     }
 
     /// `y[j] = (silu(g) + steering) · u` over interleaved gate/up rows, and the captured gate.
@@ -372,7 +398,7 @@ public struct KernelVerifier {
                           inputNorm: np.map { InputNorm(weight: $0.dev, eps: 1e-5) }, epilogue: .siluGate(steering: st.dev, gate: capture ? g.dev : nil))
         try reference.matmul(weight: wp.ref, input: xp.ref, output: y.ref, m: m, n: n, k: k, kernel: kind,
                              inputNorm: np.map { InputNorm(weight: $0.ref, eps: 1e-5) }, epilogue: .siluGate(steering: st.ref, gate: capture ? g.ref : nil))
-        let name = (kind == .vector ? "matvec" : "matmul") + (norm == nil ? "" : "+norm") + "+silu_gate" + steerName(steer, table: table)
+        let name = kernelName(kind) + (norm == nil ? "" : "+norm") + "+silu_gate" + steerName(steer, table: table)
         var out = [try result(name, format.rawValue, "m=\(m) n=\(n) k=\(k)", y, limit: Self.matmulLimit)]
         if capture { out.append(try result(name + " gate", format.rawValue, "m=\(m) n=\(n) k=\(k)", g, limit: Self.matmulLimit)) }
         return out
@@ -396,7 +422,7 @@ public struct KernelVerifier {
             try b.matmul(weight: pick(wp), input: pick(xp), output: pick(y), m: m, n: n, k: k, kernel: kind,
                          inputNorm: np.map { InputNorm(weight: pick($0), eps: 1e-5) }, epilogue: .attentionInputs(inputs))
         }
-        let name = (kind == .vector ? "matvec" : "matmul") + (norm == nil ? "" : "+norm") + "+attn_input" + (positions == nil ? "" : "+rope")
+        let name = kernelName(kind) + (norm == nil ? "" : "+norm") + "+attn_input" + (positions == nil ? "" : "+rope")
         let shape = "m=\(m) n=\(n) k=\(k)"
         return [try result(name + " q", format.rawValue, shape, y, limit: Self.matmulLimit),
                 try result(name + " k", format.rawValue, shape, keys, limit: Self.matmulLimit),

@@ -16,8 +16,8 @@ struct RoastCommand: ParsableCommand {
         discussion: """
         Kernels are GLSL compute shaders compiled to SPIR-V; each has a CPU twin in plain Swift. \
         Any Vulkan device works, including the CPU through Mesa lavapipe. \
-        Environment: ROAST_DEVICE=N picks a device, ROAST_KERNELS=lavapipe|gpu a kernel family, ROAST_VALIDATION=1 turns \
-        on the Khronos validation layer.
+        Environment: ROAST_DEVICE=N picks a device, ROAST_KERNELS=lavapipe|gpu a kernel family, ROAST_COOPMAT=0 keeps \
+        the gpu family's prefill off the matrix units (VK_NV_cooperative_matrix), ROAST_VALIDATION=1 turns on the Khronos validation layer.
         """,
         subcommands: [DemoCommand.self, Generate.self, Serve.self, Extract.self, VectorCommand.self, Tokenize.self, Forward.self, Fuzz.self,
                       Devices.self, Verify.self, Bench.self, Profile.self, Eval.self])
@@ -38,7 +38,7 @@ struct DeviceOptions: ParsableArguments {
     var validation = false
 
     @Option(name: .long, help: ArgumentHelp(
-        "Matrix-kernel family: lavapipe (CPU devices: one invocation per weight row, texel-buffer weights) or gpu (subgroup matrix × vector, shared-memory tiled prefill).",
+        "Matrix-kernel family: lavapipe (CPU devices: one invocation per weight row, texel-buffer weights) or gpu (subgroup matrix × vector, shared-memory tiled prefill, on the matrix units where the device has them).",
         discussion: "Default: ROAST_KERNELS, else gpu on discrete and integrated GPUs with subgroup arithmetic, lavapipe otherwise."))
     var kernels: KernelFamily?
 
@@ -86,14 +86,15 @@ struct Devices: ParsableCommand {
     func run() throws {
         let list = try VulkanDevice.list()
         if json { return try printJSON(list) }
-        printTable(["#", "name", "kind", "kernels", "api", "max binding", "shared mem", "subgroup", "max groups", "timestamps", "mappable VRAM"],
+        printTable(["#", "name", "kind", "kernels", "api", "max binding", "shared mem", "subgroup", "max groups", "timestamps", "mappable VRAM", "matrix units"],
                    list.map { d in
                        let l = d.limits
                        let kernels = (try? KernelFamily.resolve(nil, for: d).rawValue) ?? "none"
                        return ["\(d.index)", d.name, d.kind.rawValue, kernels, d.apiVersion, "\(l.maxStorageBufferRange >> 20) MiB",
                                "\(l.maxComputeSharedMemorySize >> 10) KiB", "\(l.subgroupSize)",
                                l.maxComputeWorkGroupCount.map(String.init).joined(separator: "×"),
-                               l.timestamps ? "yes (\(l.timestampPeriodNs) ns)" : "no", l.hostVisibleDeviceLocal ? "yes" : "no"]
+                               l.timestamps ? "yes (\(l.timestampPeriodNs) ns)" : "no", l.hostVisibleDeviceLocal ? "yes" : "no",
+                               d.cooperativeMatrix.isEmpty ? "no" : "f16 " + d.cooperativeMatrix.map(\.description).joined(separator: ", ")]
                    })
     }
 }

@@ -45,6 +45,16 @@ public struct DeviceLimits: Codable, Sendable {
     public var deviceLocalBytes: Int
 }
 
+/// A matrix-unit shape a device lists for f16 × f16 + f32 → f32 at subgroup scope
+/// (VK_NV_cooperative_matrix): an m × k matrix times a k × n one.
+public struct CooperativeMatrixShape: Codable, Sendable, Hashable, CustomStringConvertible {
+    public var m: Int
+    public var n: Int
+    public var k: Int
+    public init(m: Int, n: Int, k: Int) { (self.m, self.n, self.k) = (m, n, k) }
+    public var description: String { "\(m)×\(n)×\(k)" }
+}
+
 public struct DeviceInfo: Codable, Sendable {
     public var index: Int
     public var name: String
@@ -53,6 +63,10 @@ public struct DeviceInfo: Codable, Sendable {
     public var vendorID: UInt32
     public var apiVersion: String
     public var limits: DeviceLimits
+    /// The f16 cooperative-matrix shapes compute shaders can use: empty unless the device has
+    /// VK_NV_cooperative_matrix for compute with the shaderFloat16 and vulkanMemoryModel features
+    /// the kernel needs (Shaders/matmul_coopmat.comp).
+    public var cooperativeMatrix: [CooperativeMatrixShape] = []
 }
 
 /// Messages of the Khronos validation layer, collected from its callback thread.
@@ -187,7 +201,60 @@ final class VulkanInstance {
         let v = p.apiVersion
         return DeviceInfo(index: index, name: name, kind: DeviceKind(p.deviceType), vendorID: p.vendorID,
                           apiVersion: "\(roast_vk_api_version_major(v)).\(roast_vk_api_version_minor(v)).\(roast_vk_api_version_patch(v))",
-                          limits: limits)
+                          limits: limits, cooperativeMatrix: cooperativeMatrixShapes(pd, apiVersion: v))
+    }
+
+    func extensionNames(_ pd: VkPhysicalDevice) -> Set<String> {
+        var count: UInt32 = 0
+        guard fns.enumerateDeviceExtensionProperties(pd, nil, &count, nil) == VK_SUCCESS else { return [] }
+        var props = [VkExtensionProperties](repeating: VkExtensionProperties(), count: Int(count))
+        guard fns.enumerateDeviceExtensionProperties(pd, nil, &count, &props) == VK_SUCCESS else { return [] }
+        return Set(props.prefix(Int(count)).map { p in
+            withUnsafeBytes(of: p.extensionName) { String(cString: $0.bindMemory(to: CChar.self).baseAddress!) }
+        })
+    }
+
+    static let cooperativeMatrixExtension = "VK_NV_cooperative_matrix"
+
+    /// The f16 · f16 + f32 subgroup shapes of VK_NV_cooperative_matrix, where compute shaders can
+    /// use them together with 16-bit floats and the Vulkan memory model (both Vulkan 1.2 features).
+    func cooperativeMatrixShapes(_ pd: VkPhysicalDevice, apiVersion: UInt32) -> [CooperativeMatrixShape] {
+        guard roast_vk_api_version_major(apiVersion) > 1 || roast_vk_api_version_minor(apiVersion) >= 2,
+              let listShapes = fns.getPhysicalDeviceCooperativeMatrixPropertiesNV,
+              extensionNames(pd).contains(Self.cooperativeMatrixExtension) else { return [] }
+        var coop = VkPhysicalDeviceCooperativeMatrixFeaturesNV()
+        coop.sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_COOPERATIVE_MATRIX_FEATURES_NV
+        var v12 = VkPhysicalDeviceVulkan12Features()
+        v12.sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_VULKAN_1_2_FEATURES
+        var features = VkPhysicalDeviceFeatures2()
+        features.sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_FEATURES_2
+        withUnsafeMutablePointer(to: &coop) { cp in
+            v12.pNext = UnsafeMutableRawPointer(cp)
+            withUnsafeMutablePointer(to: &v12) { vp in
+                features.pNext = UnsafeMutableRawPointer(vp)
+                fns.getPhysicalDeviceFeatures2(pd, &features)
+            }
+        }
+        var stages = VkPhysicalDeviceCooperativeMatrixPropertiesNV()
+        stages.sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_COOPERATIVE_MATRIX_PROPERTIES_NV
+        var props2 = VkPhysicalDeviceProperties2()
+        props2.sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_PROPERTIES_2
+        withUnsafeMutablePointer(to: &stages) { sp in
+            props2.pNext = UnsafeMutableRawPointer(sp)
+            fns.getPhysicalDeviceProperties2(pd, &props2)
+        }
+        guard coop.cooperativeMatrix != 0, v12.shaderFloat16 != 0, v12.vulkanMemoryModel != 0,
+              stages.cooperativeMatrixSupportedStages & VkShaderStageFlags(VK_SHADER_STAGE_COMPUTE_BIT.rawValue) != 0 else { return [] }
+        var count: UInt32 = 0
+        guard listShapes(pd, &count, nil) == VK_SUCCESS, count > 0 else { return [] }
+        var blank = VkCooperativeMatrixPropertiesNV()
+        blank.sType = VK_STRUCTURE_TYPE_COOPERATIVE_MATRIX_PROPERTIES_NV
+        var shapes = [VkCooperativeMatrixPropertiesNV](repeating: blank, count: Int(count))
+        guard listShapes(pd, &count, &shapes) == VK_SUCCESS else { return [] }
+        let f16 = VK_COMPONENT_TYPE_FLOAT16_NV, f32 = VK_COMPONENT_TYPE_FLOAT32_NV
+        return shapes.prefix(Int(count))
+            .filter { $0.AType == f16 && $0.BType == f16 && $0.CType == f32 && $0.DType == f32 && $0.scope == VK_SCOPE_SUBGROUP_NV }
+            .map { CooperativeMatrixShape(m: Int($0.MSize), n: Int($0.NSize), k: Int($0.KSize)) }
     }
 
     func computeQueueFamily(_ pd: VkPhysicalDevice) -> (index: UInt32, timestampValidBits: UInt32)? {

@@ -38,6 +38,10 @@ struct InstanceFunctions {
     let getPhysicalDeviceProperties2: PFN_vkGetPhysicalDeviceProperties2
     let getPhysicalDeviceMemoryProperties: PFN_vkGetPhysicalDeviceMemoryProperties
     let getPhysicalDeviceQueueFamilyProperties: PFN_vkGetPhysicalDeviceQueueFamilyProperties
+    let getPhysicalDeviceFeatures2: PFN_vkGetPhysicalDeviceFeatures2
+    let enumerateDeviceExtensionProperties: PFN_vkEnumerateDeviceExtensionProperties
+    /// VK_NV_cooperative_matrix's shape list (nil where no driver has the extension).
+    let getPhysicalDeviceCooperativeMatrixPropertiesNV: PFN_vkGetPhysicalDeviceCooperativeMatrixPropertiesNV?
     let createDevice: PFN_vkCreateDevice
     let getDeviceProcAddr: PFN_vkGetDeviceProcAddr
     let createDebugUtilsMessenger: PFN_vkCreateDebugUtilsMessengerEXT?
@@ -50,6 +54,9 @@ struct InstanceFunctions {
         getPhysicalDeviceProperties2 = try l.load(i, "vkGetPhysicalDeviceProperties2")
         getPhysicalDeviceMemoryProperties = try l.load(i, "vkGetPhysicalDeviceMemoryProperties")
         getPhysicalDeviceQueueFamilyProperties = try l.load(i, "vkGetPhysicalDeviceQueueFamilyProperties")
+        getPhysicalDeviceFeatures2 = try l.load(i, "vkGetPhysicalDeviceFeatures2")
+        enumerateDeviceExtensionProperties = try l.load(i, "vkEnumerateDeviceExtensionProperties")
+        getPhysicalDeviceCooperativeMatrixPropertiesNV = try? l.load(i, "vkGetPhysicalDeviceCooperativeMatrixPropertiesNV")
         createDevice = try l.load(i, "vkCreateDevice")
         getDeviceProcAddr = try l.load(i, "vkGetDeviceProcAddr")
         createDebugUtilsMessenger = debugUtils ? try l.load(i, "vkCreateDebugUtilsMessengerEXT") : nil

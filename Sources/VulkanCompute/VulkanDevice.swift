@@ -20,6 +20,10 @@ public final class VulkanDevice: @unchecked Sendable {
     /// device, so a view stays valid whatever is later allocated in its range.
     var texelViews: [TexelViewKey: VkBufferView] = [:]
     var stagingBuffer: StagingBuffer?
+    /// The f16 cooperative-matrix shapes enabled on this device (VK_NV_cooperative_matrix with
+    /// shaderFloat16 and vulkanMemoryModel): the device's list, or none where it has none or
+    /// `ROAST_COOPMAT=0` turned them off.
+    public let cooperativeMatrix: [CooperativeMatrixShape]
 
     /// Whether the validation layer is on (tests and `ROAST_VALIDATION=1`).
     public var validationEnabled: Bool
@@ -71,20 +75,41 @@ public final class VulkanDevice: @unchecked Sendable {
         if forceStaging { types.unifiedType = nil }
         memoryTypes = types
 
+        // Matrix units: the extension and the two Vulkan 1.2 features the kernel's SPIR-V declares.
+        let coop = env["ROAST_COOPMAT"] == "0" ? [] : infos[chosen].cooperativeMatrix
+        cooperativeMatrix = coop
         var priority: Float = 1
         var device: VkDevice?
-        let result = withUnsafePointer(to: &priority) { prio in
-            var q = VkDeviceQueueCreateInfo()
-            q.sType = VK_STRUCTURE_TYPE_DEVICE_QUEUE_CREATE_INFO
-            q.queueFamilyIndex = family.index
-            q.queueCount = 1
-            q.pQueuePriorities = prio
-            return withUnsafePointer(to: &q) { qp in
-                var info = VkDeviceCreateInfo()
-                info.sType = VK_STRUCTURE_TYPE_DEVICE_CREATE_INFO
-                info.queueCreateInfoCount = 1
-                info.pQueueCreateInfos = qp
-                return instance.fns.createDevice(physical, &info, nil, &device)
+        var coopFeatures = VkPhysicalDeviceCooperativeMatrixFeaturesNV()
+        coopFeatures.sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_COOPERATIVE_MATRIX_FEATURES_NV
+        coopFeatures.cooperativeMatrix = VkBool32(VK_TRUE)
+        var v12 = VkPhysicalDeviceVulkan12Features()
+        v12.sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_VULKAN_1_2_FEATURES
+        v12.shaderFloat16 = VkBool32(VK_TRUE)
+        v12.vulkanMemoryModel = VkBool32(VK_TRUE)
+        let extensions = coop.isEmpty ? [] : [VulkanInstance.cooperativeMatrixExtension]
+        let result = withUnsafeMutablePointer(to: &coopFeatures) { cf in
+            v12.pNext = UnsafeMutableRawPointer(cf)
+            return withUnsafeMutablePointer(to: &v12) { v12p in
+                withUnsafePointer(to: &priority) { prio in
+                    var q = VkDeviceQueueCreateInfo()
+                    q.sType = VK_STRUCTURE_TYPE_DEVICE_QUEUE_CREATE_INFO
+                    q.queueFamilyIndex = family.index
+                    q.queueCount = 1
+                    q.pQueuePriorities = prio
+                    return withUnsafePointer(to: &q) { qp in
+                        withCStrings(extensions) { extPtrs in
+                            var info = VkDeviceCreateInfo()
+                            info.sType = VK_STRUCTURE_TYPE_DEVICE_CREATE_INFO
+                            info.queueCreateInfoCount = 1
+                            info.pQueueCreateInfos = qp
+                            info.enabledExtensionCount = UInt32(extensions.count)
+                            info.ppEnabledExtensionNames = extPtrs
+                            info.pNext = coop.isEmpty ? nil : UnsafeRawPointer(v12p)
+                            return instance.fns.createDevice(physical, &info, nil, &device)
+                        }
+                    }
+                }
             }
         }
         try VulkanError.check(result, "vkCreateDevice(\(infos[chosen].name))")

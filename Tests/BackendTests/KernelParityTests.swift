@@ -34,6 +34,17 @@ final class KernelParityTests: XCTestCase {
             XCTAssertTrue(results.contains { $0.kernel == "matvec" && $0.format == f.rawValue }, "matvec \(f)")
             XCTAssertTrue(results.contains { $0.kernel == "matmul" && $0.format == f.rawValue }, "matmul \(f)")
         }
+        // The cooperative-matrix kernel (emulated on lavapipe) on the gpu family only: every format
+        // and every epilogue.
+        let coop = results.filter { $0.kernel.hasPrefix("matmul_coopmat") }
+        if family == .gpu {
+            for f in ElementType.weightFormats { XCTAssertTrue(coop.contains { $0.format == f.rawValue }, "matmul_coopmat \(f)") }
+            for e in ["+residual+steer-table", "+silu_gate+mask-table", "+norm+silu_gate+steer", "+attn_input+rope v"] {
+                XCTAssertTrue(coop.contains { $0.kernel.hasSuffix(e) }, "matmul_coopmat\(e)")
+            }
+        } else {
+            XCTAssertEqual(coop.count, 0)
+        }
         XCTAssertEqual(backend.device.validationMessages, [])
         // Runs of 16 queries go to the flash kernel on the gpu family only.
         XCTAssertEqual(backend.device.builtKernelNames.contains("attention_flash"), family == .gpu)
@@ -71,7 +82,8 @@ final class KernelParityTests: XCTestCase {
         results += try verifier.attention(rng: &rng, seqs: Array(repeating: 0, count: 16), pos: (69_985...70_000).map { UInt32($0) },
                                           heads: 2, kvHeads: 1, headDim: 32, capacity: 70_001, sequenceRuns: 16)
         results += try verifier.matmul(.q4_1, .vector, m: 1, n: 70_001, k: 32, w: rng.floats(70_001 * 32), x: rng.floats(32))
-        results += try verifier.matmul(.q4_k, .tiled, m: 3, n: 70, k: 70_144, w: rng.floats(70 * 70_144), x: rng.floats(3 * 70_144))
+        let wl = rng.floats(70 * 70_144), xl = rng.floats(3 * 70_144)
+        for kind in verifier.tiledKinds { results += try verifier.matmul(.q4_k, kind, m: 3, n: 70, k: 70_144, w: wl, x: xl) }
         for r in results { XCTAssertTrue(r.pass, "\(family) \(r.kernel) \(r.shape): NMSE \(r.nmse) \(r.note ?? "")") }
     }
 
@@ -89,10 +101,38 @@ final class KernelParityTests: XCTestCase {
         var results: [VerifyResult] = []
         for format in ElementType.weightFormats {
             results += try verifier.matmul(format, .vector, m: 2, n: 300, k: 256, w: rng.floats(300 * 256), x: rng.floats(512))
-            results += try verifier.matmul(format, .tiled, m: 40, n: 300, k: 256, w: rng.floats(300 * 256), x: rng.floats(40 * 256))
+            let w = rng.floats(300 * 256), x = rng.floats(40 * 256)
+            for kind in verifier.tiledKinds { results += try verifier.matmul(format, kind, m: 40, n: 300, k: 256, w: w, x: x) }
             results += try verifier.embedding(format, rows: 300, width: 256, table: rng.floats(300 * 256), ids: [0, 299, 17, 150, 151, 32])
         }
         for r in results { XCTAssertTrue(r.pass, "\(family) \(r.kernel) \(r.format) \(r.shape): NMSE \(r.nmse)") }
         XCTAssertEqual(backend.device.validationMessages, [])
+    }
+
+    /// The cooperative-matrix path: which device shape the kernel takes, and a one-line refusal
+    /// where it cannot run.
+    func testCooperativeMatrixShapeAndRefusal() throws {
+        let s = { (m: Int, n: Int, k: Int) in CooperativeMatrixShape(m: m, n: n, k: k) }
+        XCTAssertEqual(VulkanBackend.cooperativeShape([s(16, 8, 16), s(16, 16, 16), s(16, 8, 8)], subgroupSize: 32), s(16, 16, 16))
+        XCTAssertEqual(VulkanBackend.cooperativeShape([s(16, 8, 8), s(16, 8, 16)], subgroupSize: 32), s(16, 8, 16))
+        XCTAssertNil(VulkanBackend.cooperativeShape([s(16, 16, 16)], subgroupSize: 64))
+        XCTAssertNil(VulkanBackend.cooperativeShape([s(24, 16, 16), s(16, 16, 48)], subgroupSize: 32))
+        XCTAssertNil(VulkanBackend.cooperativeShape([], subgroupSize: 32))
+
+        // lavapipe has no matrix units: .auto never takes the kernel, .cooperative is refused
+        // (lavapipe family, or gpu before the verifier's emulation is on).
+        let device = try VulkanDevice()
+        XCTAssertEqual(device.cooperativeMatrix, [])
+        for family in KernelFamily.allCases {
+            let b = try VulkanBackend(device: device, kernels: family)
+            XCTAssertNil(b.cooperativeShape)
+            XCTAssertEqual(b.kernelsDescription, "\(family.rawValue) kernels")
+            let w = try b.makeTensor(floats: [Float](repeating: 1, count: 64)), x = try b.makeTensor(floats: [Float](repeating: 1, count: 64))
+            let y = try b.makeTensor(.f32, count: 16)
+            XCTAssertThrowsError(try b.matmul(weight: w, input: x, output: y, m: 16, n: 1, k: 4, kernel: .cooperative)) {
+                XCTAssertTrue("\($0)".hasPrefix("matmul: the cooperative-matrix kernel needs the gpu kernel family"), "\($0)")
+            }
+            XCTAssertEqual(b.emulateCooperativeMatrix(), family == .gpu)
+        }
     }
 }
