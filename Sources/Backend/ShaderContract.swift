@@ -140,7 +140,7 @@ struct AddPush: PushConstants {
     var steer: UInt32
 }
 
-/// topk.comp.
+/// topk.comp, topk_gpu.comp.
 struct TopKPush: PushConstants {
     var L: UInt32
     var R: UInt32
@@ -169,6 +169,7 @@ enum PushContracts {
             ("silu_mul", SPIRV.silu_mul, SiluMulPush(I: 0, R: 0, steer: 0)),
             ("add", SPIRV.add, AddPush(W: 0, R: 0, hasB: 0, steer: 0)),
             ("topk", SPIRV.topk, TopKPush(L: 0, R: 0, k: 0, ldv: 0, nChunks: 0, hasIdx: 0)),
+            ("topk_gpu", SPIRV.topk_gpu, TopKPush(L: 0, R: 0, k: 0, ldv: 0, nChunks: 0, hasIdx: 0)),
         ]
     }
 }

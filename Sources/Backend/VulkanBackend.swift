@@ -451,7 +451,12 @@ public final class VulkanBackend: Backend {
     public func topK(_ values: Tensor, rows: Int, length: Int, k: Int, outValues: Tensor, outIndices: Tensor) throws {
         try OpCheck.topK(values, rows: rows, length: length, k: k, outV: outValues, outI: outIndices, backend: self)
         guard rows <= 65535 else { throw BackendError("topK: \(rows) rows exceed 65,535 per dispatch") }
-        let kern = try kernel("topk", SPIRV.topk, [.read, .read, .write, .write], push: TopKPush.self)
+        // The gpu family's kernel keeps 16 entries per invocation in registers and reduces with
+        // subgroup operations (Shaders/topk_gpu.comp); lavapipe's, 64 per invocation in a private
+        // sorted list. Same contract and chunks.
+        let kern = family == .gpu
+            ? try kernel("topk_gpu", SPIRV.topk_gpu, [.read, .read, .write, .write], push: TopKPush.self, workgroup: 256)
+            : try kernel("topk", SPIRV.topk, [.read, .read, .write, .write], push: TopKPush.self)
         // Each pass keeps k candidates per 4096-entry chunk; repeat until one chunk remains.
         var (inV, inI, len, hasIdx) = (slice(values), slice(values), length, UInt32(0))
         var pass = 0

@@ -18,12 +18,18 @@ public struct VerifyResult: Codable, Sendable {
 /// Random inputs of `roast verify`.
 public typealias SeededRandom = SplitMix64
 
-/// NMSE = Σ(a−b)²/Σb² and the largest |a−b|; any NaN in `a` makes both infinite.
+/// NMSE = Σ(a−b)²/Σb² and the largest |a−b| over the finite pairs; any NaN, or an infinity
+/// the other side does not share, makes both infinite.
 public func compare(_ a: [Float], _ b: [Float]) -> (nmse: Double, maxAbs: Double) {
     precondition(a.count == b.count)
     var num = 0.0, den = 0.0, maxAbs = 0.0
     for (x, y) in zip(a, b) {
         if x.isNaN || y.isNaN { return (.infinity, .infinity) }
+        // Equal infinities (top-k's −inf entries) agree; any other infinity is a failure.
+        if x.isInfinite || y.isInfinite {
+            if x == y { continue }
+            return (.infinity, .infinity)
+        }
         let d = Double(x) - Double(y)
         num += d * d
         den += Double(y) * Double(y)
@@ -320,6 +326,13 @@ public struct KernelVerifier {
             if length == 100 { values[7] = .nan }
             list.append(("topk", { try self.topK(values: values, rows: rows, length: length, k: k) }))
         }
+        // Ties everywhere (7 distinct values), −inf and NaN entries, and a row with fewer real
+        // values than k per chunk: the order (value desc, index asc) and the empty slots must agree.
+        var ties = (0..<(3 * 9000)).map { _ in Float(Int.random(in: -3...3, using: &rng)) }
+        for i in stride(from: 5, to: 9000, by: 11) { ties[i] = -.infinity }
+        for i in stride(from: 9, to: 9000, by: 13) { ties[9000 + i] = .nan }
+        for i in 18_000..<27_000 where i % 200 != 0 { ties[i] = -.infinity }
+        list.append(("topk", { try self.topK(values: ties, rows: 3, length: 9000, k: 64) }))
         return list
     }
 

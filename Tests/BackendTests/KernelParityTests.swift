@@ -135,4 +135,12 @@ final class KernelParityTests: XCTestCase {
             XCTAssertEqual(b.emulateCooperativeMatrix(), family == .gpu)
         }
     }
+
+    /// The verifier's comparison: NaN and unshared infinities fail, shared infinities agree.
+    func testCompareTreatsNaNAndInfinities() {
+        XCTAssertEqual(compare([1, -.infinity], [1, -.infinity]).nmse, 0)
+        XCTAssertEqual(compare([1, 2], [1, -.infinity]).nmse, .infinity)
+        XCTAssertEqual(compare([.nan, 2], [1, 2]).nmse, .infinity)
+        XCTAssertEqual(compare([1, 2], [1, 4]).nmse, 4.0 / 17.0, accuracy: 1e-12)
+    }
 }
