@@ -3,13 +3,15 @@
 # a static release build of roast and the Debian packages the NVIDIA ICD needs beside the loader.
 # Then a dry run here on lavapipe. On the device machine, `run` with carry [".device"]:
 #   BUDGET=420 VERIFY_S=150 bash .device/device-run.sh
-# (verify runs both kernel families, so it needs more than the kit's default 120 s.)
+# (verify runs both kernel families, so it needs more than the kit's default 120 s), or, for the
+# same-run ratios of the tensor cores and the families (tools/device/ab.sh):
+#   BUDGET=330 VERIFY_S=150 bash .device/device-run.sh; AB_S=120 bash .device/ab.sh
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 KIT=../shared/device-kit
 grep -qx '/.device/' .git/info/exclude 2>/dev/null || echo /.device/ >> .git/info/exclude
 rm -rf .device && mkdir -p .device/debs
-cp -r $KIT/* ../shared/models/qwen3-tokenizer .device/
+cp -r $KIT/* ../shared/models/qwen3-tokenizer tools/device/ab.sh .device/
 swift build -c release --static-swift-stdlib
 strip -o /tmp/roast-static .build/release/roast && xz -T2 -c /tmp/roast-static > .device/roast.xz
 mkdir -p /tmp/amd64/partial
@@ -21,4 +23,5 @@ du -sh .device
 if [ "${DRY:-1}" = 1 ]; then
   python3 -c 'import numpy, sentencepiece' 2>/dev/null || python3 -m pip install --quiet numpy sentencepiece
   DRY=1 OUT=/tmp/device-dry VERIFY=0 bash .device/device-run.sh
+  OUT=/tmp/device-dry AB_S=90 AB_PROMPT=32 bash .device/ab.sh
 fi
