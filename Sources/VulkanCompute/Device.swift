@@ -165,14 +165,7 @@ final class VulkanInstance {
     func info(of pd: VkPhysicalDevice, index: Int) -> DeviceInfo {
         var subgroup = VkPhysicalDeviceSubgroupProperties()
         subgroup.sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_SUBGROUP_PROPERTIES
-        var props2 = VkPhysicalDeviceProperties2()
-        props2.sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_PROPERTIES_2
-        withUnsafeMutablePointer(to: &subgroup) { sg in
-            props2.pNext = UnsafeMutableRawPointer(sg)
-            fns.getPhysicalDeviceProperties2(pd, &props2)
-        }
-        props2.pNext = nil
-        let p = props2.properties
+        let p = properties(pd, chaining: &subgroup)
         let l = p.limits
         let name = withUnsafeBytes(of: p.deviceName) { String(cString: $0.bindMemory(to: CChar.self).baseAddress!) }
         var mem = VkPhysicalDeviceMemoryProperties()
@@ -202,6 +195,17 @@ final class VulkanInstance {
         return DeviceInfo(index: index, name: name, kind: DeviceKind(p.deviceType), vendorID: p.vendorID,
                           apiVersion: "\(roast_vk_api_version_major(v)).\(roast_vk_api_version_minor(v)).\(roast_vk_api_version_patch(v))",
                           limits: limits, cooperativeMatrix: cooperativeMatrixShapes(pd, apiVersion: v))
+    }
+
+    /// vkGetPhysicalDeviceProperties2 with one extension struct (its sType set) chained and filled.
+    func properties<T>(_ pd: VkPhysicalDevice, chaining ext: inout T) -> VkPhysicalDeviceProperties {
+        var props2 = VkPhysicalDeviceProperties2()
+        props2.sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_PROPERTIES_2
+        withUnsafeMutablePointer(to: &ext) { e in
+            props2.pNext = UnsafeMutableRawPointer(e)
+            fns.getPhysicalDeviceProperties2(pd, &props2)
+        }
+        return props2.properties
     }
 
     func extensionNames(_ pd: VkPhysicalDevice) -> Set<String> {
@@ -237,12 +241,7 @@ final class VulkanInstance {
         }
         var stages = VkPhysicalDeviceCooperativeMatrixPropertiesNV()
         stages.sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_COOPERATIVE_MATRIX_PROPERTIES_NV
-        var props2 = VkPhysicalDeviceProperties2()
-        props2.sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_PROPERTIES_2
-        withUnsafeMutablePointer(to: &stages) { sp in
-            props2.pNext = UnsafeMutableRawPointer(sp)
-            fns.getPhysicalDeviceProperties2(pd, &props2)
-        }
+        _ = properties(pd, chaining: &stages)
         guard coop.cooperativeMatrix != 0, v12.shaderFloat16 != 0, v12.vulkanMemoryModel != 0,
               stages.cooperativeMatrixSupportedStages & VkShaderStageFlags(VK_SHADER_STAGE_COMPUTE_BIT.rawValue) != 0 else { return [] }
         var count: UInt32 = 0
