@@ -14,10 +14,14 @@
 // m0 + tm + 16j (j < 4). Both tiles are k-major with the rows contiguous, so a warp's reads at one
 // k are 16 consecutive pairs (Ws) and two broadcast values (Xs): no bank conflicts.
 // No subgroup operations: the same code runs on any device (lavapipe verifies it).
+// With SPLIT = 1 workgroup z covers only K slice z (p.kSlice elements) and stores raw partial sums
+// (split_store, include/epilogue.glsl) for matmul_reduce.comp: the host splits K when the grid has
+// too few tiles to fill the device.
 
 layout(local_size_x_id = 0) in;
 layout(constant_id = 1) const uint FORMAT = 0;
 layout(constant_id = 4) const uint EPILOGUE = 0;
+layout(constant_id = 7) const uint SPLIT = 0;
 
 layout(std430, set = 0, binding = 0) readonly buffer WB { uint w[]; };
 layout(std430, set = 0, binding = 1) readonly buffer XB { float x[]; };
@@ -40,6 +44,9 @@ void main() {
     uint n0 = gl_WorkGroupID.x * TN;
     uint m0 = gl_WorkGroupID.y * TM;
     uint K = p.K;
+    // This workgroup's K range: all of it, or its split-K slice (kSlice a multiple of TK).
+    uint kBegin = SPLIT != 0u ? gl_WorkGroupID.z * p.kSlice : 0u;
+    uint kEnd = SPLIT != 0u ? min(K, kBegin + p.kSlice) : K;
     uint tn = t & 15u, tm = t >> 4;
 
     // Staging: invocation s = t & 127 handles row (or column) s / 2 and the k-half 16 · (s % 2).
@@ -51,20 +58,20 @@ void main() {
     vec4 acc[4]; // acc[j] = rows (n0 + 2tn, +1, n0 + 32 + 2tn, +1) of column m0 + tm + 16j
     [[unroll]] for (uint j = 0u; j < 4u; ++j) acc[j] = vec4(0.0);
 
-    for (uint k0 = 0u; k0 < K; k0 += TK) {
+    for (uint k0 = kBegin; k0 < kEnd; k0 += TK) {
         uint k = k0 + sk;
         vec4 v[4];
-        if (!inRange || k >= K) {
+        if (!inRange || k >= kEnd) {
             v[0] = v[1] = v[2] = v[3] = vec4(0.0);
         } else if (loadsW) {
-            if (k + 16u <= K) {
+            if (k + 16u <= kEnd) {
                 w_run16((n0 + sr) * K + k, v);
             } else { // K tail, float formats only (quantised K is a multiple of 32 or 256)
-                for (uint i = 0u; i < 16u; ++i) v[i >> 2][i & 3u] = k + i < K ? w_elem((n0 + sr) * K + k + i) : 0.0;
+                for (uint i = 0u; i < 16u; ++i) v[i >> 2][i & 3u] = k + i < kEnd ? w_elem((n0 + sr) * K + k + i) : 0.0;
             }
         } else {
             uint xo = (m0 + sr) * K + k;
-            [[unroll]] for (uint i = 0u; i < 16u; ++i) v[i >> 2][i & 3u] = k + i < K ? x[xo + i] : 0.0;
+            [[unroll]] for (uint i = 0u; i < 16u; ++i) v[i >> 2][i & 3u] = k + i < kEnd ? x[xo + i] : 0.0;
         }
         // Scatter the 16 values of row / column sr into k-major order.
         if (loadsW) {
@@ -94,7 +101,10 @@ void main() {
         [[unroll]] for (uint i = 0u; i < 2u; ++i) {
             uint n = n0 + 32u * i + 2u * tn; // even; N is even for the pair epilogues
             float a = acc[j][2u * i], b = acc[j][2u * i + 1u];
-            if (EPILOGUE == EPI_SILU_GATE || EPILOGUE == EPI_ATTN_INPUT) {
+            if (SPLIT != 0u) {
+                if (n < p.N) split_store(m, p.yOffset + n, a);
+                if (n + 1u < p.N) split_store(m, p.yOffset + n + 1u, b);
+            } else if (EPILOGUE == EPI_SILU_GATE || EPILOGUE == EPI_ATTN_INPUT) {
                 if (n >= p.N) continue;
                 if (EPILOGUE == EPI_SILU_GATE) epi_store_gate(m, p.yOffset + n, a, b);
                 else epi_store_attention(m, p.yOffset + n, a, b);

@@ -16,6 +16,12 @@
 // invocation per row): on a GPU a whole warp then walks 32 rows 32 rows apart, every load is a
 // separate cache line, and a 896-row matrix keeps 28 warps busy on a 132-SM device.
 //
+// KSPLIT > 1 ("a few subgroups per row"): KSPLIT subgroups share each row group, subgroup s taking
+// K part s % KSPLIT (runs (s % KSPLIT)·S + lane, stepping KSPLIT·S), and add their sums through
+// shared memory. The host asks for it when the rows alone give too few subgroups to keep a large
+// GPU's memory system busy (a 7B model's 3,584-row projections: 1,792 subgroups) and K is long
+// enough that every lane still walks at least two runs.
+//
 // Needs K a multiple of 4 (X is read as vec4 storage); runs cover K rounded down to 16 and a
 // quad loop covers the rest (float formats only: quantised K is a multiple of 32 or 256).
 
@@ -28,8 +34,14 @@ layout(constant_id = 4) const uint EPILOGUE = 0;
 layout(constant_id = 5) const uint NORM = 0;
 // Rows per workgroup, a multiple of ROWS; the host sizes the grid with it.
 layout(constant_id = 6) const uint RPW = 8;
+// Subgroups sharing a row group (1, 2 or 4; divides the workgroup's subgroup count).
+layout(constant_id = 7) const uint KSPLIT = 1;
 
 layout(std430, set = 0, binding = 0) readonly buffer WB { uint w[]; };
+// The same weights as 16-byte quads (formats.glsl's WORD4): f32 runs and quads (every element
+// index here is a multiple of 4: K is, and runs start on 16) and q4_k's quants in one load each.
+layout(std430, set = 0, binding = 0) readonly buffer WB4 { uvec4 w4[]; };
+#define WORD4(i) w4[i]
 layout(std430, set = 0, binding = 1) readonly buffer XB { vec4 xv[]; };
 layout(std430, set = 0, binding = 2) writeonly buffer YB { float y[]; };
 layout(std430, set = 0, binding = 9) readonly buffer GNB { vec4 gv[]; };
@@ -46,6 +58,11 @@ vec4 w_quad(uint e) {
     return w_bf16x4(e);
 }
 
+// K-split partial sums: [subgroup][row][column], and the norm's Σx² [subgroup][column], for up to
+// 32 subgroups (the host's 4 of the device's subgroup size, or more if the driver picks smaller ones).
+shared float partAcc[KSPLIT > 1u ? 32u * ROWS * MCOLS : 1u];
+shared float partSS[KSPLIT > 1u ? 32u * MCOLS : 1u];
+
 void main() {
     // The lanes this subgroup really has: Vulkan promises full subgroups only on request, so a
     // partial one (lanes 0 … S-1 present) splits K over the lanes it has.
@@ -53,9 +70,16 @@ void main() {
     uint wg = gl_WorkGroupID.x + gl_WorkGroupID.y * gl_NumWorkGroups.x;
     uint K4 = p.K / 4u;
     uint runs = p.K / 16u;
+    // This subgroup's team (row group) and K part; teams step through the workgroup's rows.
+    uint team = gl_SubgroupID / KSPLIT, part = gl_SubgroupID % KSPLIT;
+    uint teams = gl_NumSubgroups / KSPLIT;
 
-    for (uint r0 = wg * RPW + gl_SubgroupID * ROWS; r0 < min(wg * RPW + RPW, p.N); r0 += gl_NumSubgroups * ROWS) {
-        // A row past the last one decodes row N-1 and writes nothing.
+    // The same trip count for every subgroup (the K-split's barriers need uniform control flow):
+    // rows past N decode row N-1 and write nothing, as do rows past the workgroup's (where the
+    // driver's subgroups are smaller than the host planned, teams cover more than RPW rows).
+    uint end = wg * RPW + RPW;
+    for (uint base = wg * RPW; base < end; base += teams * ROWS) {
+        uint r0 = base + team * ROWS;
         uint rowE[ROWS];
         [[unroll]] for (uint r = 0u; r < ROWS; ++r) rowE[r] = min(r0 + r, p.N - 1u) * p.K;
         float acc[ROWS][MCOLS];
@@ -64,7 +88,7 @@ void main() {
             ss[m] = 0.0;
             [[unroll]] for (uint r = 0u; r < ROWS; ++r) acc[r][m] = 0.0;
         }
-        for (uint run = lane; run < runs; run += S) {
+        for (uint run = part * S + lane; run < runs; run += KSPLIT * S) {
             uint k0 = run * 16u;
             vec4 wr[ROWS][4];
             [[unroll]] for (uint r = 0u; r < ROWS; ++r) w_run16(rowE[r] + k0, wr[r]);
@@ -84,7 +108,7 @@ void main() {
             }
         }
         // K tail in quads (float formats: K a multiple of 4, not of 16).
-        for (uint q = runs * 4u + lane; q < K4; q += S) {
+        for (uint q = runs * 4u + part * S + lane; q < K4; q += KSPLIT * S) {
             [[unroll]] for (uint m = 0u; m < MCOLS; ++m) {
                 vec4 x = xv[m * K4 + q];
                 if (NORM != 0u) {
@@ -95,10 +119,34 @@ void main() {
             }
         }
         [[unroll]] for (uint m = 0u; m < MCOLS; ++m) {
-            float scale = NORM != 0u ? 1.0 / sqrt(subgroupAdd(ss[m]) / float(p.K) + p.eps) : 1.0;
-            [[unroll]] for (uint r = 0u; r < ROWS; ++r) acc[r][m] = subgroupAdd(acc[r][m]) * scale;
+            if (NORM != 0u) ss[m] = subgroupAdd(ss[m]);
+            [[unroll]] for (uint r = 0u; r < ROWS; ++r) acc[r][m] = subgroupAdd(acc[r][m]);
         }
-        if (lane == 0u) {
+        if (KSPLIT > 1u) {
+            // Every part's lane 0 leaves its sums; part 0 adds the others' to its own.
+            if (lane == 0u) {
+                [[unroll]] for (uint m = 0u; m < MCOLS; ++m) {
+                    partSS[gl_SubgroupID * MCOLS + m] = ss[m];
+                    [[unroll]] for (uint r = 0u; r < ROWS; ++r) partAcc[(gl_SubgroupID * ROWS + r) * MCOLS + m] = acc[r][m];
+                }
+            }
+            barrier();
+            if (part == 0u && lane == 0u) {
+                for (uint o = 1u; o < KSPLIT; ++o) {
+                    uint sg = gl_SubgroupID + o;
+                    [[unroll]] for (uint m = 0u; m < MCOLS; ++m) {
+                        ss[m] += partSS[sg * MCOLS + m];
+                        [[unroll]] for (uint r = 0u; r < ROWS; ++r) acc[r][m] += partAcc[(sg * ROWS + r) * MCOLS + m];
+                    }
+                }
+            }
+            barrier();
+        }
+        if (part == 0u && lane == 0u && r0 < end) {
+            [[unroll]] for (uint m = 0u; m < MCOLS; ++m) {
+                float scale = NORM != 0u ? 1.0 / sqrt(ss[m] / float(p.K) + p.eps) : 1.0;
+                [[unroll]] for (uint r = 0u; r < ROWS; ++r) acc[r][m] *= scale;
+            }
             if (EPILOGUE == EPI_SILU_GATE || EPILOGUE == EPI_ATTN_INPUT) {
                 // ROWS and r0 are even and N is even: the subgroup holds whole pairs.
                 [[unroll]] for (uint r = 0u; r < ROWS; r += 2u) {

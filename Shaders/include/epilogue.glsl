@@ -9,6 +9,10 @@
 //     from their first column, the other bindings whole), captureGate, kvWidth, headDim and
 //     attnFlags.
 // Bindings 3 … 8 hold dummies where the epilogue does not read them.
+//
+// Split-K: a tiled kernel built with SPLIT = 1 (constant_id 7, declared by the including shader)
+// stores the raw partial sum of its K slice with split_store instead, [slice][M][ldy] with ldy the
+// whole weight's row count; matmul_reduce.comp adds the slices and applies the epilogue.
 
 #ifndef EPILOGUE_GLSL
 #define EPILOGUE_GLSL
@@ -32,6 +36,11 @@ float epi_steer(float a, uint m, uint i) {
     uint vr = (p.steer & STEER_TABLE) != 0u ? min(epi_rows[p.mBase + m], uint(epi_v.length()) / p.ldy - 1u) : 0u;
     float v = epi_v[vr * p.ldy + i];
     return mode == STEER_ADD ? a + epi_s[p.mBase + m] * v : a + epi_s[p.mBase + m] * (v * a);
+}
+
+// Output n (already offset by yOffset) of column m: the partial sum of K slice z = workgroup z.
+void split_store(uint m, uint n, float v) {
+    y[(gl_WorkGroupID.z * p.M + m) * p.ldy + n] = v;
 }
 
 // Output n (already offset by yOffset) of column m, for EPI_STORE and EPI_RESIDUAL.

@@ -6,6 +6,10 @@
 //   - declare the weight words: the include reads word i as WORD(i), which defaults to `w[i]` (an
 //     anonymous-instance block `buffer WB { uint w[]; };`); a shader that binds the weights as a
 //     texel buffer defines WORD(i) as texelFetch(…, int(i)).x first.
+//   - optionally define WORD4(i) as word quad i (words 4i … 4i+3) of the same weights, 16-byte
+//     aligned (an aliasing `uvec4` block): f32 runs and quads and q4_k's quants are then read as
+//     one 16-byte load each, so the shader promises that every f32 element index it decodes from
+//     is a multiple of 4 (q4_k's quant words are always 16-byte aligned: 144-byte super-blocks).
 // Element e is the flat index row·K + k inside the bound range. Byte offsets stay below 2^32 because
 // the host binds at most maxStorageBufferRange (128 MiB) at a time.
 //
@@ -131,7 +135,11 @@ uint w_pair16(uint e) {
 }
 
 vec4 w_f32x4(uint e) {
+#ifdef WORD4
+    return uintBitsToFloat(WORD4(e >> 2));
+#else
     return uintBitsToFloat(uvec4(WORD(e), WORD(e + 1u), WORD(e + 2u), WORD(e + 3u)));
+#endif
 }
 
 vec4 w_f16x4(uint e) {
@@ -219,12 +227,17 @@ void w_run16(uint e0, out vec4 v[4]) {
         uvec2 scm = q4k_scale_min(bw, s);
         float d1 = dm.x * float(scm.x);
         float m1 = dm.y * float(scm.y);
-        uint qw = bw + 4u + 8u * (s >> 1) + ((e0 & 16u) >> 2);
+        uint qw = bw + 4u + 8u * (s >> 1) + ((e0 & 16u) >> 2); // a multiple of 4
         int sh = int((s & 1u) << 2);
-        v[0] = d1 * w_q4x4(WORD(qw), sh) - m1;
-        v[1] = d1 * w_q4x4(WORD(qw + 1u), sh) - m1;
-        v[2] = d1 * w_q4x4(WORD(qw + 2u), sh) - m1;
-        v[3] = d1 * w_q4x4(WORD(qw + 3u), sh) - m1;
+#ifdef WORD4
+        uvec4 q = WORD4(qw >> 2);
+#else
+        uvec4 q = uvec4(WORD(qw), WORD(qw + 1u), WORD(qw + 2u), WORD(qw + 3u));
+#endif
+        v[0] = d1 * w_q4x4(q.x, sh) - m1;
+        v[1] = d1 * w_q4x4(q.y, sh) - m1;
+        v[2] = d1 * w_q4x4(q.z, sh) - m1;
+        v[3] = d1 * w_q4x4(q.w, sh) - m1;
     } else { // FMT_Q6_K: 210-byte super-blocks; the 16 elements share one scale
         uint base = (e0 >> 8) * 210u;
         uint r = e0 & 255u;

@@ -11,6 +11,9 @@
 // loop the accumulators go to shared memory column-major (Cs[m][n]), and every invocation applies
 // the epilogue to pairs of adjacent rows, as matmul_gpu.comp does (gate/up and RoPE need pairs).
 //
+// With SPLIT = 1 workgroup z covers only K slice z (p.kSlice elements) and stores raw partial sums
+// for matmul_reduce.comp (split_store, include/epilogue.glsl), as matmul_gpu.comp does.
+//
 // f16 range: X is clamped to ±65504 on the way in (an activation beyond it would otherwise become
 // inf); the quantised formats', f16's and bf16's weights fit; the host keeps f32 weights on
 // matmul_gpu.comp unless asked.
@@ -21,6 +24,7 @@
 layout(local_size_x_id = 0) in;
 layout(constant_id = 1) const uint FORMAT = 0;
 layout(constant_id = 4) const uint EPILOGUE = 0;
+layout(constant_id = 7) const uint SPLIT = 0;
 // The matrix shape the device lists for f16 · f16 + f32 (host-chosen; each divides 32). The
 // emulation takes 16 × 16 × 16 only.
 layout(constant_id = 10) const uint CM_M = 16;
@@ -117,6 +121,9 @@ void main() {
     uint n0 = gl_WorkGroupID.x * TN;
     uint m0 = gl_WorkGroupID.y * TM;
     uint K = p.K;
+    // This workgroup's K range: all of it, or its split-K slice (kSlice a multiple of TK).
+    uint kBegin = SPLIT != 0u ? gl_WorkGroupID.z * p.kSlice : 0u;
+    uint kEnd = SPLIT != 0u ? min(K, kBegin + p.kSlice) : K;
 
     // Staging: invocation t owns row / column t / 2 and the k-half 16 · (t % 2) of both tiles.
     uint sr = t >> 1, sk = (t & 1u) * 16u;
@@ -128,23 +135,23 @@ void main() {
     [[unroll]] for (uint i = 0u; i < RN; ++i)
         [[unroll]] for (uint j = 0u; j < RM; ++j) acc[i][j] = ACC_ZERO;
 
-    for (uint k0 = 0u; k0 < K; k0 += TK) {
+    for (uint k0 = kBegin; k0 < kEnd; k0 += TK) {
         uint k = k0 + sk;
         vec4 v[4];
-        if (!wIn || k >= K) {
+        if (!wIn || k >= kEnd) {
             v[0] = v[1] = v[2] = v[3] = vec4(0.0);
-        } else if (k + 16u <= K) {
+        } else if (k + 16u <= kEnd) {
             w_run16((n0 + sr) * K + k, v);
         } else { // K tail, float formats only (quantised K is a multiple of 32 or 256)
-            for (uint i = 0u; i < 16u; ++i) v[i >> 2][i & 3u] = k + i < K ? w_elem((n0 + sr) * K + k + i) : 0.0;
+            for (uint i = 0u; i < 16u; ++i) v[i >> 2][i & 3u] = k + i < kEnd ? w_elem((n0 + sr) * K + k + i) : 0.0;
         }
         [[unroll]] for (uint i = 0u; i < 16u; i += 2u) {
             STAGE_PAIR(Ws, sr * LDA + sk + i, v[i >> 2][i & 3u], v[i >> 2][(i & 3u) + 1u]);
         }
         uint xo = (m0 + sr) * K + k;
         [[unroll]] for (uint i = 0u; i < 16u; i += 2u) {
-            float a = xIn && k + i < K ? x[xo + i] : 0.0;
-            float b = xIn && k + i + 1u < K ? x[xo + i + 1u] : 0.0;
+            float a = xIn && k + i < kEnd ? x[xo + i] : 0.0;
+            float b = xIn && k + i + 1u < kEnd ? x[xo + i + 1u] : 0.0;
             STAGE_PAIR(Xs, sr * LDA + sk + i, clamp(a, -65504.0, 65504.0), clamp(b, -65504.0, 65504.0));
         }
         barrier();
@@ -173,7 +180,10 @@ void main() {
         uint m = m0 + mm;
         if (m >= p.M || n >= p.N) continue;
         float a = Cs[mm * LDC + np], b = Cs[mm * LDC + np + 1u];
-        if (EPILOGUE == EPI_SILU_GATE) {
+        if (SPLIT != 0u) {
+            split_store(m, p.yOffset + n, a);
+            if (n + 1u < p.N) split_store(m, p.yOffset + n + 1u, b);
+        } else if (EPILOGUE == EPI_SILU_GATE) {
             epi_store_gate(m, p.yOffset + n, a, b);
         } else if (EPILOGUE == EPI_ATTN_INPUT) {
             epi_store_attention(m, p.yOffset + n, a, b);

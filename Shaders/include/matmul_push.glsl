@@ -1,4 +1,5 @@
-// The push constants of the five matmul kernels (matvec, matmul, matvec_gpu, matmul_gpu, matmul_coopmat): Swift's
+// The push constants of the matmul kernels (matvec, matmul, matvec_gpu, matmul_gpu, matmul_coopmat) and of
+// matmul_reduce.comp, which finishes a split-K product: Swift's
 // MatmulPush (Sources/Backend/ShaderContract.swift), member for member.
 
 #ifndef MATMUL_PUSH_GLSL
@@ -17,6 +18,8 @@ layout(push_constant) uniform P {
     uint headDim;
     uint attnFlags;   // ATTN_*
     float eps;        // the fused input norm's (vector kernels; the tiled ones normalise apart)
+    uint kSlice;      // split-K (SPLIT = 1): the K elements of each slice, slice z = workgroup z
+    uint slices;      // matmul_reduce.comp: the partial sums it adds per output
 } p;
 
 #endif

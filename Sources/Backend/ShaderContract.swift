@@ -54,7 +54,8 @@ enum ShaderContract {
 
 // MARK: push-constant blocks
 
-/// matvec.comp, matmul.comp, matvec_gpu.comp, matmul_gpu.comp, matmul_coopmat.comp: Y[m, yOffset + n] = Σ_k W[n, k]·X[m, k].
+/// matvec.comp, matmul.comp, matvec_gpu.comp, matmul_gpu.comp, matmul_coopmat.comp: Y[m, yOffset + n] = Σ_k W[n, k]·X[m, k];
+/// matmul_reduce.comp: the sum of a split-K product's slices, through the epilogue.
 struct MatmulPush: PushConstants {
     var K: UInt32
     var N: UInt32
@@ -71,6 +72,10 @@ struct MatmulPush: PushConstants {
     var attnFlags: UInt32
     /// The fused input norm's epsilon (vector kernels).
     var eps: Float
+    /// Split-K (the tiled kernels' SPLIT = 1): K elements per slice; slice z is workgroup z.
+    var kSlice: UInt32 = 0
+    /// matmul_reduce.comp: the partial sums it adds per output.
+    var slices: UInt32 = 0
 }
 
 /// embedding.comp.
@@ -158,7 +163,7 @@ enum PushContracts {
         return [
             ("matvec", SPIRV.matvec, mm), ("matmul", SPIRV.matmul, mm),
             ("matvec_gpu", SPIRV.matvec_gpu, mm), ("matmul_gpu", SPIRV.matmul_gpu, mm), ("matmul_coopmat", SPIRV.matmul_coopmat, mm),
-            ("matmul_coopmat_emulated", SPIRV.matmul_coopmat_emulated, mm),
+            ("matmul_coopmat_emulated", SPIRV.matmul_coopmat_emulated, mm), ("matmul_reduce", SPIRV.matmul_reduce, mm),
             ("embedding", SPIRV.embedding, EmbeddingPush(K: 0, T: 0, rowStart: 0, rowCount: 0)),
             ("scatter_rows", SPIRV.scatter_rows, ScatterRowsPush(W: 0, T: 0)),
             ("rmsnorm", SPIRV.rmsnorm, RMSNormPush(D: 0, R: 0, eps: 0)),

@@ -29,11 +29,15 @@ public final class VulkanBackend: Backend {
     /// with the matrix operations in plain GLSL (16 × 16 × 16), on a device without matrix units,
     /// so lavapipe checks the kernel's tiling, staging, rounding and epilogue. `.auto` never takes it.
     public internal(set) var cooperativeEmulated = false
+    /// The gpu family's tiled matmuls split K over more workgroups when their grid has fewer than
+    /// this many tiles (SplitK); 0 never splits. $ROAST_SPLIT_K, else SplitK.defaultTargetGroups.
+    public var splitKTargetGroups: Int
 
     public init(device: VulkanDevice, profiling: Bool = false, kernels: KernelFamily? = nil) throws {
         self.device = device
         family = try KernelFamily.resolve(kernels, for: device.info)
         stream = try CommandStream(device: device, profiling: profiling)
+        splitKTargetGroups = try SplitK.targetGroups()
         // At most 2 GiB a binding: the shaders index weights by element in 32-bit uints, and a
         // q4_k window of 4 GiB (a GPU's maxStorageBufferRange) holds 7.6 G elements.
         bindingLimit = min(device.limits.maxStorageBufferRange, 1 << 31)
@@ -187,37 +191,70 @@ public final class VulkanBackend: Backend {
         // Matrix units for every M past the vector kernel's, except f32 weights (their precision
         // would be cut to f16 on the way in): those, and devices without the units, tile on the ALUs.
         let units = kind == .cooperative || (kind == .auto && !vector && w.type != .f32) ? cooperativeShape : nil
+        guard !vector else {
+            try vectorMatmul(w, x, y, m: m, n: n, k: k, ldy: ldy, epi: epi, norm: fusedNorm, chunks: chunks, outBytes: outBytes)
+            return
+        }
+        // The tiled kernel: on the matrix units, emulated (verification), on the gpu family's ALUs, or lavapipe's.
+        let gpu = family == .gpu
+        let tile = gpu ? 64 : 32
+        let name: String, spirv: [UInt32], invocations: UInt32, shape: [UInt32]
         if units != nil || kind == .cooperative {
-            let shape = units ?? CooperativeMatrixShape(m: 16, n: 16, k: 16) // the emulation's
-            let name = units == nil ? "matmul_coopmat_emulated" : "matmul_coopmat"
-            let kern = try device.kernel(name: "\(name).\(w.type.rawValue)", spirv: units == nil ? SPIRV.matmul_coopmat_emulated : SPIRV.matmul_coopmat,
-                                         access: [.read, .read, .write] + Self.epilogueAccess, push: MatmulPush.self,
-                                         specialization: [128, w.type.shaderFormat, 0, 0, epi.code.rawValue, 0, 0, 0, 0, 0,
-                                                          UInt32(shape.m), UInt32(shape.n), UInt32(shape.k)])
-            for (chunk, ws) in chunks {
-                let push = epi.push(k: k, n: chunk.count, m: m, yOffset: chunk.first, ldy: ldy, columnBase: 0, eps: 0)
-                try dispatch(kern, [ws, slice(x), slice(y)] + epi.slices, push, ((chunk.count + 63) / 64, (m + 63) / 64, 1),
-                             bytes: w.type.byteCount(chunk.count * k) + 4 * m * k + outBytes * chunk.count / n, flops: 2 * m * chunk.count * k)
-            }
-            return
+            let cm = units ?? CooperativeMatrixShape(m: 16, n: 16, k: 16) // the emulation's
+            (name, spirv) = units == nil ? ("matmul_coopmat_emulated", SPIRV.matmul_coopmat_emulated) : ("matmul_coopmat", SPIRV.matmul_coopmat)
+            (invocations, shape) = (128, [UInt32(cm.m), UInt32(cm.n), UInt32(cm.k)])
+        } else {
+            (name, spirv) = gpu ? ("matmul_gpu", SPIRV.matmul_gpu) : ("matmul", SPIRV.matmul)
+            (invocations, shape) = (gpu ? 256 : Self.workgroup, [])
         }
-        guard vector else {
-            let gpu = family == .gpu
-            let tile = gpu ? 64 : 32
-            let kern = try device.kernel(name: "\(gpu ? "matmul_gpu" : "matmul").\(w.type.rawValue)", spirv: gpu ? SPIRV.matmul_gpu : SPIRV.matmul,
-                                         access: [.read, .read, .write] + Self.epilogueAccess, push: MatmulPush.self,
-                                         specialization: [gpu ? 256 : Self.workgroup, w.type.shaderFormat, 0, 0, epi.code.rawValue])
+        // Specialization ids: 0 workgroup, 1 format, 4 epilogue, 7 split-K, 10–12 the matrix shape.
+        let split = tiledSplit(m: m, n: n, k: k, type: w.type)
+        let spec: [UInt32] = [invocations, w.type.shaderFormat, 0, 0, split == nil ? epi.code.rawValue : EpilogueCode.store.rawValue,
+                              0, 0, split == nil ? 0 : 1] + (shape.isEmpty ? [] : [0, 0] + shape)
+        let kern = try device.kernel(name: "\(name)\(split == nil ? "" : ".split").\(w.type.rawValue)", spirv: spirv,
+                                     access: [.read, .read, .write] + Self.epilogueAccess, push: MatmulPush.self, specialization: spec)
+        let work = { (rows: Int) in (bytes: w.type.byteCount(rows * k) + 4 * m * k + outBytes * rows / n, flops: 2 * m * rows * k) }
+        guard let split else {
             for (chunk, ws) in chunks {
                 let push = epi.push(k: k, n: chunk.count, m: m, yOffset: chunk.first, ldy: ldy, columnBase: 0, eps: 0)
+                let (bytes, flops) = work(chunk.count)
                 try dispatch(kern, [ws, slice(x), slice(y)] + epi.slices, push, ((chunk.count + tile - 1) / tile, (m + tile - 1) / tile, 1),
-                             bytes: w.type.byteCount(chunk.count * k) + 4 * m * k + outBytes * chunk.count / n, flops: 2 * m * chunk.count * k)
+                             bytes: bytes, flops: flops)
             }
             return
         }
+        // Split-K: the slices' partial sums, [slices][m][n], then their sum through the epilogue.
+        let partial = slice(try scratchTensor("matmul.split-k", .f32, count: split.slices * m * n))
+        let unused = Array(repeating: partial, count: Self.epilogueAccess.count)
+        for (chunk, ws) in chunks {
+            var push = MatmulPush(K: UInt32(k), N: UInt32(chunk.count), M: UInt32(m), yOffset: UInt32(chunk.first), ldy: UInt32(n), steer: 0,
+                                  mBase: 0, captureGate: 0, kvWidth: 0, headDim: 0, attnFlags: 0, eps: 0)
+            push.kSlice = UInt32(split.kSlice)
+            let (bytes, flops) = work(chunk.count)
+            try dispatch(kern, [ws, slice(x), partial] + unused, push, ((chunk.count + tile - 1) / tile, (m + tile - 1) / tile, split.slices),
+                         bytes: bytes - outBytes * chunk.count / n + 4 * split.slices * m * chunk.count, flops: flops)
+        }
+        var push = epi.push(k: k, n: n, m: m, yOffset: 0, ldy: ldy, columnBase: 0, eps: 0)
+        push.slices = UInt32(split.slices)
+        let reduce = try device.kernel(name: "matmul_reduce.\(epi.code)", spirv: SPIRV.matmul_reduce,
+                                       access: [.read, .read, .write] + Self.epilogueAccess, push: MatmulPush.self,
+                                       specialization: [256, 0, 0, 0, epi.code.rawValue])
+        try dispatch(reduce, [partial, partial, slice(y)] + epi.slices, push, (((n + 1) / 2 + 255) / 256, m, 1),
+                     bytes: 4 * split.slices * m * n + outBytes, flops: split.slices * m * n)
+    }
+
+    /// The split-K a tiled matmul of this shape takes (the gpu family's, below its target grid).
+    public func tiledSplit(m: Int, n: Int, k: Int, type: ElementType) -> SplitK? {
+        family == .gpu ? SplitK.plan(m: m, n: n, k: k, blockElements: type.blockElements, targetGroups: splitKTargetGroups) : nil
+    }
+
+    /// The vector kernel in column groups of up to 8.
+    private func vectorMatmul(_ w: Tensor, _ x: Tensor, _ y: Tensor, m: Int, n: Int, k: Int, ldy: Int, epi: EpilogueBindings,
+                              norm fusedNorm: InputNorm?, chunks: [(RowChunk, BufferSlice)], outBytes: Int) throws {
         let (xs, ys) = (slice(x), slice(y))
         for m0 in stride(from: 0, to: m, by: 8) {
             let cols = min(8, m - m0)
-            let (kern, rowsPerGroup) = try vectorKernel(w.type, columns: cols, epilogue: epi.code, norm: fusedNorm != nil)
+            let (kern, rowsPerGroup) = try vectorKernel(w.type, rows: n, k: k, columns: cols, epilogue: epi.code, norm: fusedNorm != nil)
             let xg = xs.subslice(offset: m0 * k * 4, size: cols * k * 4)
             // Binding 9: the input norm's weight, as quads (X's group where there is none).
             let normWeight = fusedNorm.map { slice($0.weight).subslice(offset: 0, size: k * 4) } ?? xg
@@ -237,17 +274,40 @@ public final class VulkanBackend: Backend {
     /// so more loads are in flight when each row's K is short, 2 with more columns (registers).
     static func gpuMatvecRows(columns: Int) -> Int { columns <= 2 ? 4 : 2 }
 
-    /// The family's matrix × vector pipeline for `columns` ≤ 8 and the weight rows each workgroup covers.
-    private func vectorKernel(_ type: ElementType, columns: Int, epilogue: EpilogueCode, norm: Bool) throws -> (Kernel, Int) {
+    /// The subgroups the gpu family's vector kernel aims for before several share a row group:
+    /// about 32 per multiprocessor of a 132-SM GPU, so enough loads are in flight to stream the
+    /// weights at the memory's bandwidth.
+    static let gpuMatvecTargetSubgroups = 4096
+
+    /// Subgroups per row group of matvec_gpu.comp (its KSPLIT): 1 where the rows alone give the
+    /// target; else 2 or 4, while every lane still walks at least two 16-element runs of K.
+    static func gpuMatvecKSplit(rows n: Int, k: Int, columns: Int, subgroupSize: Int, target: Int = gpuMatvecTargetSubgroups) -> Int {
+        let groups = (n + gpuMatvecRows(columns: columns) - 1) / gpuMatvecRows(columns: columns)
+        var split = 1
+        for s in [2, 4] where groups * split < target && k / 16 >= 2 * s * subgroupSize { split = s }
+        return split
+    }
+
+    /// The split the vector kernel takes for an [n × k] weight (1 on the lavapipe family, or with
+    /// split-K turned off).
+    public func vectorSplit(rows n: Int, k: Int, columns: Int) -> Int {
+        family == .gpu && splitKTargetGroups > 0
+            ? Self.gpuMatvecKSplit(rows: n, k: k, columns: columns, subgroupSize: device.limits.subgroupSize) : 1
+    }
+
+    /// The family's matrix × vector pipeline for `columns` ≤ 8 of an [n × k] weight, and the weight
+    /// rows each workgroup covers.
+    private func vectorKernel(_ type: ElementType, rows n: Int, k: Int, columns: Int, epilogue: EpilogueCode, norm: Bool) throws -> (Kernel, Int) {
         let access = Self.epilogueAccess + [family == .gpu ? BindingAccess.read : .quads]
         if family == .gpu {
             let sg = device.limits.subgroupSize
             let perSubgroup = Self.gpuMatvecRows(columns: columns)
-            let rows = Self.gpuMatvecSubgroups * perSubgroup
+            let split = vectorSplit(rows: n, k: k, columns: columns)
+            let rows = Self.gpuMatvecSubgroups / split * perSubgroup
             let kern = try device.kernel(name: "matvec_gpu.\(type.rawValue)", spirv: SPIRV.matvec_gpu, access: [.read, .read, .write] + access,
                                          push: MatmulPush.self,
                                          specialization: [UInt32(Self.gpuMatvecSubgroups * sg), type.shaderFormat, UInt32(columns),
-                                                          UInt32(perSubgroup), epilogue.rawValue, norm ? 1 : 0, UInt32(rows)])
+                                                          UInt32(perSubgroup), epilogue.rawValue, norm ? 1 : 0, UInt32(rows), UInt32(split)])
             return (kern, rows)
         }
         let rows = matvecRows(columns: columns)

@@ -145,6 +145,11 @@ public struct KernelVerifier {
             let kOdd = format.blockElements == 256 ? 768 : (format.isQuantized ? 96 : 77)
             var shapes = [(1, 777, 1024), (3, 130, kOdd), (5, 67, kOdd), (8, 65, 512), (37, 300, 256), (70, 33, kOdd)]
             if !format.isQuantized { shapes += [(3, 130, 76), (33, 67, 76)] }
+            // On the gpu family this shape splits K on any device: the tiled kernels' slices (SplitK;
+            // a short last one, for the float formats with a K tail in it; for the K-quants 9 slices
+            // of 2 super-blocks), and the vector kernel's 4 subgroups per row group (K ≥ 4,096 for
+            // subgroups of 32).
+            shapes.append((20, 70, format.blockElements == 256 ? 4352 : (format.isQuantized ? 4160 : 4100)))
             for (m, n, k) in shapes {
                 let w = rng.floats(n * k), x = rng.floats(m * k)
                 for kind in (k % 4 == 0 ? [MatmulKernel.vector] : []) + tiledKinds {
@@ -156,7 +161,9 @@ public struct KernelVerifier {
         // additively and multiplicatively; 11 columns cross a column group of the vector kernel.
         for format in [ElementType.f32, .q8_0, .q4_1, .q4_k] {
             let k = format.blockElements == 256 ? 512 : 128
-            for (m, n) in [(1, 130), (11, 66)] {
+            // The last shape's K splits on the gpu family (q4_k's 512 already does), so the
+            // epilogues also run in matmul_reduce.comp.
+            for (m, n, k) in [(1, 130, k), (11, 66, k)] + (format == .f32 || format == .q8_0 ? [(13, 66, 1024)] : []) {
                 let w = rng.floats(n * k), x = rng.floats(m * k), r = rng.floats(m * n, scale: 2)
                 let s = (0..<m).map { $0 % 3 == 1 ? Float(0) : Float(0.3) }, v = rng.floats(n), g = rng.floats(k, scale: 2)
                 for kind in [MatmulKernel.vector] + tiledKinds {
@@ -184,9 +191,10 @@ public struct KernelVerifier {
         // The attention-input epilogue: stacked q/k/v rows, bias, RoPE from a table, k and v into
         // shuffled KV-cache rows; and without RoPE and rows (the q/k-norm models' path).
         for format in [ElementType.f32, .q8_0, .q4_1] {
-            let (heads, kvHeads, d, k) = (3, 1, 16, 64)
+            let (heads, kvHeads, d) = (3, 1, 16)
             let n = (heads + 2 * kvHeads) * d
-            for m in [1, 11] {
+            // K 640 splits on the gpu family: the pairs reach the epilogue through matmul_reduce.comp.
+            for (m, k) in [(1, 64), (11, 64), (11, 640)] {
                 let w = rng.floats(n * k), x = rng.floats(m * k), bias = rng.floats(n)
                 let positions = (0..<m).map { _ in Int.random(in: 0..<5000, using: &rng) }
                 let rows = Array((0..<20).shuffled(using: &rng).prefix(m)).map { UInt32($0) }
@@ -203,6 +211,9 @@ public struct KernelVerifier {
         // The input norm with a K tail (76: not a whole 32-block) on the vector kernel.
         let wt = rng.floats(70 * 76), xt = rng.floats(76), gt = rng.floats(76)
         list.append(("matmul", { try self.matmulNormed(.f32, .vector, m: 1, n: 70, k: 76, w: wt, x: xt, g: gt) }))
+        // … and with K split over 4 subgroups per row group on the gpu family (their Σx² combined).
+        let wn = rng.floats(70 * 4100), xn = rng.floats(4100), gn = rng.floats(4100)
+        list.append(("matmul", { try self.matmulNormed(.f32, .vector, m: 1, n: 70, k: 4100, w: wn, x: xn, g: gn) }))
         // More than 65,535 output rows: the 2-D grid.
         let wl = rng.floats(70_001 * 64), xl = rng.floats(2 * 64)
         list.append(("matmul", { try self.matmul(.q8_0, .vector, m: 2, n: 70_001, k: 64, w: wl, x: xl) }))
@@ -350,6 +361,18 @@ public struct KernelVerifier {
         kind == .cooperative && (device as? VulkanBackend)?.cooperativeShape == nil ? "matmul_coopmat_emulated" : Self.kernelName(kind)
     }
 
+    /// A matmul case's shape, and how the device's backend splits its K (the gpu family: split-K
+    /// slices of the tiled kernels on a small grid, subgroups per row group of the vector kernel),
+    /// so a report shows which cases ran split.
+    func matmulShape(_ kind: MatmulKernel, _ format: ElementType, m: Int, n: Int, k: Int) -> String {
+        guard let vk = device as? VulkanBackend else { return "m=\(m) n=\(n) k=\(k)" }
+        if kind == .vector {
+            let split = vk.vectorSplit(rows: n, k: k, columns: min(m, 8))
+            return "m=\(m) n=\(n) k=\(k)" + (split > 1 ? " k-split \(split) subgroups" : "")
+        }
+        return "m=\(m) n=\(n) k=\(k)" + (vk.tiledSplit(m: m, n: n, k: k, type: format).map { " split-k \($0)" } ?? "")
+    }
+
     /// The tiled kernels: the ALU one, and on the gpu family the cooperative-matrix one, on the
     /// device's matrix units or, where it has none (lavapipe), emulated (`KernelVerifier.init`).
     var tiledKinds: [MatmulKernel] {
@@ -362,7 +385,7 @@ public struct KernelVerifier {
         try device.matmul(weight: wp.dev, input: xp.dev, output: y.dev, m: m, n: n, k: k, kernel: kind)
         try reference.matmul(weight: wp.ref, input: xp.ref, output: y.ref, m: m, n: n, k: k, kernel: kind)
         let name = kernelName(kind)
-        return [try result(name, format.rawValue, "m=\(m) n=\(n) k=\(k)", y, limit: Self.matmulLimit)]
+        return [try result(name, format.rawValue, matmulShape(kind, format, m: m, n: n, k: k), y, limit: Self.matmulLimit)]
     }
 
     enum EpilogueSteer { case additive, multiplicative }
@@ -389,7 +412,7 @@ public struct KernelVerifier {
         try device.matmul(weight: wp.dev, input: xp.dev, output: rp.dev, m: m, n: n, k: k, kernel: kind, epilogue: .addResidual(rp.dev, steering: st.dev))
         try reference.matmul(weight: wp.ref, input: xp.ref, output: rp.ref, m: m, n: n, k: k, kernel: kind, epilogue: .addResidual(rp.ref, steering: st.ref))
         let name = kernelName(kind) + "+residual" + steerName(steer, table: table)
-        return [try result(name, format.rawValue, "m=\(m) n=\(n) k=\(k)", rp, limit: Self.matmulLimit)]
+        return [try result(name, format.rawValue, matmulShape(kind, format, m: m, n: n, k: k), rp, limit: Self.matmulLimit)]
     }
 
     /// `y = W · rmsNorm(x)`: the norm fused into the matmul's input.
@@ -399,7 +422,7 @@ public struct KernelVerifier {
                           inputNorm: InputNorm(weight: gp.dev, eps: 1e-5), epilogue: .store)
         try reference.matmul(weight: wp.ref, input: xp.ref, output: y.ref, m: m, n: n, k: k, kernel: kind,
                              inputNorm: InputNorm(weight: gp.ref, eps: 1e-5), epilogue: .store)
-        return [try result(kernelName(kind) + "+norm", format.rawValue, "m=\(m) n=\(n) k=\(k)", y, limit: Self.matmulLimit)]
+        return [try result(kernelName(kind) + "+norm", format.rawValue, matmulShape(kind, format, m: m, n: n, k: k), y, limit: Self.matmulLimit)]
     }
 
     /// `y[j] = (silu(g) + steering) · u` over interleaved gate/up rows, and the captured gate.
@@ -412,8 +435,9 @@ public struct KernelVerifier {
         try reference.matmul(weight: wp.ref, input: xp.ref, output: y.ref, m: m, n: n, k: k, kernel: kind,
                              inputNorm: np.map { InputNorm(weight: $0.ref, eps: 1e-5) }, epilogue: .siluGate(steering: st.ref, gate: capture ? g.ref : nil))
         let name = kernelName(kind) + (norm == nil ? "" : "+norm") + "+silu_gate" + steerName(steer, table: table)
-        var out = [try result(name, format.rawValue, "m=\(m) n=\(n) k=\(k)", y, limit: Self.matmulLimit)]
-        if capture { out.append(try result(name + " gate", format.rawValue, "m=\(m) n=\(n) k=\(k)", g, limit: Self.matmulLimit)) }
+        let shape = matmulShape(kind, format, m: m, n: n, k: k)
+        var out = [try result(name, format.rawValue, shape, y, limit: Self.matmulLimit)]
+        if capture { out.append(try result(name + " gate", format.rawValue, shape, g, limit: Self.matmulLimit)) }
         return out
     }
 
@@ -436,7 +460,7 @@ public struct KernelVerifier {
                          inputNorm: np.map { InputNorm(weight: pick($0), eps: 1e-5) }, epilogue: .attentionInputs(inputs))
         }
         let name = kernelName(kind) + (norm == nil ? "" : "+norm") + "+attn_input" + (positions == nil ? "" : "+rope")
-        let shape = "m=\(m) n=\(n) k=\(k)"
+        let shape = matmulShape(kind, format, m: m, n: n, k: k)
         return [try result(name + " q", format.rawValue, shape, y, limit: Self.matmulLimit),
                 try result(name + " k", format.rawValue, shape, keys, limit: Self.matmulLimit),
                 try result(name + " v", format.rawValue, shape, values, limit: Self.matmulLimit)]

@@ -17,7 +17,8 @@ struct RoastCommand: ParsableCommand {
         Kernels are GLSL compute shaders compiled to SPIR-V; each has a CPU twin in plain Swift. \
         Any Vulkan device works, including the CPU through Mesa lavapipe. \
         Environment: ROAST_DEVICE=N picks a device, ROAST_KERNELS=lavapipe|gpu a kernel family, ROAST_COOPMAT=0 keeps \
-        the gpu family's prefill off the matrix units (VK_NV_cooperative_matrix), ROAST_VALIDATION=1 turns on the Khronos validation layer.
+        the gpu family's prefill off the matrix units (VK_NV_cooperative_matrix), ROAST_SPLIT_K=N sets the workgroups below which \
+        the gpu family splits a matmul's K (default 256, 0 never), ROAST_VALIDATION=1 turns on the Khronos validation layer.
         """,
         subcommands: [DemoCommand.self, Generate.self, Serve.self, Extract.self, VectorCommand.self, Tokenize.self, Forward.self, Fuzz.self,
                       Devices.self, Verify.self, Bench.self, Profile.self, Eval.self])

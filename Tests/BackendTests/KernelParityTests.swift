@@ -45,6 +45,28 @@ final class KernelParityTests: XCTestCase {
         } else {
             XCTAssertEqual(coop.count, 0)
         }
+        // Split-K (gpu family, small grids): both tiled kernels, every format, every epilogue.
+        let split = results.filter { $0.shape.contains("split-k") }
+        if family == .gpu {
+            for f in ElementType.weightFormats { XCTAssertTrue(split.contains { $0.format == f.rawValue }, "split-k \(f)") }
+            for name in ["matmul", "matmul_coopmat_emulated"] {
+                for e in ["", "+norm", "+residual+mask", "+residual+steer-table", "+silu_gate+mask-table", "+norm+silu_gate+mask gate",
+                          "+norm+attn_input+rope k", "+attn_input v"] {
+                    XCTAssertTrue(split.contains { $0.kernel == name + e }, "split-k \(name)\(e)")
+                }
+            }
+            XCTAssertTrue(results.contains { $0.kernel == "matmul+residual" && !$0.shape.contains("split-k") }, "unsplit epilogues")
+            // The vector kernel's subgroups sharing a row group: every format, the epilogues, the fused norm.
+            let shared = results.filter { $0.shape.contains("k-split 4 subgroups") }
+            for f in ElementType.weightFormats { XCTAssertTrue(shared.contains { $0.kernel == "matvec" && $0.format == f.rawValue }, "k-split \(f)") }
+            for e in ["+norm", "+residual+steer-table", "+silu_gate+mask-table"] {
+                XCTAssertTrue(shared.contains { $0.kernel == "matvec" + e }, "k-split matvec\(e)")
+            }
+            XCTAssertTrue(results.contains { $0.kernel == "matvec+norm+attn_input+rope q" && $0.shape.contains("k-split 2 subgroups") })
+        } else {
+            XCTAssertEqual(split.count, 0)
+            XCTAssertFalse(results.contains { $0.shape.contains("k-split") })
+        }
         XCTAssertEqual(backend.device.validationMessages, [])
         // Runs of 16 queries go to the flash kernel on the gpu family only.
         XCTAssertEqual(backend.device.builtKernelNames.contains("attention_flash"), family == .gpu)
