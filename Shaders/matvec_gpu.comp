@@ -39,7 +39,8 @@ layout(constant_id = 7) const uint KSPLIT = 1;
 
 layout(std430, set = 0, binding = 0) readonly buffer WB { uint w[]; };
 // The same weights as 16-byte quads (formats.glsl's WORD4): f32 runs and quads (every element
-// index here is a multiple of 4: K is, and runs start on 16) and q4_k's quants in one load each.
+// index here is a multiple of 4: K is, and runs start on 16) and q4_k's quants in one load each;
+// f16 and bf16 runs in two where K is a multiple of 8 (then every run starts on 8 elements).
 layout(std430, set = 0, binding = 0) readonly buffer WB4 { uvec4 w4[]; };
 #define WORD4(i) w4[i]
 layout(std430, set = 0, binding = 1) readonly buffer XB { vec4 xv[]; };
@@ -70,6 +71,7 @@ void main() {
     uint wg = gl_WorkGroupID.x + gl_WorkGroupID.y * gl_NumWorkGroups.x;
     uint K4 = p.K / 4u;
     uint runs = p.K / 16u;
+    bool halves16 = (FORMAT == FMT_F16 || FORMAT == FMT_BF16) && (p.K & 7u) == 0u;
     // This subgroup's team (row group) and K part; teams step through the workgroup's rows.
     uint team = gl_SubgroupID / KSPLIT, part = gl_SubgroupID % KSPLIT;
     uint teams = gl_NumSubgroups / KSPLIT;
@@ -91,7 +93,10 @@ void main() {
         for (uint run = part * S + lane; run < runs; run += KSPLIT * S) {
             uint k0 = run * 16u;
             vec4 wr[ROWS][4];
-            [[unroll]] for (uint r = 0u; r < ROWS; ++r) w_run16(rowE[r] + k0, wr[r]);
+            [[unroll]] for (uint r = 0u; r < ROWS; ++r) {
+                if (halves16) w_run16_halves(rowE[r] + k0, wr[r]);
+                else w_run16(rowE[r] + k0, wr[r]);
+            }
             vec4 g[4];
             if (NORM != 0u) {
                 [[unroll]] for (uint i = 0u; i < 4u; ++i) g[i] = gv[k0 / 4u + i];

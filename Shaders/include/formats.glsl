@@ -254,6 +254,23 @@ void w_run16(uint e0, out vec4 v[4]) {
     }
 }
 
+#ifdef WORD4
+// An f16 or bf16 run of 16 from e0 a multiple of 8 (32 bytes, 16-byte aligned): two 16-byte loads.
+void w_run16_halves(uint e0, out vec4 v[4]) {
+    uvec4 a = WORD4(e0 >> 3), b = WORD4((e0 >> 3) + 1u);
+    if (FORMAT == FMT_F16) {
+        v[0] = vec4(unpackHalf2x16(a.x), unpackHalf2x16(a.y));
+        v[1] = vec4(unpackHalf2x16(a.z), unpackHalf2x16(a.w));
+        v[2] = vec4(unpackHalf2x16(b.x), unpackHalf2x16(b.y));
+        v[3] = vec4(unpackHalf2x16(b.z), unpackHalf2x16(b.w));
+    } else { // bf16: the low half of a word is the earlier element
+        v[0] = uintBitsToFloat(uvec4(a.x << 16, a.x & 0xffff0000u, a.y << 16, a.y & 0xffff0000u));
+        v[1] = uintBitsToFloat(uvec4(a.z << 16, a.z & 0xffff0000u, a.w << 16, a.w & 0xffff0000u));
+        v[2] = uintBitsToFloat(uvec4(b.x << 16, b.x & 0xffff0000u, b.y << 16, b.y & 0xffff0000u));
+        v[3] = uintBitsToFloat(uvec4(b.z << 16, b.z & 0xffff0000u, b.w << 16, b.w & 0xffff0000u));
+    }
+}
+#endif
 
 // Decode the 32 elements e0 … e0+31 into v0 … v7 (v_i = elements 4i … 4i+3); e0 a multiple of 32
 // for quantised formats. Written without arrays or loops: an array indexed by a loop variable
