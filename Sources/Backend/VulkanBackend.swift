@@ -30,7 +30,8 @@ public final class VulkanBackend: Backend {
     /// so lavapipe checks the kernel's tiling, staging, rounding and epilogue. `.auto` never takes it.
     public internal(set) var cooperativeEmulated = false
     /// The gpu family's tiled matmuls split K over more workgroups when their grid has fewer than
-    /// this many tiles (SplitK); 0 never splits. $ROAST_SPLIT_K, else SplitK.defaultTargetGroups.
+    /// this many tiles (SplitK); 0 never splits, neither there nor in the vector kernel's shared
+    /// row groups (vectorSplit). $ROAST_SPLIT_K, else SplitK.defaultTargetGroups.
     public var splitKTargetGroups: Int
 
     public init(device: VulkanDevice, profiling: Bool = false, kernels: KernelFamily? = nil) throws {
