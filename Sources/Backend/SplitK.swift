@@ -45,10 +45,7 @@ public struct SplitK: Equatable, Sendable, CustomStringConvertible {
 
     /// The target from the environment: unset or empty gives the default; a count ≥ 0 that count.
     public static func targetGroups(environment: [String: String] = ProcessInfo.processInfo.environment) throws -> Int {
-        guard let text = environment[environmentVariable], !text.isEmpty else { return defaultTargetGroups }
-        guard let n = Int(text), n >= 0 else {
-            throw BackendError("\(environmentVariable)=\(text): not a workgroup count (0 turns split-K off)")
-        }
-        return n
+        try environmentCount(environmentVariable, default: defaultTargetGroups, counting: "workgroup count",
+                             zero: "turns split-K off", environment: environment)
     }
 }

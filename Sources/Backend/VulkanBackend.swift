@@ -34,10 +34,32 @@ public final class VulkanBackend: Backend {
     /// row groups (vectorSplit). $ROAST_SPLIT_K, else SplitK.defaultTargetGroups.
     public var splitKTargetGroups: Int
 
-    public init(device: VulkanDevice, profiling: Bool = false, kernels: KernelFamily? = nil) throws {
+    /// The environment variable for CommandStream.submitEvery: the dispatches of a batch's first
+    /// command buffer, queued while the host records the rest (later ones twice as long, up to
+    /// 8 ×); 0 records each batch whole before queueing it.
+    public static let submitEveryVariable = "ROAST_SUBMIT_EVERY"
+    /// On a GPU: a decode step of a 0.5B model is ~250 dispatches, and chunks of 16, 32, 64, 128,
+    /// 128 keep five queue submissions a token and let the device start after the first 16. On a
+    /// CPU device the "device" is the same cores the host records on: chunks there cost lavapipe
+    /// ~10 % of decode (docs/PERFORMANCE.md), so a batch goes whole.
+    public static func defaultSubmitEvery(for kind: DeviceKind) -> Int {
+        switch kind {
+        case .discrete, .integrated, .virtual: 16
+        case .cpu, .other: 0
+        }
+    }
+
+    public static func submitEvery(for kind: DeviceKind,
+                                   environment: [String: String] = ProcessInfo.processInfo.environment) throws -> Int {
+        try environmentCount(submitEveryVariable, default: defaultSubmitEvery(for: kind), counting: "dispatch count",
+                             zero: "queues each batch whole", environment: environment)
+    }
+
+    /// `submitEvery`: CommandStream.submitEvery, else $ROAST_SUBMIT_EVERY, else the device kind's default.
+    public init(device: VulkanDevice, profiling: Bool = false, kernels: KernelFamily? = nil, submitEvery: Int? = nil) throws {
         self.device = device
         family = try KernelFamily.resolve(kernels, for: device.info)
-        stream = try CommandStream(device: device, profiling: profiling)
+        stream = try CommandStream(device: device, profiling: profiling, submitEvery: try submitEvery ?? Self.submitEvery(for: device.info.kind))
         splitKTargetGroups = try SplitK.targetGroups()
         // At most 2 GiB a binding: the shaders index weights by element in 32-bit uints, and a
         // q4_k window of 4 GiB (a GPU's maxStorageBufferRange) holds 7.6 G elements.

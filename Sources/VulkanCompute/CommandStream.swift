@@ -29,16 +29,35 @@ public struct DispatchWork: Sendable {
     }
 }
 
-/// Records many dispatches into one command buffer, placing a barrier only where a dispatch reads
-/// or overwrites a range an earlier dispatch of the same batch wrote (or overwrites one it read).
-/// `submit()` runs the batch, waits for it and makes the stream ready for the next one.
+/// Records a batch of dispatches, placing a barrier only where a dispatch reads or overwrites a
+/// range an earlier dispatch of the batch wrote (or overwrites one it read). `submit()` runs the
+/// batch, waits for it and makes the stream ready for the next one.
+///
+/// A long batch goes to the queue in chunks while the host records the rest: the first command
+/// buffer after `submitEvery` dispatches, each later one after twice as many as the one before
+/// (at most 8 × `submitEvery`), so the device starts early and the host's recording of a decode
+/// step overlaps the device's work instead of preceding it. A barrier's first scope takes in every
+/// command submitted earlier to the queue, so the hazard tracking spans the chunks unchanged.
 public final class CommandStream {
     public let device: VulkanDevice
     public let profiling: Bool
+    /// Dispatches in a batch's first command buffer before it is queued without waiting; 0 records
+    /// the whole batch into one command buffer, queued by `submit()`.
+    public let submitEvery: Int
     private let pool: VkCommandPool
     private let fence: VkFence
     private var cmd: VkCommandBuffer?
+    /// A command buffer is open for recording.
     private var recording = false
+    /// A batch has begun (pools reset), and may have chunks queued and not yet waited for.
+    private var batchOpen = false
+    private var chunkDispatches = 0
+    private var chunkLimit = 0
+    /// Fences of the chunks queued in this batch, and spares for the next chunks.
+    private var queuedFences: [VkFence] = []
+    private var spareFences: [VkFence] = []
+    /// Command buffers queued without waiting since the stream was made.
+    public private(set) var chunksQueued = 0
     private var descriptorPools: [VkDescriptorPool] = []
     private var poolIndex = 0
     private var setsInPool = 0
@@ -61,7 +80,9 @@ public final class CommandStream {
     private var pendingReads: [BufferSlice] = []
     private var retained: [DeviceAllocation] = []
     private var queryPools: [VkQueryPool] = []
-    private var labels: [(label: String, kernel: String, work: DispatchWork)] = []
+    /// One per timestamp after query 0: a dispatch's, or a chunk's start (`marker`), whose time is
+    /// nobody's, so the wait for the host to queue a chunk is not charged to its first dispatch.
+    private var labels: [(label: String, kernel: String, work: DispatchWork, marker: Bool)] = []
     /// Host seconds spent recording dispatches and in submit (submit + fence wait), since the
     /// stream was made: the CPU side of a profile.
     public private(set) var recordSeconds = 0.0
@@ -72,28 +93,38 @@ public final class CommandStream {
     public private(set) var dispatchCount = 0
     public private(set) var barrierCount = 0
 
-    public init(device: VulkanDevice, profiling: Bool = false) throws {
+    public init(device: VulkanDevice, profiling: Bool = false, submitEvery: Int = 0) throws {
         self.device = device
         self.profiling = profiling && device.limits.timestamps
+        self.submitEvery = max(0, submitEvery)
         (pool, fence) = try device.makeCommandPoolAndFence()
     }
 
     deinit {
         let d = device
         if recording { _ = d.fns.endCommandBuffer(cmd) }
-        d.fns.destroyFence(d.handle, fence, nil)
+        if !queuedFences.isEmpty { try? d.wait(for: queuedFences) }
+        for f in [fence] + queuedFences + spareFences { d.fns.destroyFence(d.handle, f, nil) }
         d.fns.destroyCommandPool(d.handle, pool, nil)
         for p in descriptorPools + cachePools { d.fns.destroyDescriptorPool(d.handle, p, nil) }
         for q in queryPools { d.fns.destroyQueryPool(d.handle, q, nil) }
     }
 
+    /// Opens a command buffer: the batch's first (resetting the pools the last batch used, which
+    /// `submit()` waited for), or the next chunk's.
     private func begin() throws {
         if recording { return }
         let fns = device.fns
-        try VulkanError.check(fns.resetCommandPool(device.handle, pool, 0), "vkResetCommandPool")
-        for p in descriptorPools { try VulkanError.check(fns.resetDescriptorPool(device.handle, p, 0), "vkResetDescriptorPool") }
-        poolIndex = 0
-        setsInPool = 0
+        let firstChunk = !batchOpen
+        if firstChunk {
+            try VulkanError.check(fns.resetCommandPool(device.handle, pool, 0), "vkResetCommandPool")
+            for p in descriptorPools { try VulkanError.check(fns.resetDescriptorPool(device.handle, p, 0), "vkResetDescriptorPool") }
+            poolIndex = 0
+            setsInPool = 0
+            labels = []
+            chunkLimit = submitEvery
+            batchOpen = true
+        }
         var ai = VkCommandBufferAllocateInfo()
         ai.sType = VK_STRUCTURE_TYPE_COMMAND_BUFFER_ALLOCATE_INFO
         ai.commandPool = pool
@@ -105,12 +136,25 @@ public final class CommandStream {
         bi.flags = VkCommandBufferUsageFlags(VK_COMMAND_BUFFER_USAGE_ONE_TIME_SUBMIT_BIT.rawValue)
         try VulkanError.check(fns.beginCommandBuffer(cmd, &bi), "vkBeginCommandBuffer")
         recording = true
-        labels = []
-        if profiling { try writeTimestamp(label: nil) }
+        chunkDispatches = 0
+        if profiling { try writeTimestamp(label: firstChunk ? nil : ("", "", DispatchWork(), true)) }
+    }
+
+    /// Queues the open command buffer without waiting once it holds the chunk's dispatches.
+    private func queueChunkIfDue() throws {
+        chunkDispatches += 1
+        guard submitEvery > 0, chunkDispatches >= chunkLimit else { return }
+        try VulkanError.check(device.fns.endCommandBuffer(cmd), "vkEndCommandBuffer")
+        recording = false
+        let f = try spareFences.popLast() ?? device.makeFence()
+        do { try device.submit(cmd!, fence: f) } catch { spareFences.append(f); throw error }
+        queuedFences.append(f)
+        chunksQueued += 1
+        chunkLimit = min(2 * chunkLimit, 8 * submitEvery)
     }
 
     /// Query 0 is the batch start; query i+1 follows dispatch i. Pools are reset on first use.
-    private func writeTimestamp(label: (String, String, DispatchWork)?) throws {
+    private func writeTimestamp(label: (String, String, DispatchWork, Bool)?) throws {
         let q = label == nil ? 0 : labels.count + 1
         let poolNo = q / Int(Self.queriesPerPool)
         let local = UInt32(q % Int(Self.queriesPerPool))
@@ -271,7 +315,8 @@ public final class CommandStream {
         }
         fns.cmdDispatch(cmd, UInt32(groups.0), UInt32(groups.1), UInt32(groups.2))
         dispatchCount += 1
-        if profiling { try writeTimestamp(label: (label.isEmpty ? kernel.name : label, kernel.name, work)) }
+        if profiling { try writeTimestamp(label: (label.isEmpty ? kernel.name : label, kernel.name, work, false)) }
+        try queueChunkIfDue()
     }
 
     /// Fills a slice with a repeated 32-bit word (zeroing, poisoning).
@@ -302,7 +347,7 @@ public final class CommandStream {
         var region = VkBufferCopy(srcOffset: VkDeviceSize(source.absoluteOffset), dstOffset: VkDeviceSize(destination.absoluteOffset),
                                   size: VkDeviceSize(source.size))
         device.fns.cmdCopyBuffer(cmd, source.buffer, destination.buffer, 1, &region)
-        if profiling { try writeTimestamp(label: (label, "copy", DispatchWork(bytes: Double(2 * source.size)))) }
+        if profiling { try writeTimestamp(label: (label, "copy", DispatchWork(bytes: Double(2 * source.size)), false)) }
     }
 
     private func barrier() {
@@ -321,7 +366,8 @@ public final class CommandStream {
     /// Runs what was recorded and waits for it; afterwards the host sees every write.
     /// With profiling on, `timings` then holds one entry per dispatch of this batch.
     public func submit() throws {
-        guard recording else { timings = []; return }
+        guard batchOpen else { timings = []; return }
+        try begin()  // the last chunk, perhaps only the host barrier
         let t0 = DispatchTime.now().uptimeNanoseconds
         defer { submitSeconds += Double(DispatchTime.now().uptimeNanoseconds - t0) / 1e9 }
         let fns = device.fns
@@ -334,10 +380,18 @@ public final class CommandStream {
         fns.cmdPipelineBarrier(cmd, src, VkPipelineStageFlags(VK_PIPELINE_STAGE_HOST_BIT.rawValue), 0, 1, &mb, 0, nil, 0, nil)
         try VulkanError.check(fns.endCommandBuffer(cmd), "vkEndCommandBuffer")
         recording = false
+        batchOpen = false
         pendingWrites.removeAll()
         pendingReads.removeAll()
         defer { retained.removeAll() }
-        try device.submitAndWait(cmd!, fence: fence)
+        let queued = queuedFences
+        queuedFences = []
+        defer { spareFences += queued }
+        do { try device.submit(cmd!, fence: fence) } catch {
+            try? device.wait(for: queued)  // the chunks still use what `retained` keeps alive
+            throw error
+        }
+        try device.wait(for: queued + [fence])
         timings = profiling ? try readTimings() : []
     }
 
@@ -357,9 +411,9 @@ public final class CommandStream {
             done += n
         }
         let period = device.limits.timestampPeriodNs
-        return labels.enumerated().map { i, l in
-            DispatchTiming(label: l.label, kernel: l.kernel, nanoseconds: Double(ticks[i + 1] &- ticks[i]) * period,
-                           bytes: l.work.bytes, flops: l.work.flops)
+        return labels.enumerated().compactMap { i, l in
+            l.marker ? nil : DispatchTiming(label: l.label, kernel: l.kernel, nanoseconds: Double(ticks[i + 1] &- ticks[i]) * period,
+                                            bytes: l.work.bytes, flops: l.work.flops)
         }
     }
 }

@@ -289,14 +289,16 @@ extension VulkanDevice {
         pi.queueFamilyIndex = queueFamily
         var pool: VkCommandPool?
         try VulkanError.check(fns.createCommandPool(handle, &pi, nil, &pool), "vkCreateCommandPool")
-        var fi = VkFenceCreateInfo()
-        fi.sType = VK_STRUCTURE_TYPE_FENCE_CREATE_INFO
-        var fence: VkFence?
-        try VulkanError.check(fns.createFence(handle, &fi, nil, &fence), "vkCreateFence")
-        return (pool!, fence!)
+        return (pool!, try makeFence())
     }
 
     func submitAndWait(_ cmd: VkCommandBuffer, fence: VkFence) throws {
+        try submit(cmd, fence: fence)
+        try wait(for: [fence])
+    }
+
+    /// Queues `cmd`; `fence` signals when it has run.
+    func submit(_ cmd: VkCommandBuffer, fence: VkFence) throws {
         var c: VkCommandBuffer? = cmd
         let r: VkResult = withUnsafePointer(to: &c) { cp in
             var si = VkSubmitInfo()
@@ -308,8 +310,21 @@ extension VulkanDevice {
             return fns.queueSubmit(queue, 1, &si, fence)
         }
         try VulkanError.check(r, "vkQueueSubmit")
-        var f: VkFence? = fence
-        try VulkanError.check(fns.waitForFences(handle, 1, &f, VkBool32(VK_TRUE), UInt64.max), "vkWaitForFences")
-        try VulkanError.check(fns.resetFences(handle, 1, &f), "vkResetFences")
+    }
+
+    /// Waits until every fence has signalled, then resets them for reuse.
+    func wait(for fences: [VkFence]) throws {
+        guard !fences.isEmpty else { return }
+        var fs: [VkFence?] = fences
+        try VulkanError.check(fns.waitForFences(handle, UInt32(fs.count), &fs, VkBool32(VK_TRUE), UInt64.max), "vkWaitForFences")
+        try VulkanError.check(fns.resetFences(handle, UInt32(fs.count), &fs), "vkResetFences")
+    }
+
+    func makeFence() throws -> VkFence {
+        var fi = VkFenceCreateInfo()
+        fi.sType = VK_STRUCTURE_TYPE_FENCE_CREATE_INFO
+        var fence: VkFence?
+        try VulkanError.check(fns.createFence(handle, &fi, nil, &fence), "vkCreateFence")
+        return fence!
     }
 }

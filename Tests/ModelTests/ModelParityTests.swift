@@ -19,7 +19,16 @@ func json(_ url: URL) throws -> [String: Any] {
 /// The backends every parity test runs on: the CPU reference and both Vulkan kernel families.
 /// lavapipe is installed by `make test`, so a missing Vulkan device fails rather than skips.
 func backends() throws -> [Backend] {
-    try [CPUBackend()] + KernelFamily.allCases.map { try VulkanBackend(device: VulkanDevice(validation: true), kernels: $0) }
+    try [CPUBackend()] + vulkanFamilies()
+}
+
+/// Both kernel families on the machine's Vulkan device, the gpu family queueing its batches in
+/// chunks as it does on a GPU (lavapipe's default queues them whole).
+func vulkanFamilies() throws -> [VulkanBackend] {
+    try KernelFamily.allCases.map {
+        try VulkanBackend(device: VulkanDevice(validation: true), kernels: $0,
+                          submitEvery: $0 == .gpu ? VulkanBackend.defaultSubmitEvery(for: .discrete) : nil)
+    }
 }
 
 extension Array {
@@ -144,7 +153,7 @@ final class ModelParityTests: XCTestCase {
         }
         let ref = try json(fixtures.appendingPathComponent("smollm2/reference.json"))
         let cases = ref["cases"] as! [[String: Any]]
-        let vulkan = try KernelFamily.allCases.map { try VulkanBackend(device: VulkanDevice(validation: true), kernels: $0) }
+        let vulkan = try vulkanFamilies()
         for backend in vulkan as [Backend] + [CPUBackend()] {
             let model = try LanguageModel(path: smolLM2.path, backend: backend)
             XCTAssertEqual(model.config.architecture, .llama)
@@ -164,6 +173,7 @@ final class ModelParityTests: XCTestCase {
             }
         }
         for v in vulkan { XCTAssertEqual(v.device.validationMessages, [], "\(v.family)") }
+        XCTAssertGreaterThan(vulkan.first { $0.family == .gpu }!.stream.chunksQueued, 0, "the gpu family queued chunks")
     }
 }
 

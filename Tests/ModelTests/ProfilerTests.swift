@@ -44,7 +44,8 @@ final class ProfilerTests: XCTestCase {
     }
 
     func testSteeredProfileOfARealModelCoversEveryLayer() throws {
-        let vk = try VulkanBackend(device: VulkanDevice(validation: true), profiling: true)
+        // In chunks of 4, 8, … 32 dispatches, so the profile also covers batches queued in parts.
+        let vk = try VulkanBackend(device: VulkanDevice(validation: true), profiling: true, submitEvery: 4)
         let model = try LanguageModel(path: fixtures.appendingPathComponent("models/stories260K-hf").path, backend: vk)
         let c = model.config
         let vectors = [1: [Float](repeating: 0.5, count: c.intermediateSize), 3: [Float](repeating: -0.5, count: c.intermediateSize)]
@@ -69,5 +70,6 @@ final class ProfilerTests: XCTestCase {
         XCTAssertEqual(svg.components(separatedBy: "<title>layer").count - 1, 2 * 2 * c.layerCount)
         XCTAssertNoThrow(try JSONEncoder().encode(r))
         XCTAssertEqual(vk.device.validationMessages, [])
+        XCTAssertGreaterThan(vk.stream.chunksQueued, 0)
     }
 }

@@ -160,6 +160,33 @@ final class VulkanComputeTests: XCTestCase {
         XCTAssertEqual(try read(device, a, 1), [8])
     }
 
+    /// A batch queued in chunks while it is recorded (submitEvery 2: chunks of 2, 4, 8, 16, 16…):
+    /// a chain of dependent dispatches across the chunks gives the same result as one command
+    /// buffer, the profile still has one timing per dispatch in order, and a batch that ends on a
+    /// chunk boundary still waits for all of it.
+    func testChunkedBatchesKeepOrderAndTimings() throws {
+        let k = try addKernel(device)
+        let n = 64
+        let b = try buffer(device, [Float](repeating: 1, count: n))
+        let stream = try CommandStream(device: device, profiling: true, submitEvery: 2)
+        for (steps, chunks) in [(40, 4), (2, 1), (1, 0)] {
+            let x = try buffer(device, [Float](repeating: 0, count: n))
+            let queuedBefore = stream.chunksQueued
+            for i in 0..<steps {
+                try stream.dispatch(k, [x, b, x, b, b, b], push: AddPush(n), groups: (1, 1, 1), label: "step \(i)")    // x += 1
+            }
+            try stream.submit()
+            XCTAssertEqual(stream.chunksQueued - queuedBefore, chunks, "\(steps) dispatches")
+            XCTAssertEqual(try read(device, x, n), [Float](repeating: Float(steps), count: n), "\(steps) dispatches")
+            if device.limits.timestamps {
+                XCTAssertEqual(stream.timings.map(\.label), (0..<steps).map { "step \($0)" })
+                XCTAssertTrue(stream.timings.allSatisfy { $0.nanoseconds >= 0 && $0.nanoseconds < 1e10 })
+            }
+        }
+        XCTAssertEqual(stream.submitEvery, 2)
+        XCTAssertEqual(try CommandStream(device: device, submitEvery: -3).submitEvery, 0)
+    }
+
     func testSubAllocationReusesFreedRanges() throws {
         var first: DeviceAllocation? = try device.allocate(1 << 20)
         let offset = first!.offset
