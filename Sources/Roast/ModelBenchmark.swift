@@ -15,6 +15,8 @@ public struct ModelBenchmarkResult: Codable, Sendable {
     public var decodeTokens: Int
     /// Best of 3 rounds, each also running the steered decodes below.
     public var decodeTokensPerSecondBatch1: Double
+    /// The host's side of that decode (Vulkan only), from the same round.
+    public var decodeHostBatch1: HostShare?
     /// Generated tokens per second summed over the batch's sequences, per batch size.
     public var batched: [BatchedRate]
     /// Decode at batch 1 with a random vector injected at 5 layers (α 0.2), per site: the cost
@@ -22,6 +24,14 @@ public struct ModelBenchmarkResult: Codable, Sendable {
     public var steered: [SteeredRate]
     public var peakHostMiB: Double
     public var deviceMiB: Double?
+}
+
+/// What the host spent on each decoded token: working (wall time less the time blocked on the
+/// device's fences), of which recording dispatches, and the dispatches a token takes.
+public struct HostShare: Codable, Sendable {
+    public var busyMillisecondsPerToken: Double
+    public var recordMillisecondsPerToken: Double
+    public var dispatchesPerToken: Double
 }
 
 public struct BatchedRate: Codable, Sendable {
@@ -67,11 +77,12 @@ public enum ModelBenchmark {
             let vectors = Dictionary(uniqueKeysWithValues: layers.map { l in (l, (0..<width).map { _ in Float.random(in: -1...1, using: &rng) }) })
             return try SteeringInjector(model: model, intervention: Intervention(site: site, vectors: vectors, alpha: 0.2))
         }
-        var single = 0.0
+        var single = 0.0, singleHost: HostShare?
         var steeredRates = [Double](repeating: 0, count: injectors.count)
         for round in 1...3 {
             progress("decode of \(decodeTokens) tokens at batch 1, unsteered and steered (round \(round) of 3)")
-            single = max(single, try decodeRate(gen, prompts: [first], tokens: decodeTokens))
+            let (rate, host) = try decode(gen, prompts: [first], tokens: decodeTokens)
+            if rate > single { (single, singleHost) = (rate, host) }
             for (i, injector) in injectors.enumerated() {
                 steeredRates[i] = max(steeredRates[i], try decodeRate(gen, prompts: [first], tokens: decodeTokens, steering: injector))
             }
@@ -91,22 +102,38 @@ public enum ModelBenchmark {
             model: URL(fileURLWithPath: model.path).lastPathComponent, backend: model.backend.name,
             device: device.map { "\($0.info.name), \((model.backend as! VulkanBackend).kernelsDescription)" } ?? "host CPU (Swift reference)", weightMiB: Double(model.weightBytes) / 1048576,
             prefillTokens: promptTokens, prefillTokensPerSecond: Double(promptTokens) / prefill,
-            decodeTokens: decodeTokens, decodeTokensPerSecondBatch1: single, batched: batched, steered: steered,
+            decodeTokens: decodeTokens, decodeTokensPerSecondBatch1: single, decodeHostBatch1: singleHost, batched: batched, steered: steered,
             peakHostMiB: peakResidentMiB(), deviceMiB: device.map { Double($0.allocatedBytes) / 1048576 })
     }
 
     /// Tokens per second after the first token (the prefill is excluded).
     static func decodeRate(_ gen: Generator, prompts: [[Int]], tokens: Int, steering: SteeringInjector? = nil) throws -> Double {
-        var first: Double?, last = 0.0, count = 0
+        try decode(gen, prompts: prompts, tokens: tokens, steering: steering).rate
+    }
+
+    /// Tokens per second after the first token, and on Vulkan the host's share over the same span.
+    static func decode(_ gen: Generator, prompts: [[Int]], tokens: Int,
+                       steering: SteeringInjector? = nil) throws -> (rate: Double, host: HostShare?) {
+        let stream = (gen.model.backend as? VulkanBackend)?.stream
+        func counters() -> (wall: Double, wait: Double, record: Double, dispatches: Int) {
+            (now(), stream?.waitSeconds ?? 0, stream?.recordSeconds ?? 0, stream?.dispatchCount ?? 0)
+        }
+        var first: (wall: Double, wait: Double, record: Double, dispatches: Int)?, last = counters(), count = 0
         let requests = prompts.map { GenerationRequest(promptIDs: $0, maxTokens: tokens, stopAtEOS: false) }
         _ = try gen.generate(requests, steering: steering?.provider, onToken: { _, _, _ in
-            let t = now()
-            if first == nil { first = t } else { count += 1 }
-            last = t
+            let c = counters()
+            if first == nil { first = c } else { count += 1 }
+            last = c
         })
         // Tokens of one step arrive together: count every token after the prefill's batch.
         count -= prompts.count - 1
-        return Double(count) / (last - first!)
+        let f = first!, n = Double(max(count, 1))
+        let host = stream.map { _ in
+            HostShare(busyMillisecondsPerToken: 1000 * ((last.wall - f.wall) - (last.wait - f.wait)) / n,
+                      recordMillisecondsPerToken: 1000 * (last.record - f.record) / n,
+                      dispatchesPerToken: Double(last.dispatches - f.dispatches) / n)
+        }
+        return (Double(count) / (last.wall - f.wall), host)
     }
 
     static func now() -> Double { Double(DispatchTime.now().uptimeNanoseconds) / 1e9 }

@@ -191,14 +191,19 @@ struct Bench: ParsableCommand {
             }
             if json { return try printJSON(r) }
             print("model: \(r.model) (\(String(format: "%.1f", r.weightMiB)) MiB of weights) on \(r.device)")
-            printTable(["measure", "value"], [
+            var rows: [[String]] = [
                 ["prefill, \(r.prefillTokens)-token prompt", String(format: "%.1f tok/s", r.prefillTokensPerSecond)],
                 ["decode, batch 1, \(r.decodeTokens) tokens", String(format: "%.2f tok/s", r.decodeTokensPerSecondBatch1)],
-            ] + r.batched.map { ["decode, batch \($0.batch), summed over sequences", String(format: "%.2f tok/s", $0.tokensPerSecond)] }
-              + r.steered.map { ["decode, batch 1, steered at \($0.layers) layers (\($0.site))", String(format: "%.2f tok/s (overhead %+.1f%%)", $0.tokensPerSecond, 100 * $0.overhead)] } + [
-                ["peak host memory (VmHWM)", String(format: "%.0f MiB", r.peakHostMiB)],
-                ["device memory allocated", r.deviceMiB.map { String(format: "%.0f MiB", $0) } ?? "-"],
-            ])
+            ]
+            if let h = r.decodeHostBatch1 {
+                rows.append(["  host busy per token (wall less fence waits)", String(format: "%.3f ms", h.busyMillisecondsPerToken)])
+                rows.append(["  of which recording \(String(format: "%.0f", h.dispatchesPerToken)) dispatches", String(format: "%.3f ms", h.recordMillisecondsPerToken)])
+            }
+            rows += r.batched.map { ["decode, batch \($0.batch), summed over sequences", String(format: "%.2f tok/s", $0.tokensPerSecond)] }
+            rows += r.steered.map { ["decode, batch 1, steered at \($0.layers) layers (\($0.site))", String(format: "%.2f tok/s (overhead %+.1f%%)", $0.tokensPerSecond, 100 * $0.overhead)] }
+            rows.append(["peak host memory (VmHWM)", String(format: "%.0f MiB", r.peakHostMiB)])
+            rows.append(["device memory allocated", r.deviceMiB.map { String(format: "%.0f MiB", $0) } ?? "-"])
+            printTable(["measure", "value"], rows)
             return
         }
         let backend = try deviceOptions.vulkanBackend()

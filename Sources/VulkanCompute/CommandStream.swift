@@ -76,8 +76,8 @@ public final class CommandStream {
     static let maxCachedSets = 8192
     /// Descriptor sets allocated and written since the stream was made (a cache hit writes none).
     public private(set) var descriptorSetsWritten = 0
-    private var pendingWrites: [BufferSlice] = []
-    private var pendingReads: [BufferSlice] = []
+    private var pendingWrites = PendingRanges()
+    private var pendingReads = PendingRanges()
     private var retained: [DeviceAllocation] = []
     private var queryPools: [VkQueryPool] = []
     /// One per timestamp after query 0: a dispatch's, or a chunk's start (`marker`), whose time is
@@ -87,6 +87,9 @@ public final class CommandStream {
     /// stream was made: the CPU side of a profile.
     public private(set) var recordSeconds = 0.0
     public private(set) var submitSeconds = 0.0
+    /// Of `submitSeconds`, the time blocked on fences: wall time minus this is what the host spent
+    /// working, whether or not its recording overlapped the device.
+    public private(set) var waitSeconds = 0.0
     private static let queriesPerPool: UInt32 = 1024
     public private(set) var timings: [DispatchTiming] = []
     /// Dispatches and barriers recorded since the stream was made (for tests and profiling).
@@ -216,8 +219,11 @@ public final class CommandStream {
     /// A written descriptor set for (kernel, bindings): the cached one, or a new one, cached only
     /// once it is written (a failed write leaves nothing half-made in the cache).
     private func descriptorSet(for kernel: Kernel, _ bindings: [BufferSlice]) throws -> VkDescriptorSet {
-        let key = DescriptorSetKey(kernel: ObjectIdentifier(kernel), arenas: bindings.map(\.arenaID),
-                                   ranges: bindings.flatMap { [$0.absoluteOffset, $0.size] })
+        var words = [Int]()
+        words.reserveCapacity(1 + 3 * bindings.count)
+        words.append(Int(bitPattern: UInt(bitPattern: ObjectIdentifier(kernel))))
+        for b in bindings { words += [Int(bitPattern: UInt(bitPattern: b.arenaID)), b.absoluteOffset, b.size] }
+        let key = DescriptorSetKey(words: words)
         if let set = cachedSets[key] { return set }
         guard cachedSets.count < Self.maxCachedSets, seenOnce.contains(key) else {
             if seenOnce.count >= 2 * Self.maxCachedSets { seenOnce.removeAll() }
@@ -295,12 +301,12 @@ public final class CommandStream {
 
         // Barrier only on a real dependency: RAW / WAW against pending writes, WAR against reads.
         let hazard = zip(bindings, kernel.access).contains { slice, access in
-            pendingWrites.contains { $0.overlaps(slice) } || (access.writes && pendingReads.contains { $0.overlaps(slice) })
+            pendingWrites.overlaps(slice) || (access.writes && pendingReads.overlaps(slice))
         }
         if hazard { barrier() }
         for (slice, access) in zip(bindings, kernel.access) {
-            if access.writes { pendingWrites.append(slice) }
-            if access.reads { pendingReads.append(slice) }
+            if access.writes { pendingWrites.insert(slice) }
+            if access.reads { pendingReads.insert(slice) }
             retained.append(slice.allocation)
         }
 
@@ -323,8 +329,8 @@ public final class CommandStream {
     public func fill(_ slice: BufferSlice, word: UInt32) throws {
         guard slice.size % 4 == 0, slice.absoluteOffset % 4 == 0 else { throw VulkanError("fill: slice not 4-byte aligned") }
         try begin()
-        if pendingWrites.contains(where: { $0.overlaps(slice) }) || pendingReads.contains(where: { $0.overlaps(slice) }) { barrier() }
-        pendingWrites.append(slice)
+        if pendingWrites.overlaps(slice) || pendingReads.overlaps(slice) { barrier() }
+        pendingWrites.insert(slice)
         retained.append(slice.allocation)
         device.fns.cmdFillBuffer(cmd, slice.buffer, VkDeviceSize(slice.absoluteOffset), VkDeviceSize(slice.size), word)
     }
@@ -339,10 +345,9 @@ public final class CommandStream {
             throw VulkanError("copy: a slice belongs to another device")
         }
         try begin()
-        if pendingWrites.contains(where: { $0.overlaps(source) || $0.overlaps(destination) })
-            || pendingReads.contains(where: { $0.overlaps(destination) }) { barrier() }
-        pendingReads.append(source)
-        pendingWrites.append(destination)
+        if pendingWrites.overlaps(source) || pendingWrites.overlaps(destination) || pendingReads.overlaps(destination) { barrier() }
+        pendingReads.insert(source)
+        pendingWrites.insert(destination)
         retained += [source.allocation, destination.allocation]
         var region = VkBufferCopy(srcOffset: VkDeviceSize(source.absoluteOffset), dstOffset: VkDeviceSize(destination.absoluteOffset),
                                   size: VkDeviceSize(source.size))
@@ -358,8 +363,8 @@ public final class CommandStream {
         mb.dstAccessMask = VkAccessFlags(VK_ACCESS_SHADER_READ_BIT.rawValue | VK_ACCESS_SHADER_WRITE_BIT.rawValue |
                                          VK_ACCESS_TRANSFER_READ_BIT.rawValue | VK_ACCESS_TRANSFER_WRITE_BIT.rawValue)
         device.fns.cmdPipelineBarrier(cmd, stages, stages, 0, 1, &mb, 0, nil, 0, nil)
-        pendingWrites.removeAll(keepingCapacity: true)
-        pendingReads.removeAll(keepingCapacity: true)
+        pendingWrites.removeAll()
+        pendingReads.removeAll()
         barrierCount += 1
     }
 
@@ -391,6 +396,8 @@ public final class CommandStream {
             try? device.wait(for: queued)  // the chunks still use what `retained` keeps alive
             throw error
         }
+        let w0 = DispatchTime.now().uptimeNanoseconds
+        defer { waitSeconds += Double(DispatchTime.now().uptimeNanoseconds - w0) / 1e9 }
         try device.wait(for: queued + [fence])
         timings = profiling ? try readTimings() : []
     }
@@ -418,9 +425,8 @@ public final class CommandStream {
     }
 }
 
-/// What a descriptor set binds: the kernel (its set layout) and each binding's arena range.
+/// What a descriptor set binds: the kernel (its set layout), then each binding's arena, offset
+/// and size, in one array (one allocation a dispatch).
 struct DescriptorSetKey: Hashable {
-    let kernel: ObjectIdentifier
-    let arenas: [ObjectIdentifier]
-    let ranges: [Int]
+    let words: [Int]
 }

@@ -72,4 +72,30 @@ final class ProfilerTests: XCTestCase {
         XCTAssertEqual(vk.device.validationMessages, [])
         XCTAssertGreaterThan(vk.stream.chunksQueued, 0)
     }
+
+    /// `roast bench` on a tiny model: every rate positive, and on Vulkan the host's share of a
+    /// decoded token (busy ≥ recording > 0, the dispatches a step takes); none on the CPU backend.
+    func testBenchmarkReportsRatesAndTheHostShare() throws {
+        let path = fixtures.appendingPathComponent("models/stories260K-hf").path
+        let vk = try VulkanBackend(device: VulkanDevice(validation: true), submitEvery: 4)
+        for backend in [vk, CPUBackend()] as [Backend] {
+            let model = try LanguageModel(path: path, backend: backend)
+            let r = try ModelBenchmark.run(model: model, promptTokens: 16, decodeTokens: 6, batches: [2])
+            XCTAssertGreaterThan(r.prefillTokensPerSecond, 0)
+            XCTAssertGreaterThan(r.decodeTokensPerSecondBatch1, 0)
+            XCTAssertEqual(r.batched.map(\.batch), [2])
+            XCTAssertEqual(r.steered.count, SteeringSite.allCases.count)
+            if backend is VulkanBackend {
+                let h = try XCTUnwrap(r.decodeHostBatch1)
+                // A step is at least the embedding, the attention and three matmuls a layer (norms
+                // and activations ride in their epilogues), the LM head and sampling.
+                XCTAssertGreaterThanOrEqual(h.dispatchesPerToken, Double(4 * model.config.layerCount + 2))
+                XCTAssertGreaterThan(h.recordMillisecondsPerToken, 0)
+                XCTAssertGreaterThanOrEqual(h.busyMillisecondsPerToken, h.recordMillisecondsPerToken)
+            } else {
+                XCTAssertNil(r.decodeHostBatch1)
+            }
+        }
+        XCTAssertEqual(vk.device.validationMessages, [])
+    }
 }

@@ -187,6 +187,33 @@ final class VulkanComputeTests: XCTestCase {
         XCTAssertEqual(try CommandStream(device: device, submitEvery: -3).submitEvery, 0)
     }
 
+    /// The hazard tracker's merged ranges against a plain list of slices: random inserts and
+    /// queries over two arenas (a second arena forced by an allocation past the first's size).
+    func testPendingRangesAgreeWithAPlainList() throws {
+        let small = try device.allocate(4096), big = try device.allocate(VulkanDevice.arenaBytes + 4096)
+        XCTAssertNotEqual(small.slice.arenaID, big.slice.arenaID)
+        var rng = SystemRandomNumberGenerator()
+        for _ in 0..<50 {
+            var ranges = PendingRanges(), plain: [BufferSlice] = []
+            func random() -> BufferSlice {
+                let a = Bool.random(using: &rng) ? small : big
+                let offset = Int.random(in: 0..<512, using: &rng), size = Int.random(in: 1...64, using: &rng)
+                return a.slice.subslice(offset: offset, size: size)
+            }
+            for _ in 0..<40 {
+                let q = random()
+                XCTAssertEqual(ranges.overlaps(q), plain.contains { $0.overlaps(q) }, "\(q.offset)+\(q.size) against \(plain.map { ($0.offset, $0.size) })")
+                let w = random()
+                ranges.insert(w)
+                plain.append(w)
+            }
+            XCTAssertLessThanOrEqual(ranges.count, plain.count)
+            ranges.removeAll()
+            XCTAssertTrue(ranges.isEmpty)
+            XCTAssertFalse(ranges.overlaps(plain[0]))
+        }
+    }
+
     func testSubAllocationReusesFreedRanges() throws {
         var first: DeviceAllocation? = try device.allocate(1 << 20)
         let offset = first!.offset
