@@ -12,7 +12,8 @@
 // from 8 shared reads per k. Invocation (tn = t % 16, tm = t / 16) owns rows n0 + 32i + 2tn + b
 // (i, b < 2: two adjacent pairs, as the gate/up and RoPE epilogues need) and columns
 // m0 + tm + 16j (j < 4). Both tiles are k-major with the rows contiguous, so a warp's reads at one
-// k are 16 consecutive pairs (Ws) and two broadcast values (Xs): no bank conflicts.
+// k are 16 consecutive pairs (Ws) and two broadcast values (Xs): no bank conflicts. Each step's
+// run is loaded into registers during the step before (stage_load).
 // No subgroup operations: the same code runs on any device (lavapipe verifies it).
 // With SPLIT = 1 workgroup z covers only K slice z (p.kSlice elements) and stores raw partial sums
 // (split_store, include/epilogue.glsl) for matmul_reduce.comp: the host splits K when the grid has
@@ -39,6 +40,24 @@ const uint LD = 68u;
 shared vec2 Ws[TK * LD / 2u]; // Ws[k][n] as pairs (n even)
 shared float Xs[TK * LD];     // Xs[k][m]
 
+// One K step's staging run, into registers: 16 weights of row n0 + sr (invocations 0–127) or 16
+// X values of column m0 + sr (128–255) from k0 + sk, zeros past N, M or the K range.
+void stage_load(uint k0, uint kEnd, uint sr, uint sk, bool loadsW, bool inRange, uint n0, uint m0, out vec4 v[4]) {
+    uint K = p.K, k = k0 + sk;
+    if (!inRange || k >= kEnd) {
+        v[0] = v[1] = v[2] = v[3] = vec4(0.0);
+    } else if (loadsW) {
+        if (k + 16u <= kEnd) {
+            w_run16((n0 + sr) * K + k, v);
+        } else { // K tail, float formats only (quantised K is a multiple of 32 or 256)
+            for (uint i = 0u; i < 16u; ++i) v[i >> 2][i & 3u] = k + i < kEnd ? w_elem((n0 + sr) * K + k + i) : 0.0;
+        }
+    } else {
+        uint xo = (m0 + sr) * K + k;
+        [[unroll]] for (uint i = 0u; i < 16u; ++i) v[i >> 2][i & 3u] = k + i < kEnd ? x[xo + i] : 0.0;
+    }
+}
+
 void main() {
     uint t = gl_LocalInvocationID.x;
     uint n0 = gl_WorkGroupID.x * TN;
@@ -58,21 +77,11 @@ void main() {
     vec4 acc[4]; // acc[j] = rows (n0 + 2tn, +1, n0 + 32 + 2tn, +1) of column m0 + tm + 16j
     [[unroll]] for (uint j = 0u; j < 4u; ++j) acc[j] = vec4(0.0);
 
+    // The next K step's run is loaded into registers while this one's tiles are multiplied, so
+    // the global loads overlap the arithmetic (few workgroups per multiprocessor hide little).
+    vec4 v[4];
+    stage_load(kBegin, kEnd, sr, sk, loadsW, inRange, n0, m0, v);
     for (uint k0 = kBegin; k0 < kEnd; k0 += TK) {
-        uint k = k0 + sk;
-        vec4 v[4];
-        if (!inRange || k >= kEnd) {
-            v[0] = v[1] = v[2] = v[3] = vec4(0.0);
-        } else if (loadsW) {
-            if (k + 16u <= kEnd) {
-                w_run16((n0 + sr) * K + k, v);
-            } else { // K tail, float formats only (quantised K is a multiple of 32 or 256)
-                for (uint i = 0u; i < 16u; ++i) v[i >> 2][i & 3u] = k + i < kEnd ? w_elem((n0 + sr) * K + k + i) : 0.0;
-            }
-        } else {
-            uint xo = (m0 + sr) * K + k;
-            [[unroll]] for (uint i = 0u; i < 16u; ++i) v[i >> 2][i & 3u] = k + i < kEnd ? x[xo + i] : 0.0;
-        }
         // Scatter the 16 values of row / column sr into k-major order.
         if (loadsW) {
             uint pair = ((sr & 1u) == 0u ? 0u : 1u);
@@ -86,6 +95,7 @@ void main() {
             [[unroll]] for (uint i = 0u; i < 16u; ++i) Xs[(sk + i) * LD + sr] = v[i >> 2][i & 3u];
         }
         barrier();
+        if (k0 + TK < kEnd) stage_load(k0 + TK, kEnd, sr, sk, loadsW, inRange, n0, m0, v);
         [[unroll]] for (uint kk = 0u; kk < TK; ++kk) {
             vec2 wa = Ws[(kk * LD >> 1) + tn];
             vec2 wb = Ws[(kk * LD >> 1) + 16u + tn];

@@ -7,7 +7,9 @@
 // (`w_run16`: each quantised block once per tile) and loads one 16-element run of one X row, both
 // rounded to f16 into shared memory with the rows contiguous in k (stride LDA): A = W[n][k]
 // row-major, B = X[m][k] read as the column-major K × M matrix Xᵀ. Subgroup s owns the 32 × 32
-// quarter (n = 32 (s & 1), m = 32 (s >> 1)) as (32 / CM_M) × (32 / CM_N) accumulators. After the K
+// quarter (n = 32 (s & 1), m = 32 (s >> 1)) as (32 / CM_M) × (32 / CM_N) accumulators. Each step's
+// runs are loaded into registers during the step before (stage_load), so the loads overlap the
+// matrix products; the shared tiles stay single (two barriers a step). After the K
 // loop the accumulators go to shared memory column-major (Cs[m][n]), and every invocation applies
 // the epilogue to pairs of adjacent rows, as matmul_gpu.comp does (gate/up and RoPE need pairs).
 //
@@ -116,6 +118,21 @@ void emu_store(EmuAcc acc, uint off, uint ld, bool colMajor) {
 
 #endif
 
+// One K step's share of the staging, into registers: the 16-element run of weight row n0 + sr
+// and of X row m0 + sr at k0 + sk (zeros past N, M or the K range), X clamped to f16's range.
+void stage_load(uint k0, uint kEnd, uint sr, uint sk, bool wIn, bool xIn, uint n0, uint m0, out vec4 v[4], out float xv[16]) {
+    uint K = p.K, k = k0 + sk;
+    if (!wIn || k >= kEnd) {
+        v[0] = v[1] = v[2] = v[3] = vec4(0.0);
+    } else if (k + 16u <= kEnd) {
+        w_run16((n0 + sr) * K + k, v);
+    } else { // K tail, float formats only (quantised K is a multiple of 32 or 256)
+        for (uint i = 0u; i < 16u; ++i) v[i >> 2][i & 3u] = k + i < kEnd ? w_elem((n0 + sr) * K + k + i) : 0.0;
+    }
+    uint xo = (m0 + sr) * K + k;
+    [[unroll]] for (uint i = 0u; i < 16u; ++i) xv[i] = clamp(xIn && k + i < kEnd ? x[xo + i] : 0.0, -65504.0, 65504.0);
+}
+
 void main() {
     uint t = gl_LocalInvocationID.x;
     uint n0 = gl_WorkGroupID.x * TN;
@@ -135,26 +152,20 @@ void main() {
     [[unroll]] for (uint i = 0u; i < RN; ++i)
         [[unroll]] for (uint j = 0u; j < RM; ++j) acc[i][j] = ACC_ZERO;
 
+    // Software pipelining: the next K step's weights and X are loaded into registers while the
+    // matrix units work on this one's tiles, so a workgroup's global loads overlap its own
+    // products instead of waiting on other workgroups to hide them (a 512-token prefill of a
+    // 896-row projection has only ~1 workgroup per multiprocessor of a large GPU).
+    vec4 v[4];
+    float xv[16];
+    stage_load(kBegin, kEnd, sr, sk, wIn, xIn, n0, m0, v, xv);
     for (uint k0 = kBegin; k0 < kEnd; k0 += TK) {
-        uint k = k0 + sk;
-        vec4 v[4];
-        if (!wIn || k >= kEnd) {
-            v[0] = v[1] = v[2] = v[3] = vec4(0.0);
-        } else if (k + 16u <= kEnd) {
-            w_run16((n0 + sr) * K + k, v);
-        } else { // K tail, float formats only (quantised K is a multiple of 32 or 256)
-            for (uint i = 0u; i < 16u; ++i) v[i >> 2][i & 3u] = k + i < kEnd ? w_elem((n0 + sr) * K + k + i) : 0.0;
-        }
         [[unroll]] for (uint i = 0u; i < 16u; i += 2u) {
             STAGE_PAIR(Ws, sr * LDA + sk + i, v[i >> 2][i & 3u], v[i >> 2][(i & 3u) + 1u]);
-        }
-        uint xo = (m0 + sr) * K + k;
-        [[unroll]] for (uint i = 0u; i < 16u; i += 2u) {
-            float a = xIn && k + i < kEnd ? x[xo + i] : 0.0;
-            float b = xIn && k + i + 1u < kEnd ? x[xo + i + 1u] : 0.0;
-            STAGE_PAIR(Xs, sr * LDA + sk + i, clamp(a, -65504.0, 65504.0), clamp(b, -65504.0, 65504.0));
+            STAGE_PAIR(Xs, sr * LDA + sk + i, xv[i], xv[i + 1u]);
         }
         barrier();
+        if (k0 + TK < kEnd) stage_load(k0 + TK, kEnd, sr, sk, wIn, xIn, n0, m0, v, xv);
         [[unroll]] for (uint kk = 0u; kk < TK; kk += CM_K) {
             A_T a[RN];
             B_T b[RM];
