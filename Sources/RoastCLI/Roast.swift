@@ -94,7 +94,7 @@ struct Devices: ParsableCommand {
                        return ["\(d.index)", d.name, d.kind.rawValue, kernels, d.apiVersion, "\(l.maxStorageBufferRange >> 20) MiB",
                                "\(l.maxComputeSharedMemorySize >> 10) KiB", "\(l.subgroupSize)",
                                l.maxComputeWorkGroupCount.map(String.init).joined(separator: "×"),
-                               l.timestamps ? "yes (\(l.timestampPeriodNs) ns)" : "no", l.hostVisibleDeviceLocal ? "yes" : "no",
+                               l.timestamps ? "yes (\(l.timestampPeriodNs) ns)" : "no", l.hostVisibleDeviceLocal ? (l.hostCachedDeviceLocal ? "yes, cached" : "yes, uncached") : "no",
                                d.cooperativeMatrix.isEmpty ? "no" : "f16 " + d.cooperativeMatrix.map(\.description).joined(separator: ", ")]
                    })
     }

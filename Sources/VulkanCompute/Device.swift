@@ -42,6 +42,9 @@ public struct DeviceLimits: Codable, Sendable {
     public var timestampPeriodNs: Double
     /// Device-local memory the host can map directly (lavapipe, unified memory, ReBAR).
     public var hostVisibleDeviceLocal: Bool
+    /// That memory is read by the CPU through its caches; where not (a discrete GPU's BAR), large
+    /// reads go through a copy into cached host memory (VulkanDevice.read).
+    public var hostCachedDeviceLocal: Bool
     public var deviceLocalBytes: Int
 }
 
@@ -190,6 +193,7 @@ final class VulkanInstance {
             timestamps: (queue?.timestampValidBits ?? 0) > 0,
             timestampPeriodNs: Double(l.timestampPeriod),
             hostVisibleDeviceLocal: memory.unifiedType != nil,
+            hostCachedDeviceLocal: memory.unifiedType.map(memory.isCached) ?? false,
             deviceLocalBytes: memory.deviceLocalBytes)
         let v = p.apiVersion
         return DeviceInfo(index: index, name: name, kind: DeviceKind(p.deviceType), vendorID: p.vendorID,
@@ -283,7 +287,17 @@ struct MemoryTypes {
     var unifiedType: UInt32?
     var deviceLocalType: UInt32?
     var hostType: UInt32?
+    /// Host memory the CPU reads through its caches (HOST_CACHED): where readbacks land on a
+    /// discrete GPU, whose mapped device-local memory the CPU reads uncached, across PCIe.
+    var readbackType: UInt32?
+    /// Each type's VkMemoryPropertyFlags.
+    var flags: [UInt32] = []
     var deviceLocalBytes = 0
+
+    /// Whether the CPU reads memory of type `i` through its caches.
+    func isCached(_ i: UInt32) -> Bool {
+        Int(i) < flags.count && flags[Int(i)] & VK_MEMORY_PROPERTY_HOST_CACHED_BIT.rawValue != 0
+    }
 
     init(_ m: VkPhysicalDeviceMemoryProperties) {
         let types = withUnsafeBytes(of: m.memoryTypes) { Array($0.bindMemory(to: VkMemoryType.self).prefix(Int(m.memoryTypeCount))) }
@@ -291,6 +305,8 @@ struct MemoryTypes {
         let DL = VK_MEMORY_PROPERTY_DEVICE_LOCAL_BIT.rawValue
         let HV = VK_MEMORY_PROPERTY_HOST_VISIBLE_BIT.rawValue
         let HC = VK_MEMORY_PROPERTY_HOST_COHERENT_BIT.rawValue
+        let CA = VK_MEMORY_PROPERTY_HOST_CACHED_BIT.rawValue
+        flags = types.map { $0.propertyFlags }
         deviceLocalBytes = heaps.filter { $0.flags & VkMemoryHeapFlags(VK_MEMORY_HEAP_DEVICE_LOCAL_BIT.rawValue) != 0 }
             .map { Int($0.size) }.max() ?? 0
         for (i, t) in types.enumerated() {
@@ -302,6 +318,7 @@ struct MemoryTypes {
             }
             if deviceLocalType == nil, f & DL != 0 { deviceLocalType = UInt32(i) }
             if hostType == nil, f & (HV | HC) == (HV | HC) { hostType = UInt32(i) }
+            if readbackType == nil, f & (HV | HC | CA) == (HV | HC | CA) { readbackType = UInt32(i) }
         }
     }
 }

@@ -9,6 +9,9 @@ final class MemoryArena {
     let memory: VkDeviceMemory
     let size: Int
     let mapped: UnsafeMutableRawPointer?
+    /// Mapped, and read by the CPU through its caches (lavapipe, most integrated GPUs); a
+    /// discrete GPU's mapped device-local memory is not: reads cross PCIe uncached.
+    let cachedReads: Bool
     private var free: [(offset: Int, size: Int)]
 
     init(device: VulkanDevice, size: Int, memoryType: UInt32, hostVisible: Bool,
@@ -45,6 +48,7 @@ final class MemoryArena {
         buffer = b!
         memory = m!
         mapped = ptr
+        cachedReads = ptr != nil && device.memoryTypes.isCached(memoryType)
         free = [(0, size)]
     }
 
@@ -204,14 +208,21 @@ extension VulkanDevice {
         }
     }
 
-    /// Copies a slice's bytes to the host.
+    /// Reads of mapped memory the CPU does not cache stay direct up to this many bytes (a decode
+    /// step's sampled top-k), where a copy's submit and wait would cost more than the reads.
+    static let uncachedDirectReadBytes = 4096
+
+    /// Copies a slice's bytes to the host: straight from mapped memory the CPU caches (or a
+    /// few bytes of any mapped memory), else through a GPU copy into cached host memory.
     public func read(_ slice: BufferSlice, into bytes: UnsafeMutableRawBufferPointer) throws {
         precondition(bytes.count <= slice.size, "read of \(bytes.count) bytes from a \(slice.size)-byte slice")
         if bytes.isEmpty { return }
-        if let base = slice.allocation.arena.mapped {
+        let arena = slice.allocation.arena
+        if let base = arena.mapped, (arena.cachedReads && !uncachedReadsForTesting) || bytes.count <= Self.uncachedDirectReadBytes {
             bytes.baseAddress!.copyMemory(from: base + slice.absoluteOffset, byteCount: bytes.count)
             return
         }
+        stagedReads += 1
         try stagingCopy(slice: slice, count: bytes.count, upload: false) { staged, done, n in
             (bytes.baseAddress! + done).copyMemory(from: staged, byteCount: n)
         }
@@ -219,8 +230,18 @@ extension VulkanDevice {
 
     private func stagingCopy(slice: BufferSlice, count: Int, upload: Bool,
                              _ move: (UnsafeMutableRawPointer, Int, Int) -> Void) throws {
-        if stagingBuffer == nil { stagingBuffer = try StagingBuffer(device: self) }
-        let staging = stagingBuffer!
+        // Uploads through write-combined host memory, readbacks through cached host memory.
+        if upload, stagingBuffer == nil {
+            guard let type = memoryTypes.hostType else { throw VulkanError("device \(info.name) has no host-visible memory") }
+            stagingBuffer = try StagingBuffer(device: self, memoryType: type)
+        }
+        if !upload, readbackBuffer == nil {
+            guard let type = memoryTypes.readbackType ?? memoryTypes.hostType else {
+                throw VulkanError("device \(info.name) has no host-visible memory")
+            }
+            readbackBuffer = try StagingBuffer(device: self, memoryType: type)
+        }
+        let staging = upload ? stagingBuffer! : readbackBuffer!
         var done = 0
         while done < count {
             let n = min(staging.size, count - done)
@@ -232,8 +253,9 @@ extension VulkanDevice {
     }
 }
 
-/// Host-visible memory plus a one-shot command buffer, for devices without mappable
-/// device-local memory (discrete GPUs without ReBAR).
+/// Host-visible memory plus a one-shot command buffer: uploads on devices without mappable
+/// device-local memory (discrete GPUs without ReBAR), and readbacks, in cached host memory, from
+/// memory the CPU would read uncached (a discrete GPU's mapped device-local memory).
 final class StagingBuffer {
     let arena: MemoryArena
     let size = 64 << 20
@@ -241,10 +263,9 @@ final class StagingBuffer {
     let fence: VkFence
     unowned let device: VulkanDevice
 
-    init(device: VulkanDevice) throws {
+    init(device: VulkanDevice, memoryType: UInt32) throws {
         self.device = device
-        guard let host = device.memoryTypes.hostType else { throw VulkanError("device \(device.info.name) has no host-visible memory") }
-        arena = try MemoryArena(device: device, size: size, memoryType: host, hostVisible: true)
+        arena = try MemoryArena(device: device, size: size, memoryType: memoryType, hostVisible: true)
         (pool, fence) = try device.makeCommandPoolAndFence()
     }
 

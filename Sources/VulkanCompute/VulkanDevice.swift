@@ -20,6 +20,11 @@ public final class VulkanDevice: @unchecked Sendable {
     /// device, so a view stays valid whatever is later allocated in its range.
     var texelViews: [TexelViewKey: VkBufferView] = [:]
     var stagingBuffer: StagingBuffer?
+    var readbackBuffer: StagingBuffer?
+    /// Reads that went through `readbackBuffer` (a GPU copy into cached host memory).
+    public internal(set) var stagedReads = 0
+    /// Tests: treat every mapped arena as uncached, so lavapipe takes the discrete GPU's readback path.
+    var uncachedReadsForTesting = false
     /// The f16 cooperative-matrix shapes enabled on this device (VK_NV_cooperative_matrix with
     /// shaderFloat16 and vulkanMemoryModel): the device's list, or none where it has none or
     /// `ROAST_COOPMAT=0` turned them off.
@@ -126,6 +131,7 @@ public final class VulkanDevice: @unchecked Sendable {
         kernels.removeAll()
         for v in texelViews.values { fns.destroyBufferView(handle, v, nil) }
         stagingBuffer?.destroy(fns, handle)
+        readbackBuffer?.destroy(fns, handle)
         for a in arenas { a.destroy(fns, handle) }
         fns.destroyDevice(handle, nil)
     }

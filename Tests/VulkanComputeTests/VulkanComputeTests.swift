@@ -126,6 +126,32 @@ final class VulkanComputeTests: XCTestCase {
         XCTAssertEqual(d.validationMessages, [])
     }
 
+    /// A discrete GPU's mapped device-local memory is read uncached across PCIe: reads past a few
+    /// KiB go through a GPU copy into cached host memory instead (forced here on lavapipe, whose
+    /// memory is cached), and come back the same; small reads stay direct.
+    func testLargeReadsOfUncachedMemoryGoThroughCachedHostMemory() throws {
+        let d = try VulkanDevice(validation: true)
+        let n = 300_000
+        let values = (0..<n).map { Float($0) * 0.25 - 7 }
+        let a = try buffer(d, values)
+        XCTAssertEqual(try read(d, a, n), values)
+        XCTAssertEqual(d.stagedReads, 0, "lavapipe's memory is cached: read directly")
+        d.uncachedReadsForTesting = true
+        XCTAssertEqual(try read(d, a, n), values)
+        XCTAssertEqual(d.stagedReads, 1)
+        XCTAssertEqual(try read(d, a.subslice(offset: 4 * 1000, size: 4 * 500), 500), Array(values[1000..<1500]))
+        XCTAssertEqual(d.stagedReads, 1, "2,000 bytes: read directly")
+        // Past the 64 MiB staging buffer: two copies.
+        let big = try d.allocate(65 << 20)
+        let pattern = (0..<(big.size / 4)).map { UInt32(truncatingIfNeeded: $0 &* 2_654_435_761) }
+        try pattern.withUnsafeBytes { try d.write($0, to: big.slice) }
+        var back = [UInt32](repeating: 0, count: pattern.count)
+        try back.withUnsafeMutableBytes { try d.read(big.slice, into: $0) }
+        XCTAssertTrue(back == pattern)
+        XCTAssertEqual(d.stagedReads, 2)
+        XCTAssertEqual(d.validationMessages, [])
+    }
+
     func testMistakesAreCaughtBeforeDispatch() throws {
         let k = try addKernel(device)
         let a = try buffer(device, [1, 2, 3, 4])
