@@ -12,12 +12,12 @@ W=/tmp/dk; R=${ROAST:-$W/b/roast}; [ -x "$R" ] || R=$PWD/.build/release/roast
 # AB_MODEL: another of the kit's files (the 7B q4_k one for the vector kernel's K split).
 m=${AB_MODEL:-$(ls $W/m/*.gguf 2>/dev/null | grep -m1 -E '0.5b|tiny')} || { echo "ab.sh: no model in $W/m (run device-run.sh first)"; exit 1; }
 [ -f "$m" ] || { echo "ab.sh: no model $m (run device-run.sh first)"; exit 1; }
-T0=$(date +%s); AB_S=${AB_S:-160}  # AB_PROMPT: prompt tokens (512); AB_RUN_S: seconds per bench (30)
+T0=$(date +%s); AB_S=${AB_S:-160}  # AB_PROMPT: prompt tokens (512); AB_GEN: generated (32); AB_RUN_S: seconds per bench (30)
 run() {  # label, then env assignments and roast options
   local label=$1; shift
   [ $(( AB_S - ($(date +%s) - T0) )) -gt 20 ] || { echo "$label: out of time" | tee -a $OUT/ab.txt; return; }
   echo "== $label" | tee -a $OUT/ab.txt
-  env "$@" timeout ${AB_RUN_S:-30} $R bench --model $m --prompt-tokens ${AB_PROMPT:-512} --gen-tokens 32 --json 2>&1 | tail -c 1500 | tee -a $OUT/ab.txt
+  env "$@" timeout ${AB_RUN_S:-30} $R bench --model $m --prompt-tokens ${AB_PROMPT:-512} --gen-tokens ${AB_GEN:-32} --json 2>&1 | tail -c 1500 | tee -a $OUT/ab.txt
 }
 mkdir -p $OUT; : > $OUT/ab.txt; echo "model $m" | tee -a $OUT/ab.txt
 run "gpu family, tensor cores" ROAST_KERNELS=gpu
