@@ -147,13 +147,32 @@ public final class CommandStream {
     private func queueChunkIfDue() throws {
         chunkDispatches += 1
         guard submitEvery > 0, chunkDispatches >= chunkLimit else { return }
-        try VulkanError.check(device.fns.endCommandBuffer(cmd), "vkEndCommandBuffer")
-        recording = false
-        let f = try spareFences.popLast() ?? device.makeFence()
-        do { try device.submit(cmd!, fence: f) } catch { spareFences.append(f); throw error }
-        queuedFences.append(f)
+        do {
+            try VulkanError.check(device.fns.endCommandBuffer(cmd), "vkEndCommandBuffer")
+            recording = false
+            let f = try spareFences.popLast() ?? device.makeFence()
+            do { try device.submit(cmd!, fence: f) } catch { spareFences.append(f); throw error }
+            queuedFences.append(f)
+        } catch {
+            abandonBatch()
+            throw error
+        }
         chunksQueued += 1
         chunkLimit = min(2 * chunkLimit, 8 * submitEvery)
+    }
+
+    /// After a chunk failed to queue: wait for the chunks already queued, then drop the whole
+    /// batch, so that no later `submit()` runs the rest of it and reports success.
+    private func abandonBatch() {
+        if recording { _ = device.fns.endCommandBuffer(cmd) }
+        if !queuedFences.isEmpty, (try? device.wait(for: queuedFences)) != nil { spareFences += queuedFences }
+        queuedFences = []
+        recording = false
+        batchOpen = false
+        pendingWrites.removeAll()
+        pendingReads.removeAll()
+        retained.removeAll()
+        labels = []
     }
 
     /// Query 0 is the batch start; query i+1 follows dispatch i. Pools are reset on first use.
@@ -398,7 +417,13 @@ public final class CommandStream {
         }
         let w0 = DispatchTime.now().uptimeNanoseconds
         defer { waitSeconds += Double(DispatchTime.now().uptimeNanoseconds - w0) / 1e9 }
-        try device.wait(for: queued + [fence])
+        do { try device.wait(for: queued + [fence]) } catch {
+            // (Device lost, most likely.) Let the device stop before the defers free what the
+            // chunks use and recycle their fences.
+            _ = try? device.waitIdle()
+            _ = try? device.wait(for: queued + [fence])
+            throw error
+        }
         timings = profiling ? try readTimings() : []
     }
 

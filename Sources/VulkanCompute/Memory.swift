@@ -196,6 +196,8 @@ extension VulkanDevice {
     }
 
     /// Copies host bytes into a slice (directly when mapped, else through a staging buffer).
+    /// Not ordered against a CommandStream's recorded or queued work: submit it first
+    /// (VulkanBackend does).
     public func write(_ bytes: UnsafeRawBufferPointer, to slice: BufferSlice) throws {
         precondition(bytes.count <= slice.size, "write of \(bytes.count) bytes into a \(slice.size)-byte slice")
         if bytes.isEmpty { return }
@@ -214,6 +216,7 @@ extension VulkanDevice {
 
     /// Copies a slice's bytes to the host: straight from mapped memory the CPU caches (or a
     /// few bytes of any mapped memory), else through a GPU copy into cached host memory.
+    /// Not ordered against a CommandStream's recorded or queued work: submit it first.
     public func read(_ slice: BufferSlice, into bytes: UnsafeMutableRawBufferPointer) throws {
         precondition(bytes.count <= slice.size, "read of \(bytes.count) bytes from a \(slice.size)-byte slice")
         if bytes.isEmpty { return }
@@ -222,7 +225,6 @@ extension VulkanDevice {
             bytes.baseAddress!.copyMemory(from: base + slice.absoluteOffset, byteCount: bytes.count)
             return
         }
-        stagedReads += 1
         try stagingCopy(slice: slice, count: bytes.count, upload: false) { staged, done, n in
             (bytes.baseAddress! + done).copyMemory(from: staged, byteCount: n)
         }
@@ -230,6 +232,10 @@ extension VulkanDevice {
 
     private func stagingCopy(slice: BufferSlice, count: Int, upload: Bool,
                              _ move: (UnsafeMutableRawPointer, Int, Int) -> Void) throws {
+        // One thread at a time on the staging buffers' command pools (the device lock is taken
+        // inside, by the submit).
+        stagingLock.lock()
+        defer { stagingLock.unlock() }
         // Uploads through write-combined host memory, readbacks through cached host memory.
         if upload, stagingBuffer == nil {
             guard let type = memoryTypes.hostType else { throw VulkanError("device \(info.name) has no host-visible memory") }
@@ -242,6 +248,7 @@ extension VulkanDevice {
             readbackBuffer = try StagingBuffer(device: self, memoryType: type)
         }
         let staging = upload ? stagingBuffer! : readbackBuffer!
+        if !upload { stagedReads += 1 }
         var done = 0
         while done < count {
             let n = min(staging.size, count - done)
@@ -283,17 +290,36 @@ final class StagingBuffer {
         bi.sType = VK_STRUCTURE_TYPE_COMMAND_BUFFER_BEGIN_INFO
         bi.flags = VkCommandBufferUsageFlags(VK_COMMAND_BUFFER_USAGE_ONE_TIME_SUBMIT_BIT.rawValue)
         try VulkanError.check(fns.beginCommandBuffer(cmd, &bi), "vkBeginCommandBuffer")
+        // Order the copy after earlier batches' shader and transfer writes (the fence waits do not
+        // make device writes visible to later device reads), and after it make its writes
+        // visible: to the host (a readback; a fence alone does not) or to later kernels (an upload).
+        let earlier = VK_PIPELINE_STAGE_COMPUTE_SHADER_BIT.rawValue | VK_PIPELINE_STAGE_TRANSFER_BIT.rawValue
+        let earlierWrites = VK_ACCESS_SHADER_WRITE_BIT.rawValue | VK_ACCESS_TRANSFER_WRITE_BIT.rawValue
+        memoryBarrier(cmd, from: earlier, earlierWrites, to: VK_PIPELINE_STAGE_TRANSFER_BIT.rawValue,
+                      VK_ACCESS_TRANSFER_READ_BIT.rawValue | VK_ACCESS_TRANSFER_WRITE_BIT.rawValue)
         var region = VkBufferCopy()
         region.size = VkDeviceSize(count)
         if upload {
             region.dstOffset = VkDeviceSize(slice.absoluteOffset + offset)
             fns.cmdCopyBuffer(cmd, arena.buffer, slice.buffer, 1, &region)
+            memoryBarrier(cmd, from: VK_PIPELINE_STAGE_TRANSFER_BIT.rawValue, VK_ACCESS_TRANSFER_WRITE_BIT.rawValue, to: earlier,
+                          VK_ACCESS_SHADER_READ_BIT.rawValue | VK_ACCESS_TRANSFER_READ_BIT.rawValue)
         } else {
             region.srcOffset = VkDeviceSize(slice.absoluteOffset + offset)
             fns.cmdCopyBuffer(cmd, slice.buffer, arena.buffer, 1, &region)
+            memoryBarrier(cmd, from: VK_PIPELINE_STAGE_TRANSFER_BIT.rawValue, VK_ACCESS_TRANSFER_WRITE_BIT.rawValue,
+                          to: VK_PIPELINE_STAGE_HOST_BIT.rawValue, VK_ACCESS_HOST_READ_BIT.rawValue)
         }
         try VulkanError.check(fns.endCommandBuffer(cmd), "vkEndCommandBuffer")
         try device.submitAndWait(cmd!, fence: fence)
+    }
+
+    private func memoryBarrier(_ cmd: VkCommandBuffer?, from srcStages: UInt32, _ srcAccess: UInt32, to dstStages: UInt32, _ dstAccess: UInt32) {
+        var mb = VkMemoryBarrier()
+        mb.sType = VK_STRUCTURE_TYPE_MEMORY_BARRIER
+        mb.srcAccessMask = VkAccessFlags(srcAccess)
+        mb.dstAccessMask = VkAccessFlags(dstAccess)
+        device.fns.cmdPipelineBarrier(cmd, VkPipelineStageFlags(srcStages), VkPipelineStageFlags(dstStages), 0, 1, &mb, 0, nil, 0, nil)
     }
 
     func destroy(_ fns: DeviceFunctions, _ handle: VkDevice) {

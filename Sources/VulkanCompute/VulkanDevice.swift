@@ -21,6 +21,7 @@ public final class VulkanDevice: @unchecked Sendable {
     var texelViews: [TexelViewKey: VkBufferView] = [:]
     var stagingBuffer: StagingBuffer?
     var readbackBuffer: StagingBuffer?
+    let stagingLock = NSLock()
     /// Reads that went through `readbackBuffer` (a GPU copy into cached host memory).
     public internal(set) var stagedReads = 0
     /// Tests: treat every mapped arena as uncached, so lavapipe takes the discrete GPU's readback path.
