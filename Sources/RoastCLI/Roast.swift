@@ -18,7 +18,8 @@ struct RoastCommand: ParsableCommand {
         Any Vulkan device works, including the CPU through Mesa lavapipe. \
         Environment: ROAST_DEVICE=N picks a device, ROAST_KERNELS=lavapipe|gpu a kernel family, ROAST_COOPMAT=0 keeps \
         the gpu family's prefill off the matrix units (VK_NV_cooperative_matrix), ROAST_SPLIT_K=N sets the workgroups below which \
-        the gpu family splits a matmul's K (default 256, 0 never), ROAST_SUBMIT_EVERY=N queues a batch to the device in         chunks, the first after N dispatches (default 16 on a GPU, 0 on a CPU device: whole batches), ROAST_VALIDATION=1 turns on the Khronos validation layer.
+        the gpu family splits a matmul's K (default 256, 0 never), ROAST_SUBMIT_EVERY=N queues a batch to the device in \
+        chunks, the first after N dispatches (default 16 on a GPU, 0 on a CPU device: whole batches), ROAST_VALIDATION=1 turns on the Khronos validation layer.
         """,
         subcommands: [DemoCommand.self, Generate.self, Serve.self, Extract.self, VectorCommand.self, Tokenize.self, Forward.self, Fuzz.self,
                       Devices.self, Verify.self, Bench.self, Profile.self, Eval.self])
