@@ -183,9 +183,32 @@ public protocol Backend: AnyObject {
     func add(_ a: Tensor, _ b: Tensor?, output: Tensor, rows: Int, width: Int, steering: Steering?) throws
     /// The `k` largest entries of each row (value desc, index asc), NaN ranked lowest.
     func topK(_ values: Tensor, rows: Int, length: Int, k: Int, outValues: Tensor, outIndices: Tensor) throws
+
+    // Reuse of recorded work: a decode step is the same ops on the same tensors token after
+    // token (only the contents of its inputs change), so a backend that records ops can keep the
+    // recording and run it again instead of recording every op anew.
+    /// Starts keeping the ops that follow (they still run as usual) until `endReusableOps()`;
+    /// false where the backend cannot (then nothing is kept).
+    func beginReusableOps() throws -> Bool
+    /// The ops since `beginReusableOps()`, for `replay`; nil if they cannot be run again.
+    func endReusableOps() throws -> ReusableOps?
+    /// Runs kept ops again, on their tensors' contents as they are by then.
+    func replay(_ ops: ReusableOps) throws
+    /// Attention ops whose context bounds fall in one bucket record the same work (the backend
+    /// reads each query's own extent from `positions`).
+    func attentionBucket(contextBound: Int) -> Int
 }
 
+/// Ops a backend recorded once and can run again (`Backend.replay`).
+public protocol ReusableOps: AnyObject {}
+
 public extension Backend {
+    /// A backend that runs ops at once (the CPU reference) keeps nothing.
+    func beginReusableOps() throws -> Bool { false }
+    func endReusableOps() throws -> ReusableOps? { nil }
+    func replay(_ ops: ReusableOps) throws { throw BackendError("\(name) keeps no ops to replay") }
+    func attentionBucket(contextBound: Int) -> Int { contextBound }
+
     /// Attention with no promise about the order of the tokens' sequences.
     func attention(query q: Tensor, keys: Tensor, values: Tensor, sequenceOf seq: Tensor, positions: Tensor, output: Tensor,
                    tokens: Int, heads: Int, kvHeads: Int, headDim: Int, sequences: Int, capacity: Int,

@@ -55,9 +55,27 @@ public final class VulkanBackend: Backend {
                              zero: "queues each batch whole", environment: environment)
     }
 
+    /// The environment variable for `reusesCommands`: 0 records every step anew, 1 (the default) keeps
+    /// a step's commands for the steps that repeat it.
+    public static let reuseCommandsVariable = "ROAST_REUSE_COMMANDS"
+    /// Whether `beginReusableOps()` captures (CommandStream.beginCapture): a decode step's command
+    /// buffer is then recorded once and queued again for the tokens after it.
+    public var reusesCommands: Bool
+
+    public static func reuseCommands(environment: [String: String] = ProcessInfo.processInfo.environment) throws -> Bool {
+        switch environment[reuseCommandsVariable] ?? "" {
+        case "", "1": true
+        case "0": false
+        case let text: throw BackendError("\(reuseCommandsVariable)=\(text): 1 keeps a decode step's commands for the next tokens, 0 records every step anew")
+        }
+    }
+
     /// `submitEvery`: CommandStream.submitEvery, else $ROAST_SUBMIT_EVERY, else the device kind's default.
-    public init(device: VulkanDevice, profiling: Bool = false, kernels: KernelFamily? = nil, submitEvery: Int? = nil) throws {
+    /// `reuseCommands`: else $ROAST_REUSE_COMMANDS, else on.
+    public init(device: VulkanDevice, profiling: Bool = false, kernels: KernelFamily? = nil, submitEvery: Int? = nil,
+                reuseCommands: Bool? = nil) throws {
         self.device = device
+        reusesCommands = try reuseCommands ?? Self.reuseCommands()
         family = try KernelFamily.resolve(kernels, for: device.info)
         stream = try CommandStream(device: device, profiling: profiling, submitEvery: try submitEvery ?? Self.submitEvery(for: device.info.kind))
         splitKTargetGroups = try SplitK.targetGroups()
@@ -110,6 +128,21 @@ public final class VulkanBackend: Backend {
         defer { profile = [] }
         return profile
     }
+
+    // MARK: reuse of recorded work
+
+    public func beginReusableOps() throws -> Bool { try reusesCommands && stream.beginCapture() }
+
+    public func endReusableOps() throws -> ReusableOps? { try stream.endCapture() }
+
+    public func replay(_ ops: ReusableOps) throws {
+        guard let recorded = ops as? RecordedCommands else { throw BackendError("replay of ops \(type(of: ops)) that no Vulkan stream kept") }
+        try stream.replay(recorded)
+    }
+
+    /// The attention kernels' grids and push constants depend on the context bound only through
+    /// its number of 256-position chunks.
+    public func attentionBucket(contextBound: Int) -> Int { (contextBound + Self.attentionChunk - 1) / Self.attentionChunk }
 
     /// A scratch tensor of at least `count` elements, reused across ops (the stream's hazard
     /// tracking orders the reuse).
@@ -556,3 +589,5 @@ public final class VulkanBackend: Backend {
         }
     }
 }
+
+extension RecordedCommands: ReusableOps {}

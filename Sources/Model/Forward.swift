@@ -9,6 +9,8 @@ public final class KVCache {
     public let capacity: Int
     let keys: [Tensor]
     let values: [Tensor]
+    /// The last step's key and the ops kept for the steps that repeat it (StepReplay.swift).
+    var recording: StepRecording?
 
     public init(model: LanguageModel, sequences: Int, capacity: Int) throws {
         guard sequences > 0, capacity > 0 else { throw ModelError("KV cache of \(sequences) sequences × \(capacity) positions") }
@@ -122,6 +124,8 @@ public final class ActivationCapture {
 /// Activation buffers of a step, grown when a step has more tokens than any before it.
 final class ForwardScratch {
     var tokens = 0, rows = 0
+    /// Bumped whenever the buffers are reallocated (kept ops bind the old ones).
+    var generation = 0
     var x, h, q, k, v, att, o, gate, up, act, last, logits: Tensor!
     var ids, seq, pos, cacheRows, logitRows: Tensor!
     var ones: Tensor!
@@ -145,6 +149,7 @@ final class ForwardScratch {
             ones = try b.makeTensor(floats: [Float](repeating: 1, count: n))
             ropeTable = try b.makeTensor(.f32, count: n * c.headDim)
             tokens = n
+            generation += 1
         }
         if r > rows {
             let n = max(r, 2 * rows)
@@ -152,6 +157,7 @@ final class ForwardScratch {
             logits = try b.makeTensor(.f32, count: n * c.vocabSize)
             logitRows = try b.makeTensor(.u32, count: n)
             rows = n
+            generation += 1
         }
     }
 }
@@ -160,6 +166,8 @@ extension LanguageModel {
     /// Runs one step through every layer, writing its keys and values into `cache`, and returns
     /// the logits [logitRows.count × vocab] (on the backend; read them or sample on the device).
     /// Everything is recorded into the backend's stream; nothing waits until the caller reads.
+    /// A step that repeats the one before it on `cache` (same shape, steering tensors and
+    /// attention bucket: a decode step) runs the ops the backend kept from the first repeat.
     public func forward(_ step: ForwardStep, cache: KVCache, steering: [Int: LayerSteering] = [:],
                         capture: ActivationCapture? = nil, scratch: ForwardScratchHandle) throws -> Tensor {
         let c = config, b = backend, s = scratch.storage
@@ -192,13 +200,44 @@ extension LanguageModel {
             try b.write(s.ropeTable, floats: RopeTable.values(positions: step.positions, inverseFrequencies: inverseFrequencyValues))
         }
 
-        let (h, hq, hkv, d, inter) = (c.hiddenSize, c.headCount, c.kvHeadCount, c.headDim, c.intermediateSize)
         let contextBound = step.positions.max()! + 1
         // The longest of 16 and 4 such that the tokens come in runs of that many of one sequence (a
         // prefill), for the attention kernels' query tiles.
         let sequenceRuns = [16, 4].first { n in
             stride(from: 0, to: t, by: n).allSatisfy { r in step.sequences[r..<min(t, r + n)].allSatisfy { $0 == step.sequences[r] } }
         } ?? 1
+
+        var keep = false
+        if capture == nil {
+            let key = StepRecordingKey(model: self, scratch: s, tokens: t, logitRows: r, sequenceRuns: sequenceRuns,
+                                       attentionBucket: b.attentionBucket(contextBound: contextBound), steering: steering)
+            if let last = cache.recording, last.key.matches(key) {
+                if let ops = last.ops {
+                    try b.replay(ops)
+                    return s.logits
+                }
+                keep = try b.beginReusableOps()
+            } else {
+                cache.recording = StepRecording(key: key, ops: nil)
+            }
+        }
+        do {
+            try recordStep(step, cache: cache, steering: steering, capture: capture, scratch: s, contextBound: contextBound,
+                           sequenceRuns: sequenceRuns)
+        } catch {
+            if keep { _ = try? b.endReusableOps() }
+            throw error
+        }
+        if keep { cache.recording?.ops = try b.endReusableOps() }
+        return s.logits
+    }
+
+    /// Records a step's ops (`forward` checked it and wrote its inputs).
+    private func recordStep(_ step: ForwardStep, cache: KVCache, steering: [Int: LayerSteering], capture: ActivationCapture?,
+                            scratch s: ForwardScratch, contextBound: Int, sequenceRuns: Int) throws {
+        let c = config, b = backend
+        let t = step.ids.count, r = step.logitRows.count
+        let (h, hq, hkv, d, inter) = (c.hiddenSize, c.headCount, c.kvHeadCount, c.headDim, c.intermediateSize)
         let biasTerm = { (v: Tensor) in Steering(scales: s.ones, vector: v) }
         // Profile labels: "embedding", "layer L attention", "layer L mlp", "layer L steering" (a
         // dispatch that carries an injection apart from a matmul), "lm head". Steering mostly adds
@@ -274,7 +313,6 @@ extension LanguageModel {
         try b.embedding(table: s.x, ids: s.logitRows, output: s.last, tokens: r, rows: t, width: h)
         try b.matmul(weight: lmHead, input: s.last, output: s.logits, m: r, n: c.vocabSize, k: h, kernel: .auto,
                      inputNorm: InputNorm(weight: outputNorm, eps: c.rmsNormEps), epilogue: .store)
-        return s.logits
     }
 
     /// Scratch buffers for `forward`, reusable across steps of any size.

@@ -27,11 +27,13 @@ public struct ModelBenchmarkResult: Codable, Sendable {
 }
 
 /// What the host spent on each decoded token: working (wall time less the time blocked on the
-/// device's fences), of which recording dispatches, and the dispatches a token takes.
+/// device's fences), of which recording dispatches, the dispatches a token takes, and how many
+/// of its steps ran kept commands again instead of recording them (Backend.replay).
 public struct HostShare: Codable, Sendable {
     public var busyMillisecondsPerToken: Double
     public var recordMillisecondsPerToken: Double
     public var dispatchesPerToken: Double
+    public var replayedStepsPerToken: Double
 }
 
 public struct BatchedRate: Codable, Sendable {
@@ -45,6 +47,8 @@ public struct SteeredRate: Codable, Sendable {
     public var tokensPerSecond: Double
     /// unsteered / steered − 1 at batch 1.
     public var overhead: Double
+    /// The host's share in the run that gave `tokensPerSecond` (Vulkan only).
+    public var host: HostShare?
 }
 
 public enum ModelBenchmark {
@@ -78,17 +82,18 @@ public enum ModelBenchmark {
             return try SteeringInjector(model: model, intervention: Intervention(site: site, vectors: vectors, alpha: 0.2))
         }
         var single = 0.0, singleHost: HostShare?
-        var steeredRates = [Double](repeating: 0, count: injectors.count)
+        var steeredRates = [(rate: Double, host: HostShare?)](repeating: (0, nil), count: injectors.count)
         for round in 1...3 {
             progress("decode of \(decodeTokens) tokens at batch 1, unsteered and steered (round \(round) of 3)")
             let (rate, host) = try decode(gen, prompts: [first], tokens: decodeTokens)
             if rate > single { (single, singleHost) = (rate, host) }
             for (i, injector) in injectors.enumerated() {
-                steeredRates[i] = max(steeredRates[i], try decodeRate(gen, prompts: [first], tokens: decodeTokens, steering: injector))
+                let run = try decode(gen, prompts: [first], tokens: decodeTokens, steering: injector)
+                if run.rate > steeredRates[i].rate { steeredRates[i] = run }
             }
         }
-        let steered = zip(SteeringSite.allCases, steeredRates).map { site, rate in
-            SteeredRate(site: site.rawValue, layers: layers.count, tokensPerSecond: rate, overhead: single / rate - 1)
+        let steered = zip(SteeringSite.allCases, steeredRates).map { site, run in
+            SteeredRate(site: site.rawValue, layers: layers.count, tokensPerSecond: run.rate, overhead: single / run.rate - 1, host: run.host)
         }
         var batched: [BatchedRate] = []
         for batch in batches {
@@ -115,10 +120,10 @@ public enum ModelBenchmark {
     static func decode(_ gen: Generator, prompts: [[Int]], tokens: Int,
                        steering: SteeringInjector? = nil) throws -> (rate: Double, host: HostShare?) {
         let stream = (gen.model.backend as? VulkanBackend)?.stream
-        func counters() -> (wall: Double, wait: Double, record: Double, dispatches: Int) {
-            (now(), stream?.waitSeconds ?? 0, stream?.recordSeconds ?? 0, stream?.dispatchCount ?? 0)
+        func counters() -> (wall: Double, wait: Double, record: Double, dispatches: Int, replays: Int) {
+            (now(), stream?.waitSeconds ?? 0, stream?.recordSeconds ?? 0, stream?.dispatchCount ?? 0, stream?.replays ?? 0)
         }
-        var first: (wall: Double, wait: Double, record: Double, dispatches: Int)?, last = counters(), count = 0
+        var first: (wall: Double, wait: Double, record: Double, dispatches: Int, replays: Int)?, last = counters(), count = 0
         let requests = prompts.map { GenerationRequest(promptIDs: $0, maxTokens: tokens, stopAtEOS: false) }
         _ = try gen.generate(requests, steering: steering?.provider, onToken: { _, _, _ in
             let c = counters()
@@ -131,7 +136,8 @@ public enum ModelBenchmark {
         let host = stream.map { _ in
             HostShare(busyMillisecondsPerToken: 1000 * ((last.wall - f.wall) - (last.wait - f.wait)) / n,
                       recordMillisecondsPerToken: 1000 * (last.record - f.record) / n,
-                      dispatchesPerToken: Double(last.dispatches - f.dispatches) / n)
+                      dispatchesPerToken: Double(last.dispatches - f.dispatches) / n,
+                      replayedStepsPerToken: Double(last.replays - f.replays) / n)
         }
         return (Double(count) / (last.wall - f.wall), host)
     }

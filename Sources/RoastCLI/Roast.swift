@@ -19,7 +19,8 @@ struct RoastCommand: ParsableCommand {
         Environment: ROAST_DEVICE=N picks a device, ROAST_KERNELS=lavapipe|gpu a kernel family, ROAST_COOPMAT=0 keeps \
         the gpu family's prefill off the matrix units (VK_NV_cooperative_matrix), ROAST_SPLIT_K=N sets the workgroups below which \
         the gpu family splits a matmul's K (default 256, 0 never), ROAST_SUBMIT_EVERY=N queues a batch to the device in \
-        chunks, the first after N dispatches (default 16 on a GPU, 0 on a CPU device: whole batches), ROAST_VALIDATION=1 turns on the Khronos validation layer.
+        chunks, the first after N dispatches (default 16 on a GPU, 0 on a CPU device: whole batches), ROAST_REUSE_COMMANDS=0 \
+        records every decode step anew instead of replaying its kept command buffer, ROAST_VALIDATION=1 turns on the Khronos validation layer.
         """,
         subcommands: [DemoCommand.self, Generate.self, Serve.self, Extract.self, VectorCommand.self, Tokenize.self, Forward.self, Fuzz.self,
                       Devices.self, Verify.self, Bench.self, Profile.self, Eval.self])
@@ -199,9 +200,14 @@ struct Bench: ParsableCommand {
             if let h = r.decodeHostBatch1 {
                 rows.append(["  host busy per token (wall less fence waits)", String(format: "%.3f ms", h.busyMillisecondsPerToken)])
                 rows.append(["  of which recording \(String(format: "%.0f", h.dispatchesPerToken)) dispatches", String(format: "%.3f ms", h.recordMillisecondsPerToken)])
+                rows.append(["  steps replayed from kept commands", String(format: "%.0f %%", 100 * min(h.replayedStepsPerToken, 1))])
             }
             rows += r.batched.map { ["decode, batch \($0.batch), summed over sequences", String(format: "%.2f tok/s", $0.tokensPerSecond)] }
-            rows += r.steered.map { ["decode, batch 1, steered at \($0.layers) layers (\($0.site))", String(format: "%.2f tok/s (overhead %+.1f%%)", $0.tokensPerSecond, 100 * $0.overhead)] }
+            rows += r.steered.map {
+                ["decode, batch 1, steered at \($0.layers) layers (\($0.site))",
+                 String(format: "%.2f tok/s (overhead %+.1f%%)", $0.tokensPerSecond, 100 * $0.overhead)
+                    + ($0.host.map { String(format: ", host %.3f ms/token", $0.busyMillisecondsPerToken) } ?? "")]
+            }
             rows.append(["peak host memory (VmHWM)", String(format: "%.0f MiB", r.peakHostMiB)])
             rows.append(["device memory allocated", r.deviceMiB.map { String(format: "%.0f MiB", $0) } ?? "-"])
             printTable(["measure", "value"], rows)

@@ -24,6 +24,7 @@ public final class BatchSteeringInjector {
     let model: LanguageModel
     let interventions: [Int: Intervention]
     let tables: [Key: Table]
+    private let stepTensors: StepTensors
 
     /// `interventions[i]`: request i's intervention (i as in `Generator.generate`'s list, or a
     /// `GenerationBatch` ticket); a request without one is not steered.
@@ -38,6 +39,7 @@ public final class BatchSteeringInjector {
     public init(model: LanguageModel, byRequest interventions: [Int: Intervention]) throws {
         self.model = model
         self.interventions = interventions
+        stepTensors = StepTensors(backend: model.backend)
         var rows: [Key: [[Float]]] = [:], rowOf: [Key: [Int: Int]] = [:], mode: [Key: (request: Int, multiplicative: Bool)] = [:]
         for (i, iv) in interventions.sorted(by: { $0.key < $1.key }) {
             do { try iv.check(against: model.config) } catch { throw SteeringError("request \(i): \(error)") }
@@ -70,8 +72,6 @@ public final class BatchSteeringInjector {
             throw SteeringError("steering for a step of \(step.ids.count) rows was given \(rows.requests.count) requests")
         }
         var out: [Int: LayerSteering] = [:]
-        // Tensors of equal contents are made once per step (most layers share their scales).
-        var floatTensors: [[Float]: Tensor] = [:], uintTensors: [[UInt32]: Tensor] = [:]
         for (key, table) in tables.sorted(by: { ($0.key.layer, $0.key.site.rawValue) < ($1.key.layer, $1.key.site.rawValue) }) {
             var scales = [Float](repeating: 0, count: step.ids.count), index = [UInt32](repeating: 0, count: step.ids.count)
             for t in step.ids.indices {
@@ -82,9 +82,9 @@ public final class BatchSteeringInjector {
                 index[t] = UInt32(r)
             }
             if scales.allSatisfy({ $0 == 0 }) { continue }
-            let s = try floatTensors[scales] ?? model.backend.makeTensor(floats: scales)
-            let x = try uintTensors[index] ?? model.backend.makeTensor(uints: index)
-            (floatTensors[scales], uintTensors[index]) = (s, x)
+            // Equal contents share one tensor, within a step (most layers share their scales) and
+            // across the steps that repeat them.
+            let s = try stepTensors.tensor(scales), x = try stepTensors.tensor(index)
             let st = Steering(scales: s, vector: table.tensor, vectorRows: x, multiplicative: table.multiplicative)
             var layer = out[key.layer] ?? LayerSteering()
             if key.site == .act { layer.act = st } else { layer.residual = st }

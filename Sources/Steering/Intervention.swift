@@ -137,9 +137,11 @@ public final class SteeringInjector {
     let model: LanguageModel
     let intervention: Intervention
     let tensors: [Int: Tensor]
+    private let stepTensors: StepTensors
     public init(model: LanguageModel, intervention: Intervention) throws {
         self.model = model
         self.intervention = intervention
+        stepTensors = StepTensors(backend: model.backend)
         try intervention.check(against: model.config)
         tensors = try intervention.vectors.mapValues { try model.backend.makeTensor(floats: $0) }
     }
@@ -156,7 +158,7 @@ public final class SteeringInjector {
         }
         let scales = step.ids.indices.map { inScope(step, row: $0, promptLength: promptLengths[$0]) ? intervention.alpha : 0 }
         if scales.allSatisfy({ $0 == 0 }) { return [:] }
-        let s = try model.backend.makeTensor(floats: scales)
+        let s = try stepTensors.tensor(scales)
         var out: [Int: LayerSteering] = [:]
         for (l, v) in tensors {
             let st = Steering(scales: s, vector: v, multiplicative: intervention.multiplicative)

@@ -38,6 +38,9 @@ public struct DispatchWork: Sendable {
 /// (at most 8 × `submitEvery`), so the device starts early and the host's recording of a decode
 /// step overlaps the device's work instead of preceding it. A barrier's first scope takes in every
 /// command submitted earlier to the queue, so the hazard tracking spans the chunks unchanged.
+///
+/// Between `beginCapture()` and `endCapture()` the commands go into a command buffer the stream
+/// can queue again with `replay(_:)` (RecordedCommands): command-buffer reuse for a decode step.
 public final class CommandStream {
     public let device: VulkanDevice
     public let profiling: Bool
@@ -58,6 +61,17 @@ public final class CommandStream {
     private var spareFences: [VkFence] = []
     /// Command buffers queued without waiting since the stream was made.
     public private(set) var chunksQueued = 0
+    /// Recording into a RecordedCommands (beginCapture … endCapture); `captureSpoilt` once a
+    /// dispatch had to bind a descriptor set that lives only as long as the batch.
+    private var capturing = false
+    private var captureSpoilt = false
+    private var capturePool: VkCommandPool?
+    private var captureStart = (dispatches: 0, barriers: 0)
+    /// Recorded commands queued in the open batch, kept alive until its fences have signalled.
+    private var queuedRecordings: [RecordedCommands] = []
+    /// Captures kept for replay, and replays queued, since the stream was made.
+    public private(set) var captures = 0
+    public private(set) var replays = 0
     private var descriptorPools: [VkDescriptorPool] = []
     private var poolIndex = 0
     private var setsInPool = 0
@@ -109,6 +123,7 @@ public final class CommandStream {
         if !queuedFences.isEmpty { try? d.wait(for: queuedFences) }
         for f in [fence] + queuedFences + spareFences { d.fns.destroyFence(d.handle, f, nil) }
         d.fns.destroyCommandPool(d.handle, pool, nil)
+        if let cp = capturePool { d.fns.destroyCommandPool(d.handle, cp, nil) }
         for p in descriptorPools + cachePools { d.fns.destroyDescriptorPool(d.handle, p, nil) }
         for q in queryPools { d.fns.destroyQueryPool(d.handle, q, nil) }
     }
@@ -119,45 +134,48 @@ public final class CommandStream {
         if recording { return }
         let fns = device.fns
         let firstChunk = !batchOpen
-        if firstChunk {
-            try VulkanError.check(fns.resetCommandPool(device.handle, pool, 0), "vkResetCommandPool")
-            for p in descriptorPools { try VulkanError.check(fns.resetDescriptorPool(device.handle, p, 0), "vkResetDescriptorPool") }
-            poolIndex = 0
-            setsInPool = 0
-            labels = []
-            chunkLimit = submitEvery
-            batchOpen = true
-        }
+        if firstChunk { try openBatch() }
         var ai = VkCommandBufferAllocateInfo()
         ai.sType = VK_STRUCTURE_TYPE_COMMAND_BUFFER_ALLOCATE_INFO
-        ai.commandPool = pool
+        ai.commandPool = capturing ? capturePool : pool
         ai.level = VK_COMMAND_BUFFER_LEVEL_PRIMARY
         ai.commandBufferCount = 1
         try VulkanError.check(fns.allocateCommandBuffers(device.handle, &ai, &cmd), "vkAllocateCommandBuffers")
         var bi = VkCommandBufferBeginInfo()
         bi.sType = VK_STRUCTURE_TYPE_COMMAND_BUFFER_BEGIN_INFO
-        bi.flags = VkCommandBufferUsageFlags(VK_COMMAND_BUFFER_USAGE_ONE_TIME_SUBMIT_BIT.rawValue)
+        // A capture is queued again later: not one-time.
+        bi.flags = capturing ? 0 : VkCommandBufferUsageFlags(VK_COMMAND_BUFFER_USAGE_ONE_TIME_SUBMIT_BIT.rawValue)
         try VulkanError.check(fns.beginCommandBuffer(cmd, &bi), "vkBeginCommandBuffer")
         recording = true
         chunkDispatches = 0
         if profiling { try writeTimestamp(label: firstChunk ? nil : ("", "", DispatchWork(), true)) }
     }
 
-    /// Queues the open command buffer without waiting once it holds the chunk's dispatches.
+    /// Resets the pools the last batch used (`submit()` waited for it).
+    private func openBatch() throws {
+        let fns = device.fns
+        try VulkanError.check(fns.resetCommandPool(device.handle, pool, 0), "vkResetCommandPool")
+        for p in descriptorPools { try VulkanError.check(fns.resetDescriptorPool(device.handle, p, 0), "vkResetDescriptorPool") }
+        poolIndex = 0
+        setsInPool = 0
+        labels = []
+        chunkLimit = submitEvery
+        batchOpen = true
+    }
+
+    /// Queues the open command buffer without waiting once it holds the chunk's dispatches (a
+    /// capture stays one command buffer).
     private func queueChunkIfDue() throws {
         chunkDispatches += 1
-        guard submitEvery > 0, chunkDispatches >= chunkLimit else { return }
+        guard submitEvery > 0, chunkDispatches >= chunkLimit, !capturing else { return }
         do {
             try VulkanError.check(device.fns.endCommandBuffer(cmd), "vkEndCommandBuffer")
             recording = false
-            let f = try spareFences.popLast() ?? device.makeFence()
-            do { try device.submit(cmd!, fence: f) } catch { spareFences.append(f); throw error }
-            queuedFences.append(f)
+            try queue(cmd!)
         } catch {
             abandonBatch()
             throw error
         }
-        chunksQueued += 1
         chunkLimit = min(2 * chunkLimit, 8 * submitEvery)
     }
 
@@ -169,9 +187,11 @@ public final class CommandStream {
         queuedFences = []
         recording = false
         batchOpen = false
+        capturing = false
         pendingWrites.removeAll()
         pendingReads.removeAll()
         retained.removeAll()
+        queuedRecordings.removeAll()
         labels = []
     }
 
@@ -244,7 +264,9 @@ public final class CommandStream {
         for b in bindings { words += [Int(bitPattern: UInt(bitPattern: b.arenaID)), b.absoluteOffset, b.size] }
         let key = DescriptorSetKey(words: words)
         if let set = cachedSets[key] { return set }
-        guard cachedSets.count < Self.maxCachedSets, seenOnce.contains(key) else {
+        // A capture caches every set it binds: it must outlive the batch.
+        guard cachedSets.count < Self.maxCachedSets, seenOnce.contains(key) || capturing else {
+            if capturing { captureSpoilt = true }
             if seenOnce.count >= 2 * Self.maxCachedSets { seenOnce.removeAll() }
             seenOnce.insert(key)
             let set = try batchDescriptorSet(for: kernel)
@@ -344,6 +366,80 @@ public final class CommandStream {
         try queueChunkIfDue()
     }
 
+    // MARK: command-buffer reuse
+
+    /// Starts recording the commands that follow into a RecordedCommands, to be ended by
+    /// `endCapture()`. They run in this batch as usual. Only from an idle stream (no batch open:
+    /// then nothing is pending and the host's writes before each queueing are visible) and not
+    /// while profiling (a replay has no timestamps); returns false and captures nothing otherwise.
+    public func beginCapture() throws -> Bool {
+        guard !profiling, !batchOpen, !capturing else { return false }
+        capturePool = try device.makeCommandPool()
+        capturing = true
+        captureSpoilt = false
+        captureStart = (dispatchCount, barrierCount)
+        do { try begin() } catch {
+            capturing = false
+            device.fns.destroyCommandPool(device.handle, capturePool, nil)
+            capturePool = nil
+            throw error
+        }
+        return true
+    }
+
+    /// Ends the capture and queues its commands (this batch's run of them); returns them for
+    /// `replay`, or nil where they cannot be run again (a descriptor set had to come from the
+    /// batch's pools: the cache is full) or nothing was being captured.
+    public func endCapture() throws -> RecordedCommands? {
+        guard capturing, let cp = capturePool else { return nil }
+        capturing = false
+        capturePool = nil
+        let recorded = RecordedCommands(device: device, stream: ObjectIdentifier(self), pool: cp, commands: cmd!, retained: retained,
+                                        finalWrites: pendingWrites, finalReads: pendingReads,
+                                        dispatches: dispatchCount - captureStart.dispatches, barriers: barrierCount - captureStart.barriers)
+        // From here the pool is the recording's: it is destroyed with it, whatever happens next.
+        queuedRecordings.append(recorded)
+        recording = false
+        do {
+            try VulkanError.check(device.fns.endCommandBuffer(cmd), "vkEndCommandBuffer")
+            try queue(recorded.commands)
+        } catch {
+            abandonBatch()
+            throw error
+        }
+        if captureSpoilt { return nil }
+        captures += 1
+        return recorded
+    }
+
+    /// Queues recorded commands again. A batch that is open is run first (a replay starts from an
+    /// idle stream, as its capture did); afterwards the batch is open, with the recording's
+    /// hazard state, so what is recorded next orders itself after it.
+    public func replay(_ recorded: RecordedCommands) throws {
+        guard recorded.stream == ObjectIdentifier(self) else { throw VulkanError("replay of commands another stream recorded") }
+        guard !capturing else { throw VulkanError("replay during a capture") }
+        if batchOpen { try submit() }
+        try openBatch()
+        queuedRecordings.append(recorded)
+        do { try queue(recorded.commands) } catch {
+            abandonBatch()
+            throw error
+        }
+        pendingWrites = recorded.finalWrites
+        pendingReads = recorded.finalReads
+        dispatchCount += recorded.dispatches
+        barrierCount += recorded.barriers
+        replays += 1
+    }
+
+    /// Queues a command buffer of the open batch with a fence of its own, without waiting.
+    private func queue(_ commands: VkCommandBuffer) throws {
+        let f = try spareFences.popLast() ?? device.makeFence()
+        do { try device.submit(commands, fence: f) } catch { spareFences.append(f); throw error }
+        queuedFences.append(f)
+        chunksQueued += 1
+    }
+
     /// Fills a slice with a repeated 32-bit word (zeroing, poisoning).
     public func fill(_ slice: BufferSlice, word: UInt32) throws {
         guard slice.size % 4 == 0, slice.absoluteOffset % 4 == 0 else { throw VulkanError("fill: slice not 4-byte aligned") }
@@ -391,6 +487,7 @@ public final class CommandStream {
     /// With profiling on, `timings` then holds one entry per dispatch of this batch.
     public func submit() throws {
         guard batchOpen else { timings = []; return }
+        if capturing { _ = try endCapture() }
         try begin()  // the last chunk, perhaps only the host barrier
         let t0 = DispatchTime.now().uptimeNanoseconds
         defer { submitSeconds += Double(DispatchTime.now().uptimeNanoseconds - t0) / 1e9 }
@@ -407,7 +504,7 @@ public final class CommandStream {
         batchOpen = false
         pendingWrites.removeAll()
         pendingReads.removeAll()
-        defer { retained.removeAll() }
+        defer { retained.removeAll(); queuedRecordings.removeAll() }
         let queued = queuedFences
         queuedFences = []
         defer { spareFences += queued }

@@ -331,12 +331,20 @@ final class StagingBuffer {
 
 extension VulkanDevice {
     func makeCommandPoolAndFence() throws -> (VkCommandPool, VkFence) {
+        let pool = try makeCommandPool()
+        do { return (pool, try makeFence()) } catch {
+            fns.destroyCommandPool(handle, pool, nil)
+            throw error
+        }
+    }
+
+    func makeCommandPool() throws -> VkCommandPool {
         var pi = VkCommandPoolCreateInfo()
         pi.sType = VK_STRUCTURE_TYPE_COMMAND_POOL_CREATE_INFO
         pi.queueFamilyIndex = queueFamily
         var pool: VkCommandPool?
         try VulkanError.check(fns.createCommandPool(handle, &pi, nil, &pool), "vkCreateCommandPool")
-        return (pool!, try makeFence())
+        return pool!
     }
 
     func submitAndWait(_ cmd: VkCommandBuffer, fence: VkFence) throws {

@@ -2,7 +2,7 @@
 import VulkanCompute
 import XCTest
 
-/// The tuning counts read from the environment (Sources/Backend/EnvironmentCount.swift).
+/// The tuning settings read from the environment (Sources/Backend/EnvironmentCount.swift, VulkanBackend).
 final class EnvironmentCountTests: XCTestCase {
     func testSubmitEveryFromTheEnvironment() throws {
         XCTAssertEqual(try VulkanBackend.submitEvery(for: .discrete, environment: [:]), 16)
@@ -15,6 +15,15 @@ final class EnvironmentCountTests: XCTestCase {
             XCTAssertThrowsError(try VulkanBackend.submitEvery(for: .discrete, environment: ["ROAST_SUBMIT_EVERY": bad])) {
                 XCTAssertEqual("\($0)", "ROAST_SUBMIT_EVERY=\(bad): not a dispatch count (0 queues each batch whole)")
             }
+        }
+    }
+
+    func testReuseCommandsFromTheEnvironment() throws {
+        XCTAssertTrue(try VulkanBackend.reuseCommands(environment: [:]))
+        XCTAssertTrue(try VulkanBackend.reuseCommands(environment: ["ROAST_REUSE_COMMANDS": "1"]))
+        XCTAssertFalse(try VulkanBackend.reuseCommands(environment: ["ROAST_REUSE_COMMANDS": "0"]))
+        XCTAssertThrowsError(try VulkanBackend.reuseCommands(environment: ["ROAST_REUSE_COMMANDS": "yes"])) {
+            XCTAssertEqual("\($0)", "ROAST_REUSE_COMMANDS=yes: 1 keeps a decode step's commands for the next tokens, 0 records every step anew")
         }
     }
 }

@@ -74,7 +74,8 @@ final class ProfilerTests: XCTestCase {
     }
 
     /// `roast bench` on a tiny model: every rate positive, and on Vulkan the host's share of a
-    /// decoded token (busy ≥ recording > 0, the dispatches a step takes); none on the CPU backend.
+    /// decoded token (busy ≥ recording > 0, the dispatches a step takes, steps replayed); none on
+    /// the CPU backend.
     func testBenchmarkReportsRatesAndTheHostShare() throws {
         let path = fixtures.appendingPathComponent("models/stories260K-hf").path
         let vk = try VulkanBackend(device: VulkanDevice(validation: true), submitEvery: 4)
@@ -92,8 +93,12 @@ final class ProfilerTests: XCTestCase {
                 XCTAssertGreaterThanOrEqual(h.dispatchesPerToken, Double(4 * model.config.layerCount + 2))
                 XCTAssertGreaterThan(h.recordMillisecondsPerToken, 0)
                 XCTAssertGreaterThanOrEqual(h.busyMillisecondsPerToken, h.recordMillisecondsPerToken)
+                // From the third decode step on, unsteered and steered alike, the step's kept commands run again.
+                XCTAssertGreaterThan(h.replayedStepsPerToken, 0)
+                for s in r.steered { XCTAssertGreaterThan(try XCTUnwrap(s.host).replayedStepsPerToken, 0, s.site) }
             } else {
                 XCTAssertNil(r.decodeHostBatch1)
+                XCTAssertTrue(r.steered.allSatisfy { $0.host == nil })
             }
         }
         XCTAssertEqual(vk.device.validationMessages, [])

@@ -213,6 +213,80 @@ final class VulkanComputeTests: XCTestCase {
         XCTAssertEqual(try CommandStream(device: device, submitEvery: -3).submitEvery, 0)
     }
 
+    /// Command-buffer reuse: commands captured once run again on new contents of their buffers,
+    /// in order with what is recorded after them (the replay's last writes are pending hazards),
+    /// and a dropped recording frees its command buffer without disturbing the stream's own.
+    func testRecordedCommandsReplayOnNewContents() throws {
+        let k = try addKernel(device)
+        let n = 64
+        for submitEvery in [0, 2] {
+            let stream = try CommandStream(device: device, submitEvery: submitEvery)
+            let x = try buffer(device, [Float](repeating: 0, count: n)), b = try buffer(device, [Float](repeating: 1, count: n))
+            let y = try buffer(device, [Float](repeating: 0, count: n)), z = try buffer(device, [Float](repeating: 0, count: n))
+            // The step: x += b twice, y = x + b; then z = y + b recorded after it, outside the capture.
+            func step() throws {
+                try stream.dispatch(k, [x, b, x, b, b, b], push: AddPush(n), groups: (1, 1, 1))
+                try stream.dispatch(k, [x, b, x, b, b, b], push: AddPush(n), groups: (1, 1, 1))
+                try stream.dispatch(k, [x, b, y, b, b, b], push: AddPush(n), groups: (1, 1, 1))
+            }
+            func after() throws { try stream.dispatch(k, [y, b, z, b, b, b], push: AddPush(n), groups: (1, 1, 1)) }
+            try step()
+            try stream.submit()
+            XCTAssertEqual(try read(device, z, n), [Float](repeating: 0, count: n))
+            XCTAssertTrue(try stream.beginCapture())
+            XCTAssertFalse(try stream.beginCapture(), "one capture at a time")
+            try step()
+            let recorded = try XCTUnwrap(try stream.endCapture())
+            XCTAssertEqual([recorded.dispatches, recorded.barriers], [3, 2])
+            try after()
+            try stream.submit()
+            XCTAssertEqual(try read(device, x, n), [Float](repeating: 4, count: n))
+            XCTAssertEqual(try read(device, z, n), [Float](repeating: 6, count: n))
+            for (start, round) in [(Float(10), 0), (-3, 1), (0.5, 2)] {
+                try [Float](repeating: start, count: n).withUnsafeBytes { try device.write($0, to: x) }
+                let (dispatches, barriers) = (stream.dispatchCount, stream.barrierCount)
+                try stream.replay(recorded)
+                XCTAssertEqual(stream.dispatchCount - dispatches, 3)
+                try after()
+                XCTAssertEqual(stream.barrierCount - barriers, 3, "the replay's barriers, and one before z reads its y")
+                try stream.submit()
+                XCTAssertEqual(try read(device, y, n), [Float](repeating: start + 3, count: n), "round \(round)")
+                XCTAssertEqual(try read(device, z, n), [Float](repeating: start + 4, count: n), "round \(round)")
+            }
+            // A replay with a batch open runs that batch first.
+            try [Float](repeating: 0, count: n).withUnsafeBytes { try device.write($0, to: x) }
+            try stream.dispatch(k, [x, b, x, b, b, b], push: AddPush(n), groups: (1, 1, 1))
+            try stream.replay(recorded)
+            try stream.submit()
+            XCTAssertEqual(try read(device, y, n), [Float](repeating: 4, count: n))
+            XCTAssertEqual([stream.captures, stream.replays], [1, 4])
+            // Misuse is refused, not run.
+            XCTAssertFalse(try CommandStream(device: device, profiling: true).beginCapture() && device.limits.timestamps,
+                           "a profiling stream captures nothing")
+            XCTAssertThrowsError(try CommandStream(device: device).replay(recorded)) { XCTAssertTrue("\($0)".contains("another stream"), "\($0)") }
+            try stream.dispatch(k, [x, b, x, b, b, b], push: AddPush(n), groups: (1, 1, 1))
+            XCTAssertFalse(try stream.beginCapture(), "not with a batch open")
+            try stream.submit()
+            XCTAssertTrue(try stream.beginCapture())
+            XCTAssertThrowsError(try stream.replay(recorded)) { XCTAssertTrue("\($0)".contains("during a capture"), "\($0)") }
+            try step()
+            try stream.submit()  // ends the capture; its commands ran, and are not kept
+            XCTAssertNil(try stream.endCapture())
+            // Dropping the recording, then plain batches and another capture.
+            var dropped: RecordedCommands? = recorded
+            _ = dropped
+            dropped = nil
+            for _ in 0..<3 {
+                try step()
+                try stream.submit()
+            }
+            XCTAssertTrue(try stream.beginCapture())
+            try step()
+            XCTAssertNotNil(try stream.endCapture())
+            try stream.submit()
+        }
+    }
+
     /// The hazard tracker's merged ranges against a plain list of slices: random inserts and
     /// queries over two arenas (a second arena forced by an allocation past the first's size).
     func testPendingRangesAgreeWithAPlainList() throws {

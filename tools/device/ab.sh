@@ -3,8 +3,9 @@
 # models in /tmp/dk/m and the static roast in /tmp/dk/b): prefill and decode of the first model
 # with the tensor cores (default), without split-K (ROAST_SPLIT_K=0: the batch-32 and prefill
 # rows show what it gains), with each batch queued whole (ROAST_SUBMIT_EVERY=0: the decode rows
-# show what overlapping the host's recording with the device gains), without the tensor cores
-# (ROAST_COOPMAT=0) and with the lavapipe family.
+# show what overlapping the host's recording with the device gains), recording every decode step
+# anew (ROAST_REUSE_COMMANDS=0: the decode rows and the host share show what replaying a step's
+# kept command buffer gains), without the tensor cores (ROAST_COOPMAT=0) and with the lavapipe family.
 # Writes $OUT/ab.txt. On the device machine, in the same `run` as the kit:
 #   BUDGET=300 VERIFY_S=150 bash .device/device-run.sh; AB_S=160 bash .device/ab.sh
 set -u
@@ -21,6 +22,7 @@ run() {  # label, then env assignments and roast options
 }
 mkdir -p $OUT; : > $OUT/ab.txt; echo "model $m" | tee -a $OUT/ab.txt
 run "gpu family, tensor cores" ROAST_KERNELS=gpu
+run "gpu family, ROAST_REUSE_COMMANDS=0" ROAST_KERNELS=gpu ROAST_REUSE_COMMANDS=0
 run "gpu family, ROAST_SPLIT_K=0" ROAST_KERNELS=gpu ROAST_SPLIT_K=0
 run "gpu family, ROAST_SUBMIT_EVERY=0" ROAST_KERNELS=gpu ROAST_SUBMIT_EVERY=0
 run "gpu family, ROAST_COOPMAT=0" ROAST_KERNELS=gpu ROAST_COOPMAT=0
