@@ -65,6 +65,7 @@ shared float16_t Xs[TM * LDA]; // Xs[m][k]
 #define CM_MULADD(a, b, c) coopMatMulAddNV(a, b, c)
 #define CM_STORE(acc, off, ld, colMajor) coopMatStoreNV(acc, Cs, off, ld, colMajor)
 #define WARP_ID gl_SubgroupID
+#define STEP_UNROLL [[unroll]]
 
 #else // the emulation: the same arguments, the operations' definitions written out
 
@@ -86,6 +87,12 @@ struct EmuAcc { float v[8]; };
 #define CM_MULADD(a, b, c) emu_muladd(a, b, c)
 #define CM_STORE(acc, off, ld, colMajor) emu_store(acc, off, ld, colMajor)
 #define WARP_ID (gl_LocalInvocationID.x >> 5)
+// A K step's products as loops, so the unrolled 128 multiply-adds of emu_muladd are compiled
+// once, not 2 × 4 times: llvmpipe took ~15–25 s to compile each of the kernel's ~30 variants
+// unrolled (the same sums in the same order either way). Not the loops inside emu_muladd: llvmpipe
+// counts a loop's iterations over the whole invocation and stops it at 65,535, and those would
+// run 128 times per product, 1,024 per K step.
+#define STEP_UNROLL [[dont_unroll]]
 
 float emu_read(uint tile, uint i) {
     uint word = tile == EMU_Ws ? Ws[i >> 1] : Xs[i >> 1];
@@ -166,13 +173,13 @@ void main() {
         }
         barrier();
         if (k0 + TK < kEnd) stage_load(k0 + TK, kEnd, sr, sk, wIn, xIn, n0, m0, v, xv);
-        [[unroll]] for (uint kk = 0u; kk < TK; kk += CM_K) {
+        STEP_UNROLL for (uint kk = 0u; kk < TK; kk += CM_K) {
             A_T a[RN];
             B_T b[RM];
             [[unroll]] for (uint i = 0u; i < RN; ++i) CM_LOAD(a[i], Ws, (wn + i * CM_M) * LDA + kk, LDA, false);
             [[unroll]] for (uint j = 0u; j < RM; ++j) CM_LOAD(b[j], Xs, (wm + j * CM_N) * LDA + kk, LDA, true);
-            [[unroll]] for (uint i = 0u; i < RN; ++i)
-                [[unroll]] for (uint j = 0u; j < RM; ++j) acc[i][j] = CM_MULADD(a[i], b[j], acc[i][j]);
+            STEP_UNROLL for (uint i = 0u; i < RN; ++i)
+                STEP_UNROLL for (uint j = 0u; j < RM; ++j) acc[i][j] = CM_MULADD(a[i], b[j], acc[i][j]);
         }
         barrier();
     }

@@ -135,6 +135,8 @@ final class ForwardScratch {
     func ensure(_ m: LanguageModel, tokens t: Int, rows r: Int) throws {
         let b = m.backend, c = m.config
         if t > tokens {
+            // Bumped first: a failed allocation part way must not leave kept ops binding old buffers.
+            generation += 1
             let n = max(t, 2 * tokens)
             (x, h, o) = (try b.makeTensor(.f32, count: n * c.hiddenSize), try b.makeTensor(.f32, count: n * c.hiddenSize),
                          try b.makeTensor(.f32, count: n * c.hiddenSize))
@@ -149,15 +151,14 @@ final class ForwardScratch {
             ones = try b.makeTensor(floats: [Float](repeating: 1, count: n))
             ropeTable = try b.makeTensor(.f32, count: n * c.headDim)
             tokens = n
-            generation += 1
         }
         if r > rows {
+            generation += 1
             let n = max(r, 2 * rows)
             last = try b.makeTensor(.f32, count: n * c.hiddenSize)
             logits = try b.makeTensor(.f32, count: n * c.vocabSize)
             logitRows = try b.makeTensor(.u32, count: n)
             rows = n
-            generation += 1
         }
     }
 }
@@ -216,7 +217,11 @@ extension LanguageModel {
                     try b.replay(ops)
                     return s.logits
                 }
-                keep = try b.beginReusableOps()
+                if !last.unkeepable {
+                    keep = try b.beginReusableOps()
+                    // A backend that keeps nothing (or not now) is not asked again for this key.
+                    cache.recording?.unkeepable = !keep
+                }
             } else {
                 cache.recording = StepRecording(key: key, ops: nil)
             }
@@ -228,7 +233,11 @@ extension LanguageModel {
             if keep { _ = try? b.endReusableOps() }
             throw error
         }
-        if keep { cache.recording?.ops = try b.endReusableOps() }
+        if keep {
+            let ops = try b.endReusableOps()
+            cache.recording?.ops = ops
+            cache.recording?.unkeepable = ops == nil
+        }
         return s.logits
     }
 

@@ -47,4 +47,7 @@ struct StepRecordingKey {
 struct StepRecording {
     var key: StepRecordingKey
     var ops: ReusableOps?
+    /// The backend kept nothing for this key (it cannot, or its descriptor-set cache is full):
+    /// later steps with the key record as usual without trying again.
+    var unkeepable = false
 }

@@ -87,7 +87,7 @@ public final class CommandStream {
     private var cachePools: [VkDescriptorPool] = []
     private var setsInCachePool = 0
     /// At most this many cached sets; past it, sets come from the per-batch pools again.
-    static let maxCachedSets = 8192
+    var maxCachedSets = 8192
     /// Descriptor sets allocated and written since the stream was made (a cache hit writes none).
     public private(set) var descriptorSetsWritten = 0
     private var pendingWrites = PendingRanges()
@@ -183,8 +183,14 @@ public final class CommandStream {
     /// batch, so that no later `submit()` runs the rest of it and reports success.
     private func abandonBatch() {
         if recording { _ = device.fns.endCommandBuffer(cmd) }
-        if !queuedFences.isEmpty, (try? device.wait(for: queuedFences)) != nil { spareFences += queuedFences }
+        if !queuedFences.isEmpty {
+            // (Device lost, most likely, if the wait fails.) Let the device stop before anything
+            // the queued chunks use is freed.
+            if (try? device.wait(for: queuedFences)) != nil { spareFences += queuedFences } else { _ = try? device.waitIdle() }
+        }
         queuedFences = []
+        if capturing, let cp = capturePool { device.fns.destroyCommandPool(device.handle, cp, nil) }
+        capturePool = nil
         recording = false
         batchOpen = false
         capturing = false
@@ -265,9 +271,9 @@ public final class CommandStream {
         let key = DescriptorSetKey(words: words)
         if let set = cachedSets[key] { return set }
         // A capture caches every set it binds: it must outlive the batch.
-        guard cachedSets.count < Self.maxCachedSets, seenOnce.contains(key) || capturing else {
+        guard cachedSets.count < maxCachedSets, seenOnce.contains(key) || capturing else {
             if capturing { captureSpoilt = true }
-            if seenOnce.count >= 2 * Self.maxCachedSets { seenOnce.removeAll() }
+            if seenOnce.count >= 2 * maxCachedSets { seenOnce.removeAll() }
             seenOnce.insert(key)
             let set = try batchDescriptorSet(for: kernel)
             try writeDescriptors(set, kernel, bindings)
@@ -394,7 +400,7 @@ public final class CommandStream {
         guard capturing, let cp = capturePool else { return nil }
         capturing = false
         capturePool = nil
-        let recorded = RecordedCommands(device: device, stream: ObjectIdentifier(self), pool: cp, commands: cmd!, retained: retained,
+        let recorded = RecordedCommands(device: device, stream: self, pool: cp, commands: cmd!, retained: retained,
                                         finalWrites: pendingWrites, finalReads: pendingReads,
                                         dispatches: dispatchCount - captureStart.dispatches, barriers: barrierCount - captureStart.barriers)
         // From here the pool is the recording's: it is destroyed with it, whatever happens next.
@@ -416,7 +422,7 @@ public final class CommandStream {
     /// idle stream, as its capture did); afterwards the batch is open, with the recording's
     /// hazard state, so what is recorded next orders itself after it.
     public func replay(_ recorded: RecordedCommands) throws {
-        guard recorded.stream == ObjectIdentifier(self) else { throw VulkanError("replay of commands another stream recorded") }
+        guard recorded.stream === self else { throw VulkanError("replay of commands another stream recorded") }
         guard !capturing else { throw VulkanError("replay during a capture") }
         if batchOpen { try submit() }
         try openBatch()

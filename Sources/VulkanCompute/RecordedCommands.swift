@@ -10,8 +10,8 @@ import CVulkan
 /// it binds, and binds only descriptor sets from the stream's never-reset cache.
 public final class RecordedCommands {
     let device: VulkanDevice
-    /// The stream that recorded it; it is queued on no other.
-    let stream: ObjectIdentifier
+    /// The stream that recorded it; it is queued on no other (nor on one made later in its place).
+    weak var stream: CommandStream?
     private let pool: VkCommandPool
     let commands: VkCommandBuffer
     /// Every allocation the commands bind.
@@ -24,7 +24,7 @@ public final class RecordedCommands {
     public let dispatches: Int
     public let barriers: Int
 
-    init(device: VulkanDevice, stream: ObjectIdentifier, pool: VkCommandPool, commands: VkCommandBuffer, retained: [DeviceAllocation],
+    init(device: VulkanDevice, stream: CommandStream, pool: VkCommandPool, commands: VkCommandBuffer, retained: [DeviceAllocation],
          finalWrites: PendingRanges, finalReads: PendingRanges, dispatches: Int, barriers: Int) {
         self.device = device
         self.stream = stream

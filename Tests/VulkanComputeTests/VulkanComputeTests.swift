@@ -284,6 +284,17 @@ final class VulkanComputeTests: XCTestCase {
             try step()
             XCTAssertNotNil(try stream.endCapture())
             try stream.submit()
+            // With the descriptor-set cache full, a capture still runs its commands but keeps none
+            // (its sets would be reset with the batch's pools).
+            let full = try CommandStream(device: device, submitEvery: submitEvery)
+            full.maxCachedSets = 0
+            try [Float](repeating: 0, count: n).withUnsafeBytes { try device.write($0, to: x) }
+            XCTAssertTrue(try full.beginCapture())
+            try full.dispatch(k, [x, b, x, b, b, b], push: AddPush(n), groups: (1, 1, 1))
+            XCTAssertNil(try full.endCapture())
+            try full.submit()
+            XCTAssertEqual(try read(device, x, n), [Float](repeating: 1, count: n))
+            XCTAssertEqual([full.captures, full.replays], [0, 0])
         }
     }
 
