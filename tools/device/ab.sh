@@ -7,13 +7,13 @@
 # anew (ROAST_REUSE_COMMANDS=0: the decode rows and the host share show what replaying a step's
 # kept command buffer gains), without the tensor cores (ROAST_COOPMAT=0) and with the lavapipe family.
 # Writes $OUT/ab.txt. On the device machine, in the same `run` as the kit:
-#   BUDGET=300 VERIFY_S=150 bash .device/device-run.sh; AB_S=160 bash .device/ab.sh
+#   BUDGET=300 VERIFY_S=150 bash .device/device-run.sh; AB_S=190 bash .device/ab.sh
 set -u
 W=/tmp/dk; R=${ROAST:-$W/b/roast}; [ -x "$R" ] || R=$PWD/.build/release/roast
 # AB_MODEL: another of the kit's files (the 7B q4_k one for the vector kernel's K split).
 m=${AB_MODEL:-$(ls $W/m/*.gguf 2>/dev/null | grep -m1 -E '0.5b|tiny')} || { echo "ab.sh: no model in $W/m (run device-run.sh first)"; exit 1; }
 [ -f "$m" ] || { echo "ab.sh: no model $m (run device-run.sh first)"; exit 1; }
-T0=$(date +%s); AB_S=${AB_S:-160}  # AB_PROMPT: prompt tokens (512); AB_GEN: generated (32); AB_RUN_S: seconds per bench (30)
+T0=$(date +%s); AB_S=${AB_S:-190}  # AB_PROMPT: prompt tokens (512); AB_GEN: generated (32); AB_RUN_S: seconds per bench (30)
 run() {  # label, then env assignments and roast options
   local label=$1; shift
   [ $(( AB_S - ($(date +%s) - T0) )) -gt 20 ] || { echo "$label: out of time" | tee -a $OUT/ab.txt; return; }

@@ -5,7 +5,7 @@
 #   BUDGET=420 VERIFY_S=150 bash .device/device-run.sh
 # (verify runs both kernel families, so it needs more than the kit's default 120 s), or, for the
 # same-run ratios of the tensor cores and the families (tools/device/ab.sh):
-#   BUDGET=300 VERIFY_S=150 bash .device/device-run.sh; AB_S=160 bash .device/ab.sh
+#   BUDGET=300 VERIFY_S=150 bash .device/device-run.sh; AB_S=190 bash .device/ab.sh
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 KIT=../shared/device-kit
