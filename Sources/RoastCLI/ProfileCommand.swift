@@ -17,7 +17,9 @@ struct Profile: ParsableCommand {
         for most models, so a steered profile records the unsteered dispatches). Per kernel kind: time, share, achieved GB/s and GFLOP/s (from the bytes and FLOPs each \
         dispatch must move and compute) and, once `roast profile --calibrate` has measured the device's ceilings \
         (a large copy and a large matmul), those as a fraction of the ceiling. Host time (recording, submit + \
-        wait, the rest) is shown separately. --svg writes a stacked bar per layer, prefill and decode side by side.
+        wait, the rest) is shown separately; it is that of recording every step, since a profiled step carries \
+        timestamps (outside a profile, decode steps replay their kept command buffers: `roast bench` shows that \
+        host share). --svg writes a stacked bar per layer, prefill and decode side by side.
         """)
 
     @Option(help: "A Hugging Face folder, a .gguf file or a llama2.c .bin (not needed with --calibrate alone).") var model: String?
