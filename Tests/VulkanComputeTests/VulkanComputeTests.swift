@@ -236,7 +236,7 @@ final class VulkanComputeTests: XCTestCase {
             XCTAssertTrue(try stream.beginCapture())
             XCTAssertFalse(try stream.beginCapture(), "one capture at a time")
             try step()
-            let recorded = try XCTUnwrap(try stream.endCapture())
+            var recorded: RecordedCommands! = try XCTUnwrap(try stream.endCapture())
             XCTAssertEqual([recorded.dispatches, recorded.barriers], [3, 2])
             try after()
             try stream.submit()
@@ -273,9 +273,9 @@ final class VulkanComputeTests: XCTestCase {
             try stream.submit()  // ends the capture; its commands ran, and are not kept
             XCTAssertNil(try stream.endCapture())
             // Dropping the recording, then plain batches and another capture.
-            var dropped: RecordedCommands? = recorded
-            _ = dropped
-            dropped = nil
+            weak var dropped = recorded
+            recorded = nil
+            XCTAssertNil(dropped, "nothing but its owner holds a recording once its batches have run")
             for _ in 0..<3 {
                 try step()
                 try stream.submit()
