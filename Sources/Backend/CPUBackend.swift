@@ -312,4 +312,38 @@ public final class CPUBackend: Backend {
             }
         }
     }
+
+    public func softmaxHead(_ values: Tensor, rows: Int, length: Int, inverseTemperatures: Tensor, maxWindow: Int, capacity: Int,
+                            output: Tensor) throws {
+        try OpCheck.softmaxHead(values, rows: rows, length: length, inverseTemperatures: inverseTemperatures, maxWindow: maxWindow,
+                                capacity: capacity, output: output, backend: self)
+        let v = f(values), c = f(inverseTemperatures), o = u(output), stride = SoftmaxHead.words(capacity: capacity)
+        for r in 0..<rows {
+            let row = (0..<length).map { v[r * length + $0] }
+            let real = row.filter { !$0.isNaN && $0 != -.infinity }
+            let m = real.max() ?? -.infinity
+            // In Double, so the twin is the sum as it should be, not as one order rounds it.
+            let s = real.reduce(0.0) { $0 + exp(Double($1 - m) * Double(c[r])) }
+            // Each entry's whole nats from the maximum, by the kernel's f32 expression, so both
+            // put it in the same nat; then the widest window that fits the capacity.
+            let nats = m == -.infinity ? [] : row.indices.compactMap { i -> (index: Int, nat: Int)? in
+                let d = (m - row[i]) * c[r]
+                return d < Float(maxWindow) ? (i, Int(d)) : nil
+            }
+            var perNat = [Int](repeating: 0, count: maxWindow)
+            for e in nats { perNat[e.nat] += 1 }
+            var window = 0, count = 0
+            while window < maxWindow, count + perNat[window] <= capacity {
+                count += perNat[window]
+                window += 1
+            }
+            let head = window == 0 ? [] : nats.filter { $0.nat < window }.map(\.index)
+            let base = r * stride
+            (o[base], o[base + 1], o[base + 2], o[base + 3]) = (m.bitPattern, Float(s).bitPattern, UInt32(window == 0 ? perNat[0] : count), UInt32(window))
+            for (slot, i) in head.enumerated() {
+                o[base + 4 + 2 * slot] = row[i].bitPattern
+                o[base + 5 + 2 * slot] = UInt32(i)
+            }
+        }
+    }
 }

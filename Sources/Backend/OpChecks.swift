@@ -119,4 +119,15 @@ enum OpCheck {
         try tensor(outV, "output values", of: "topK", types: [.f32], atLeast: rows * k, backend: backend)
         try tensor(outI, "output indices", of: "topK", types: [.u32], atLeast: rows * k, backend: backend)
     }
+
+    static func softmaxHead(_ v: Tensor, rows: Int, length: Int, inverseTemperatures t: Tensor, maxWindow: Int, capacity: Int,
+                            output: Tensor, backend: AnyObject) throws {
+        try positive([("rows", rows), ("length", length), ("capacity", capacity), ("maxWindow", maxWindow)], of: "softmaxHead")
+        guard maxWindow <= SoftmaxHead.maxWindow else {
+            throw BackendError("softmaxHead: a window of \(maxWindow) nats exceeds \(SoftmaxHead.maxWindow)")
+        }
+        try tensor(v, "values", of: "softmaxHead", types: [.f32], atLeast: rows * length, backend: backend)
+        try tensor(t, "inverse temperatures", of: "softmaxHead", types: [.f32], atLeast: rows, backend: backend)
+        try tensor(output, "output", of: "softmaxHead", types: [.u32], atLeast: rows * SoftmaxHead.words(capacity: capacity), backend: backend)
+    }
 }

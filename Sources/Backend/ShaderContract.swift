@@ -155,6 +155,14 @@ struct TopKPush: PushConstants {
     var hasIdx: UInt32
 }
 
+/// softmax_head.comp.
+struct SoftmaxHeadPush: PushConstants {
+    var L: UInt32
+    var R: UInt32
+    var cap: UInt32
+    var bins: UInt32
+}
+
 /// Each kernel's SPIR-V with the push struct the host gives it (for the contract tests).
 enum PushContracts {
     static var all: [(kernel: String, spirv: [UInt32], push: any PushConstants)] {
@@ -175,6 +183,7 @@ enum PushContracts {
             ("add", SPIRV.add, AddPush(W: 0, R: 0, hasB: 0, steer: 0)),
             ("topk", SPIRV.topk, TopKPush(L: 0, R: 0, k: 0, ldv: 0, nChunks: 0, hasIdx: 0)),
             ("topk_gpu", SPIRV.topk_gpu, TopKPush(L: 0, R: 0, k: 0, ldv: 0, nChunks: 0, hasIdx: 0)),
+            ("softmax_head", SPIRV.softmax_head, SoftmaxHeadPush(L: 0, R: 0, cap: 0, bins: 0)),
         ]
     }
 }

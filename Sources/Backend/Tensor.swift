@@ -149,6 +149,9 @@ public protocol Backend: AnyObject {
     var profileLabel: String { get set }
 
     func makeTensor(_ type: ElementType, count: Int) throws -> Tensor
+    /// A tensor for a small result the host reads every step (a sampler's top-k), placed where
+    /// the host reads it cheapest; ops treat it as any other.
+    func makeReadbackTensor(_ type: ElementType, count: Int) throws -> Tensor
     /// Writes raw bytes (already in `t.type`) to the start of `t`.
     func write(_ t: Tensor, bytes: UnsafeRawBufferPointer) throws
     /// Reads `t`'s bytes; waits for pending work first.
@@ -183,6 +186,13 @@ public protocol Backend: AnyObject {
     func add(_ a: Tensor, _ b: Tensor?, output: Tensor, rows: Int, width: Int, steering: Steering?) throws
     /// The `k` largest entries of each row (value desc, index asc), NaN ranked lowest.
     func topK(_ values: Tensor, rows: Int, length: Int, k: Int, outValues: Tensor, outIndices: Tensor) throws
+    /// Each row's softmax head at temperature 1 / c, c = `inverseTemperatures[r]` > 0: its
+    /// largest non-NaN entry M, the normaliser S = Σ exp((x − M) · c) over the non-NaN entries,
+    /// and the entries whose distance d = (M − x) · c has ⌊d⌋ < W, for the widest window W ≤
+    /// `maxWindow` nats that holds at most `capacity` entries; written as `SoftmaxHead` reads
+    /// them (u32 `output`, `SoftmaxHead.words(capacity:)` a row).
+    func softmaxHead(_ values: Tensor, rows: Int, length: Int, inverseTemperatures: Tensor, maxWindow: Int, capacity: Int,
+                     output: Tensor) throws
 
     // Reuse of recorded work: a decode step is the same ops on the same tensors token after
     // token (only the contents of its inputs change), so a backend that records ops can keep the
@@ -203,6 +213,9 @@ public protocol Backend: AnyObject {
 public protocol ReusableOps: AnyObject {}
 
 public extension Backend {
+    /// Where all memory is the host's, any tensor will do.
+    func makeReadbackTensor(_ type: ElementType, count: Int) throws -> Tensor { try makeTensor(type, count: count) }
+
     /// A backend that runs ops at once (the CPU reference) keeps nothing.
     func beginReusableOps() throws -> Bool { false }
     func endReusableOps() throws -> ReusableOps? { nil }

@@ -101,6 +101,14 @@ public final class VulkanBackend: Backend {
         return Tensor(type: type, count: count, storage: alloc, backend: self)
     }
 
+    /// In the host's cached memory (a discrete GPU writes it across the bus, the host reads it
+    /// without a GPU copy and its wait).
+    public func makeReadbackTensor(_ type: ElementType, count: Int) throws -> Tensor {
+        guard count > 0 else { throw BackendError("tensor of \(count) elements") }
+        let alloc = try device.allocate((type.byteCount(count) + 15) & ~15, readback: true)
+        return Tensor(type: type, count: count, storage: alloc, backend: self)
+    }
+
     public func slice(_ t: Tensor) -> BufferSlice { (t.storage as! DeviceAllocation).slice }
 
     public func write(_ t: Tensor, bytes: UnsafeRawBufferPointer) throws {
@@ -587,6 +595,18 @@ public final class VulkanBackend: Backend {
             (inV, inI, len, hasIdx) = (outV, outI, chunks * k, 1)
             pass += 1
         }
+    }
+
+    public func softmaxHead(_ values: Tensor, rows: Int, length: Int, inverseTemperatures: Tensor, maxWindow: Int, capacity: Int,
+                            output: Tensor) throws {
+        try OpCheck.softmaxHead(values, rows: rows, length: length, inverseTemperatures: inverseTemperatures, maxWindow: maxWindow,
+                                capacity: capacity, output: output, backend: self)
+        // One workgroup per row reads it three times (the second and third from cache); shared
+        // by both families: a reduction, a histogram and a filter, with no rounds of barriers.
+        let kern = try kernel("softmax_head", SPIRV.softmax_head, [.read, .read, .write], push: SoftmaxHeadPush.self, workgroup: 256)
+        let push = SoftmaxHeadPush(L: UInt32(length), R: UInt32(rows), cap: UInt32(capacity), bins: UInt32(maxWindow))
+        try dispatch(kern, [slice(values), slice(inverseTemperatures), slice(output)], push, rowGrid(rows),
+                     bytes: 4 * rows * (3 * length + 1 + SoftmaxHead.words(capacity: capacity)), flops: 4 * rows * length)
     }
 }
 

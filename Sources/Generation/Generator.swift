@@ -47,6 +47,13 @@ public final class Generator {
     let scratch: ForwardScratchHandle
     private var topValues: Tensor?
     private var topIndices: Tensor?
+    private var inverseTemperatures: Tensor?
+    private var softmaxHeads: Tensor?
+    private var writtenInverseTemperatures: [Float] = []
+    /// Rows sampled over the whole vocabulary: from the device's softmax head alone, and those
+    /// whose logits had to come back (`pick`).
+    public private(set) var wideRowsFromHead = 0
+    public private(set) var wideRowsReadBack = 0
 
     public init(model: LanguageModel) {
         self.model = model
@@ -97,42 +104,93 @@ public final class Generator {
         return results.map { $0! }
     }
 
-    /// The next token of each sequence (`states[i]` draws from logit row `rowOf[i]`): argmax on
-    /// the device when every row is greedy, the device's top-k when every row limits k ≤ 64,
-    /// else the full rows read back.
+    /// Rows sampled over the whole vocabulary draw from their softmax head: at most 256 tokens,
+    /// all those within the widest whole number of nats (≤ 16) of the likeliest that fits.
+    public static let headWindow = 16, headCapacity = 256
+
+    /// The next token of each sequence (`states[i]` draws from logit row `rowOf[i]`), from what
+    /// the device reduced the rows to. Greedy rows and rows limiting k ≤ 64: the device's top-k.
+    /// Rows sampled over the whole vocabulary (top-k 0, as ROAST's rollouts are): the device's
+    /// softmax head (`softmaxHead`), which gives the very token the whole row would whenever
+    /// the draw and the top-p nucleus fall inside it; only the other rows come back whole
+    /// (`wideRowsReadBack`). A row limiting k above 64 reads every row back.
     func pick(_ logits: Tensor, rows: Int, rowOf: [Int], states: [SequenceState], update: (Int, SequenceState) -> Void) throws -> [Int] {
         let b = model.backend, vocab = model.config.vocabSize
         let params = states.map(\.request.sampling)
         let maxK = 64
-        if params.allSatisfy({ $0.isGreedy || (1...maxK).contains($0.topK) }) {
-            let k = params.map { $0.isGreedy ? 1 : $0.topK }.max()!
-            if topValues == nil || topValues!.count < rows * k {
-                topValues = try b.makeTensor(.f32, count: max(rows * k, 64 * 8))
-                topIndices = try b.makeTensor(.u32, count: max(rows * k, 64 * 8))
-            }
-            b.profileLabel = "sampling"
-            defer { b.profileLabel = "" }
-            try b.topK(logits, rows: rows, length: vocab, k: k, outValues: topValues!, outIndices: topIndices!)
-            let values = try b.readFloats(topValues!), indices = try b.readUInts(topIndices!)
-            return try states.indices.map { i in
-                let r = rowOf[i]
-                let cands = (0..<k).map { (logit: values[r * k + $0], id: Int(indices[r * k + $0])) }.filter { $0.id < vocab }
+        guard params.allSatisfy({ $0.isGreedy || $0.topK <= maxK }) else {
+            let all = try b.readFloats(logits)
+            return states.indices.map { i in
                 var s = states[i]
-                let id = Sampler.sample(cands, params[i], rng: &s.rng)
+                let id = Sampler.sample(row(all, rowOf[i], vocab), params[i], rng: &s.rng)
                 update(i, s)
-                guard id < vocab else { throw GenerationError("sampling produced id \(id) outside the vocabulary") }
                 return id
             }
         }
-        let all = try b.readFloats(logits)
-        return states.indices.map { i in
-            let r = rowOf[i]
-            let cands = (0..<vocab).map { (logit: all[r * vocab + $0], id: $0) }
-            var s = states[i]
-            let id = Sampler.sample(cands, params[i], rng: &s.rng)
-            update(i, s)
-            return id
+        let wide = Set(params.indices.filter { !params[$0].isGreedy && params[$0].topK == 0 })
+        let k = params.indices.filter { !wide.contains($0) }.map { params[$0].isGreedy ? 1 : params[$0].topK }.max()
+        b.profileLabel = "sampling"
+        defer { b.profileLabel = "" }
+        if let k {
+            if topValues == nil || topValues!.count < rows * k {
+                topValues = try b.makeReadbackTensor(.f32, count: max(rows * k, 64 * 8))
+                topIndices = try b.makeReadbackTensor(.u32, count: max(rows * k, 64 * 8))
+            }
+            try b.topK(logits, rows: rows, length: vocab, k: k, outValues: topValues!, outIndices: topIndices!)
         }
+        let capacity = Self.headCapacity
+        if !wide.isEmpty {
+            if inverseTemperatures == nil || inverseTemperatures!.count < rows {
+                writtenInverseTemperatures = []
+                inverseTemperatures = try b.makeTensor(.f32, count: max(rows, 64))
+                softmaxHeads = try b.makeReadbackTensor(.u32, count: max(rows, 64) * SoftmaxHead.words(capacity: capacity))
+            }
+            var inverse = [Float](repeating: 1, count: rows)
+            for i in wide { inverse[rowOf[i]] = 1 / params[i].temperature }
+            // A write waits for the step's pending work first; rollouts keep their temperatures.
+            if inverse != writtenInverseTemperatures {
+                try b.write(inverseTemperatures!, floats: inverse)
+                writtenInverseTemperatures = inverse
+            }
+            try b.softmaxHead(logits, rows: rows, length: vocab, inverseTemperatures: inverseTemperatures!, maxWindow: Self.headWindow,
+                              capacity: capacity, output: softmaxHeads!)
+        }
+        let values = k == nil ? [] : try b.readFloats(topValues!), indices = k == nil ? [] : try b.readUInts(topIndices!)
+        let heads = wide.isEmpty ? [] : SoftmaxHead.decode(try b.readUInts(softmaxHeads!), rows: rows, capacity: capacity)
+        var all: [Float]?  // the rows, read once if some row needs more than its head
+        func fullRow(_ r: Int) throws -> [Sampler.Candidate] {
+            if all == nil { all = try b.readFloats(logits) }
+            return row(all!, r, vocab)
+        }
+        return try states.indices.map { i in
+            let r = rowOf[i]
+            var s = states[i]
+            defer { update(i, s) }
+            guard wide.contains(i) else {
+                let top = (0..<k!).map { (logit: values[r * k! + $0], id: Int(indices[r * k! + $0])) }.filter { $0.id < vocab }
+                let id = Sampler.sample(top, params[i], rng: &s.rng)
+                guard id < vocab else { throw GenerationError("sampling produced id \(id) outside the vocabulary") }
+                return id
+            }
+            let head = heads[r]
+            // A finite maximum means a non-NaN entry, so the whole row's sampler would draw too.
+            guard head.rowMax.isFinite, head.isComplete else {
+                wideRowsReadBack += 1
+                return Sampler.sample(try fullRow(r), params[i], rng: &s.rng)
+            }
+            let u = Sampler.unit(&s.rng)
+            if let id = Sampler.sampleHead(head.entries.map { (logit: $0.value, id: $0.index) }, rowMax: head.rowMax,
+                                           normaliser: head.normaliser, params[i], u: u) {
+                wideRowsFromHead += 1
+                return id
+            }
+            wideRowsReadBack += 1
+            return Sampler.sample(try fullRow(r), params[i], u: u)
+        }
+    }
+
+    private func row(_ all: [Float], _ r: Int, _ vocab: Int) -> [Sampler.Candidate] {
+        (0..<vocab).map { (logit: all[r * vocab + $0], id: $0) }
     }
 }
 

@@ -35,11 +35,64 @@ public struct GenerationError: Error, CustomStringConvertible, Equatable {
 /// Picks a token from candidates (logit, id): temperature, then top-k, then top-p, then a draw.
 /// Candidates may be a full row or the device's top-k of it; ties break by lower id.
 public enum Sampler {
-    public static func sample(_ candidates: [(logit: Float, id: Int)], _ p: SamplingParameters, rng: inout SplitMix64) -> Int {
-        var sorted = candidates.filter { !$0.logit.isNaN }
-            .sorted { $0.logit != $1.logit ? $0.logit > $1.logit : $0.id < $1.id }
+    public typealias Candidate = (logit: Float, id: Int)
+
+    public static func sample(_ candidates: [Candidate], _ p: SamplingParameters, rng: inout SplitMix64) -> Int {
+        let sorted = ranked(candidates)
         guard !sorted.isEmpty else { return candidates.first?.id ?? 0 }
         if p.isGreedy { return sorted[0].id }
+        return draw(sorted, p, u: unit(&rng))
+    }
+
+    /// `sample` with its draw `u` ∈ [0, 1) already made (for a row that has a non-NaN entry).
+    public static func sample(_ candidates: [Candidate], _ p: SamplingParameters, u: Double) -> Int {
+        let sorted = ranked(candidates)
+        guard !sorted.isEmpty else { return candidates.first?.id ?? 0 }
+        return p.isGreedy ? sorted[0].id : draw(sorted, p, u: u)
+    }
+
+    /// The token `sample(row, p, u:)` picks, found from the row's head alone: `head` is a
+    /// prefix of the row's ranking (value desc, id asc; `Backend.softmaxHead`'s entries are),
+    /// `rowMax` and `normaliser` the row's largest entry M and Σ exp((x − M) / T) at p's
+    /// temperature. Nil when the token may lie beyond the head (the draw or the top-p nucleus
+    /// reaches past it): then the caller reads the whole row. For rows sampled over the whole
+    /// vocabulary (top-k 0).
+    public static func sampleHead(_ head: [Candidate], rowMax: Float, normaliser: Float, _ p: SamplingParameters, u: Double) -> Int? {
+        guard !p.isGreedy, p.topK == 0, let first = head.first, rowMax.isFinite, first.logit == rowMax,
+              normaliser.isFinite, normaliser > 0 else { return nil }
+        let total = Double(normaliser)
+        let probs = head.map { Double(exp(($0.logit - rowMax) / p.temperature)) / total }
+        var keep = probs.count
+        if p.topP < 1 {
+            var mass = 0.0
+            keep = 0
+            while keep < probs.count, mass < Double(p.topP) {
+                mass += probs[keep]
+                keep += 1
+            }
+            if mass < Double(p.topP) { return nil }
+        }
+        // The whole row's probabilities sum to 1; a nucleus, to its own mass.
+        let sum = p.topP < 1 ? probs.prefix(keep).reduce(0, +) : 1
+        var target = u * sum
+        for i in 0..<keep {
+            target -= probs[i]
+            if target < 0 { return head[i].id }
+        }
+        return nil
+    }
+
+    /// One uniform draw in [0, 1) from 53 bits.
+    public static func unit(_ rng: inout SplitMix64) -> Double { Double(rng.next() >> 11) / Double(1 << 53) }
+
+    /// Non-NaN candidates, value desc, id asc.
+    static func ranked(_ candidates: [Candidate]) -> [Candidate] {
+        candidates.filter { !$0.logit.isNaN }.sorted { $0.logit != $1.logit ? $0.logit > $1.logit : $0.id < $1.id }
+    }
+
+    /// The token `u` picks among ranked candidates (at least one) under temperature, top-k, top-p.
+    static func draw(_ ranked: [Candidate], _ p: SamplingParameters, u: Double) -> Int {
+        var sorted = ranked
         if p.topK > 0 { sorted = Array(sorted.prefix(p.topK)) }
         let maxLogit = sorted[0].logit
         var probs = sorted.map { Double(exp(($0.logit - maxLogit) / p.temperature)) }
@@ -55,10 +108,10 @@ public enum Sampler {
             probs = Array(probs.prefix(keep))
         }
         let sum = probs.reduce(0, +)
-        var u = Double(rng.next() >> 11) / Double(1 << 53) * sum
+        var target = u * sum
         for (i, q) in probs.enumerated() {
-            u -= q
-            if u < 0 { return sorted[i].id }
+            target -= q
+            if target < 0 { return sorted[i].id }
         }
         return sorted[probs.count - 1].id
     }

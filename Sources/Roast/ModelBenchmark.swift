@@ -22,6 +22,8 @@ public struct ModelBenchmarkResult: Codable, Sendable {
     /// Decode at batch 1 with a random vector injected at 5 layers (α 0.2), per site: the cost
     /// of steering relative to `decodeTokensPerSecondBatch1` (best of the same 3 rounds).
     public var steered: [SteeredRate]
+    /// Decode at the first batch size sampled as ROAST's rollouts are: what sampling costs.
+    public var sampled: SampledRate?
     public var peakHostMiB: Double
     public var deviceMiB: Double?
 }
@@ -39,6 +41,20 @@ public struct HostShare: Codable, Sendable {
 public struct BatchedRate: Codable, Sendable {
     public var batch: Int
     public var tokensPerSecond: Double
+}
+
+/// Decode with `SamplingParameters(temperature:topP:)` over the whole vocabulary (top-k 0),
+/// tokens per second summed over the batch; the prompts are short English requests where the
+/// model has a tokenizer (random ids flatten a model's distributions), else random ids.
+public struct SampledRate: Codable, Sendable {
+    public var batch: Int
+    public var temperature: Float
+    public var topP: Float
+    public var tokensPerSecond: Double
+    public var host: HostShare?
+    /// Of the sampled rows, the share whose logits came back because the draw or the top-p
+    /// nucleus reached past the row's softmax head (the rest were sampled from the head alone).
+    public var rowsReadBack: Double
 }
 
 public struct SteeredRate: Codable, Sendable {
@@ -102,13 +118,32 @@ public enum ModelBenchmark {
             batched.append(BatchedRate(batch: batch, tokensPerSecond: try decodeRate(gen, prompts: prompts, tokens: decodeTokens)))
         }
 
+        var sampled: SampledRate?
+        if let batch = batches.first {
+            let rollouts = RolloutSettings()
+            let params = SamplingParameters(temperature: rollouts.temperature, topP: rollouts.topP)
+            progress("decode of \(decodeTokens) tokens at batch \(batch), sampled at temperature \(params.temperature), top-p \(params.topP)")
+            // Text where the model has a tokenizer: a sampler's work depends on how peaked the
+            // model's next-token distributions are, and random ids flatten them.
+            let text = ["Write a short story about a robot who learns to paint.", "What is 17 times 23? Think step by step.",
+                        "Explain why the sky is blue in two sentences.", "List three uses of a paperclip."]
+            let prompts = (0..<batch).map { i in
+                model.tokenizer.map { $0.encode(text[i % text.count], addSpecialTokens: true) } ?? prompt(8 + Int.random(in: 0..<24, using: &rng))
+            }
+            let (head, back) = (gen.wideRowsFromHead, gen.wideRowsReadBack)
+            let run = try decode(gen, prompts: prompts, tokens: decodeTokens, sampling: params)
+            let (fromHead, readBack) = (gen.wideRowsFromHead - head, gen.wideRowsReadBack - back)
+            sampled = SampledRate(batch: batch, temperature: params.temperature, topP: params.topP, tokensPerSecond: run.rate, host: run.host,
+                                  rowsReadBack: Double(readBack) / Double(max(fromHead + readBack, 1)))
+        }
+
         let device = (model.backend as? VulkanBackend)?.device
         return ModelBenchmarkResult(
             model: URL(fileURLWithPath: model.path).lastPathComponent, backend: model.backend.name,
             device: device.map { "\($0.info.name), \((model.backend as! VulkanBackend).kernelsDescription)" } ?? "host CPU (Swift reference)", weightMiB: Double(model.weightBytes) / 1048576,
             prefillTokens: promptTokens, prefillTokensPerSecond: Double(promptTokens) / prefill,
             decodeTokens: decodeTokens, decodeTokensPerSecondBatch1: single, decodeHostBatch1: singleHost, batched: batched, steered: steered,
-            peakHostMiB: peakResidentMiB(), deviceMiB: device.map { Double($0.allocatedBytes) / 1048576 })
+            sampled: sampled, peakHostMiB: peakResidentMiB(), deviceMiB: device.map { Double($0.allocatedBytes) / 1048576 })
     }
 
     /// Tokens per second after the first token (the prefill is excluded).
@@ -117,14 +152,14 @@ public enum ModelBenchmark {
     }
 
     /// Tokens per second after the first token, and on Vulkan the host's share over the same span.
-    static func decode(_ gen: Generator, prompts: [[Int]], tokens: Int,
-                       steering: SteeringInjector? = nil) throws -> (rate: Double, host: HostShare?) {
+    static func decode(_ gen: Generator, prompts: [[Int]], tokens: Int, steering: SteeringInjector? = nil,
+                       sampling: SamplingParameters = .greedy) throws -> (rate: Double, host: HostShare?) {
         let stream = (gen.model.backend as? VulkanBackend)?.stream
         func counters() -> (wall: Double, wait: Double, record: Double, dispatches: Int, replays: Int) {
             (now(), stream?.waitSeconds ?? 0, stream?.recordSeconds ?? 0, stream?.dispatchCount ?? 0, stream?.replays ?? 0)
         }
         var first: (wall: Double, wait: Double, record: Double, dispatches: Int, replays: Int)?, last = counters(), count = 0
-        let requests = prompts.map { GenerationRequest(promptIDs: $0, maxTokens: tokens, stopAtEOS: false) }
+        let requests = prompts.map { GenerationRequest(promptIDs: $0, maxTokens: tokens, sampling: sampling, stopAtEOS: false) }
         _ = try gen.generate(requests, steering: steering?.provider, onToken: { _, _, _ in
             let c = counters()
             if first == nil { first = c } else { count += 1 }

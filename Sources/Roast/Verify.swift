@@ -344,6 +344,21 @@ public struct KernelVerifier {
         for i in stride(from: 9, to: 9000, by: 13) { ties[9000 + i] = .nan }
         for i in 18_000..<27_000 where i % 200 != 0 { ties[i] = -.infinity }
         list.append(("topk", { try self.topK(values: ties, rows: 3, length: 9000, k: 64) }))
+        // A sampler's softmax head over logit rows shaped like a model's (a few dozen tokens far
+        // above the rest, some tied) at several temperatures; row 3 has NaN and −inf among its
+        // entries, row 4 only NaN and −inf (M = −inf, S = 0, no head), row 5 is flat (its head
+        // overflows the capacity in its first nat). At temperature 2 the spikes and the noise
+        // are within 16 nats, so the head is cut to fewer nats to fit.
+        var logits = rng.floats(6 * 49_152, scale: 3)
+        for r in 0..<5 {
+            for _ in 0..<40 { logits[r * 49_152 + Int.random(in: 0..<49_152, using: &rng)] = (10 + 15 * Float.random(in: 0..<1, using: &rng)).rounded() }
+        }
+        for i in stride(from: 3 * 49_152, to: 4 * 49_152, by: 7) { logits[i] = i % 2 == 0 ? .nan : -.infinity }
+        for i in 4 * 49_152..<5 * 49_152 { logits[i] = i % 3 == 0 ? .nan : -.infinity }
+        list.append(("softmax_head", { try self.softmaxHead(values: logits, rows: 6, length: 49_152, inverseTemperatures: [1, 1.25, 0.5, 2, 1, 1]) }))
+        var wide = rng.floats(2 * 151_936, scale: 3)
+        for _ in 0..<60 { wide[Int.random(in: 0..<wide.count, using: &rng)] = 12 + 10 * Float.random(in: 0..<1, using: &rng) }
+        list.append(("softmax_head", { try self.softmaxHead(values: wide, rows: 2, length: 151_936, inverseTemperatures: [1 / 0.8, 1 / 0.7]) }))
         return list
     }
 
@@ -553,5 +568,29 @@ public struct KernelVerifier {
             r.note = "\(mismatches) of \(rows * k) indices differ"
         }
         return [r]
+    }
+
+    /// M, the head's count, width and entries must be the reference's exactly (a maximum, the
+    /// f32 distances and the counts round nothing differently); S row by row as a sum.
+    func softmaxHead(values: [Float], rows: Int, length: Int, inverseTemperatures: [Float], maxWindow: Int = 16, capacity: Int = 64)
+        throws -> [VerifyResult] {
+        let vp = try pair(values), tp = try pair(inverseTemperatures), out = try output(rows * SoftmaxHead.words(capacity: capacity), .u32)
+        try device.softmaxHead(vp.dev, rows: rows, length: length, inverseTemperatures: tp.dev, maxWindow: maxWindow, capacity: capacity, output: out.dev)
+        try reference.softmaxHead(vp.ref, rows: rows, length: length, inverseTemperatures: tp.ref, maxWindow: maxWindow, capacity: capacity,
+                                  output: out.ref)
+        let dev = SoftmaxHead.decode(try device.readUInts(out.dev), rows: rows, capacity: capacity)
+        let ref = SoftmaxHead.decode(try reference.readUInts(out.ref), rows: rows, capacity: capacity)
+        let differ = (0..<rows).filter {
+            dev[$0].rowMax.bitPattern != ref[$0].rowMax.bitPattern || dev[$0].count != ref[$0].count
+                || dev[$0].window != ref[$0].window || dev[$0].entries != ref[$0].entries
+        }
+        // Row by row (the worst row), so a small row's sum cannot hide behind a large one's.
+        let perRow = (0..<rows).map { compare([dev[$0].normaliser], [ref[$0].normaliser]) }
+        let nmse = perRow.map(\.nmse).max()!, maxAbs = perRow.map(\.maxAbs).max()!
+        let counts = ref.map { "\($0.count)/\($0.window)" }.joined(separator: ",")
+        return [VerifyResult(kernel: "softmax_head", format: "f32", shape: "rows=\(rows) length=\(length) heads/nats=\(counts)", nmse: nmse,
+                             max_abs_err: maxAbs, limit: Self.elementwiseLimit, pass: nmse <= Self.elementwiseLimit && differ.isEmpty,
+                             note: differ.isEmpty ? nil : "maximum, head count or head entries differ in rows \(differ)",
+                             family: (device as? VulkanBackend)?.family.rawValue)]
     }
 }

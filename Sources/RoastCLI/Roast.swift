@@ -169,7 +169,9 @@ struct Bench: ParsableCommand {
         Without --model: 2,000 tiny dispatches recorded into one command buffer, with and without barriers. \
         With --model: prefill tokens/s for a --prompt-tokens prompt, greedy decode tokens/s at batch 1, the summed \
         throughput at each --batch size, the steering overhead (decode at batch 1 with a random vector at 5 layers, \
-        α 0.2, at the act and the residual site), peak host memory and device memory. Figures go in \
+        α 0.2, at the act and the residual site), decode at the first --batch size sampled as ROAST's rollouts are \
+        (temperature 0.8, top-p 0.9, the whole vocabulary) with the share of rows whose logits came back, peak \
+        host memory and device memory. Figures go in \
         docs/PERFORMANCE.md.
         """)
 
@@ -207,6 +209,12 @@ struct Bench: ParsableCommand {
                 ["decode, batch 1, steered at \($0.layers) layers (\($0.site))",
                  String(format: "%.2f tok/s (overhead %+.1f%%)", $0.tokensPerSecond, 100 * $0.overhead)
                     + ($0.host.map { String(format: ", host %.3f ms/token", $0.busyMillisecondsPerToken) } ?? "")]
+            }
+            if let s = r.sampled {
+                rows.append(["decode, batch \(s.batch), sampled (temperature \(s.temperature), top-p \(s.topP)), summed",
+                             String(format: "%.2f tok/s", s.tokensPerSecond)
+                                + (s.host.map { String(format: ", host %.3f ms/token", $0.busyMillisecondsPerToken) } ?? "")])
+                rows.append(["  rows whose logits came back (draw beyond the softmax head)", String(format: "%.1f %%", 100 * s.rowsReadBack)])
             }
             rows.append(["peak host memory (VmHWM)", String(format: "%.0f MiB", r.peakHostMiB)])
             rows.append(["device memory allocated", r.deviceMiB.map { String(format: "%.0f MiB", $0) } ?? "-"])

@@ -12,6 +12,8 @@ final class MemoryArena {
     /// Mapped, and read by the CPU through its caches (lavapipe, most integrated GPUs); a
     /// discrete GPU's mapped device-local memory is not: reads cross PCIe uncached.
     let cachedReads: Bool
+    /// In the host's cached memory on purpose (`VulkanDevice.allocate(_:readback:)`).
+    var readback = false
     private var free: [(offset: Int, size: Int)]
 
     init(device: VulkanDevice, size: Int, memoryType: UInt32, hostVisible: Bool,
@@ -168,17 +170,36 @@ extension VulkanDevice {
     public var allocatedBytes: Int {
         lock.lock()
         defer { lock.unlock() }
-        return arenas.map(\.size).reduce(0, +)
+        return (arenas + readbackArenas).map(\.size).reduce(0, +)
     }
+
+    static let readbackArenaBytes = 4 << 20
 
     /// Allocates `bytes` of device memory (host-mapped where the device allows it).
     /// The size is rounded up to whole 16-byte quads, so that any allocation can be bound as a
     /// texel buffer of uvec4 / vec4.
-    public func allocate(_ bytes: Int) throws -> DeviceAllocation {
+    /// `readback`: in the host's cached memory instead, where the device has such a type, for
+    /// small results the host reads every step (a sampler's top-k): kernels write them across
+    /// the bus as they finish, and the host reads them with a copy of its own, where device
+    /// memory would need a GPU copy, a submit and a wait, or slow uncached reads.
+    public func allocate(_ bytes: Int, readback: Bool = false) throws -> DeviceAllocation {
         let bytes = (max(bytes, 4) + 15) & ~15
         let alignment = max(limits.minStorageBufferOffsetAlignment, 16)
         lock.lock()
         defer { lock.unlock() }
+        if readback, let type = memoryTypes.readbackType {
+            for arena in readbackArenas {
+                if let off = arena.allocate(bytes, alignment: alignment) {
+                    return DeviceAllocation(device: self, arena: arena, offset: off, size: bytes)
+                }
+            }
+            let arena = try MemoryArena(device: self, size: max(Self.readbackArenaBytes, (bytes + alignment + 0xFFFF) & ~0xFFFF),
+                                        memoryType: type, hostVisible: true)
+            arena.readback = true
+            readbackArenas.append(arena)
+            let off = arena.allocate(bytes, alignment: alignment)!
+            return DeviceAllocation(device: self, arena: arena, offset: off, size: bytes)
+        }
         for arena in arenas {
             if let off = arena.allocate(bytes, alignment: alignment) {
                 return DeviceAllocation(device: self, arena: arena, offset: off, size: bytes)
@@ -221,7 +242,8 @@ extension VulkanDevice {
         precondition(bytes.count <= slice.size, "read of \(bytes.count) bytes from a \(slice.size)-byte slice")
         if bytes.isEmpty { return }
         let arena = slice.allocation.arena
-        if let base = arena.mapped, (arena.cachedReads && !uncachedReadsForTesting) || bytes.count <= Self.uncachedDirectReadBytes {
+        if let base = arena.mapped,
+           arena.readback || (arena.cachedReads && !uncachedReadsForTesting) || bytes.count <= Self.uncachedDirectReadBytes {
             bytes.baseAddress!.copyMemory(from: base + slice.absoluteOffset, byteCount: bytes.count)
             return
         }

@@ -15,6 +15,8 @@ public final class VulkanDevice: @unchecked Sendable {
     let memoryTypes: MemoryTypes
     let lock = NSLock()
     var arenas: [MemoryArena] = []
+    /// Arenas in the host's cached memory, for results the host reads every step (`allocate(_:readback:)`).
+    var readbackArenas: [MemoryArena] = []
     var kernels: [KernelKey: Kernel] = [:]
     /// Views for texel-buffer bindings, by (arena, offset, size, format). Arenas live as long as the
     /// device, so a view stays valid whatever is later allocated in its range.
@@ -133,7 +135,7 @@ public final class VulkanDevice: @unchecked Sendable {
         for v in texelViews.values { fns.destroyBufferView(handle, v, nil) }
         stagingBuffer?.destroy(fns, handle)
         readbackBuffer?.destroy(fns, handle)
-        for a in arenas { a.destroy(fns, handle) }
+        for a in arenas + readbackArenas { a.destroy(fns, handle) }
         fns.destroyDevice(handle, nil)
     }
 

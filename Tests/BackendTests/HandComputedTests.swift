@@ -223,6 +223,42 @@ final class HandComputedTests: XCTestCase {
         }
     }
 
+    /// Row [0, ln 2, NaN, −inf] at temperature 1: M = ln 2, S = e^(−ln 2) + 1 = 1.5, and both
+    /// real entries in the first nat ((ln 2 − 0) · 1 ≈ 0.69); at temperature ½: S = e^(−2 ln 2) +
+    /// 1 = 1.25, and 0 in the second nat (≈ 1.39). A row of NaN and −inf only: (−inf, 0), no head.
+    func testSoftmaxHeadByHand() throws {
+        for b in try backends {
+            let row: [Float] = [0, log(2), .nan, -.infinity]
+            let values = try b.makeTensor(floats: row + row + [.nan, -.infinity, .nan, -.infinity])
+            let temperatures = try b.makeTensor(floats: [1, 2, 1])
+            let out = try b.makeTensor(.u32, count: 3 * SoftmaxHead.words(capacity: 2))
+            try b.softmaxHead(values, rows: 3, length: 4, inverseTemperatures: temperatures, maxWindow: 4, capacity: 2, output: out)
+            var h = SoftmaxHead.decode(try b.readUInts(out), rows: 3, capacity: 2)
+            assertClose([h[0].rowMax, h[1].rowMax, h[0].normaliser, h[1].normaliser], [log(2), log(2), 1.5, 1.25], "\(b.name) stats")
+            XCTAssertEqual(h.map(\.count), [2, 2, 0], b.name)
+            XCTAssertEqual(h.map(\.window), [4, 4, 4], b.name)
+            XCTAssertEqual(h[1].entries.map(\.index), [1, 0], "\(b.name) ranked")
+            XCTAssertEqual([h[2].rowMax, h[2].normaliser], [-.infinity, 0], "\(b.name) a row with no real entry")
+            // Room for one entry: row 0's first nat holds two (no head, its count says why);
+            // row 1's head narrows to its first nat.
+            let small = try b.makeTensor(.u32, count: 2 * SoftmaxHead.words(capacity: 1))
+            try b.softmaxHead(values, rows: 2, length: 4, inverseTemperatures: temperatures, maxWindow: 4, capacity: 1, output: small)
+            h = SoftmaxHead.decode(try b.readUInts(small), rows: 2, capacity: 1)
+            XCTAssertEqual(h.map(\.count), [2, 1], b.name)
+            XCTAssertEqual(h.map(\.window), [0, 1], b.name)
+            XCTAssertEqual(h.map(\.isComplete), [false, true], b.name)
+            XCTAssertEqual(h[1].entries, [SoftmaxHead.Entry(value: log(2), index: 1)], b.name)
+            XCTAssertThrowsError(try b.softmaxHead(values, rows: 4, length: 4, inverseTemperatures: try b.makeTensor(floats: [1, 1, 1, 1]),
+                                                   maxWindow: 4, capacity: 2, output: out)) {
+                XCTAssertTrue("\($0)".contains("values"), "\($0)")
+            }
+            XCTAssertThrowsError(try b.softmaxHead(values, rows: 1, length: 4, inverseTemperatures: temperatures, maxWindow: 33, capacity: 2,
+                                                   output: out)) {
+                XCTAssertTrue("\($0)".contains("exceeds 32"), "\($0)")
+            }
+        }
+    }
+
     func testMultiplicativeMaskSteeringByHand() throws {
         for b in try backends {
             // SADI: h + δ·(m ⊙ h), δ = 0 on row 0, 0.5 on row 1, mask (1, 0).

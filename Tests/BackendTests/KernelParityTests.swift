@@ -27,7 +27,8 @@ final class KernelParityTests: XCTestCase {
         let kernels = Set(results.map(\.kernel))
         for k in ["matvec", "matmul", "embedding", "scatter_rows", "rmsnorm", "rope.rotate_half", "rope.interleaved", "attention", "attention (runs of 16)",
                   "silu_mul", "silu_mul+steer", "add", "add+steer", "steer_add", "argmax", "topk", "add+steer-table", "add+mask-table",
-                  "silu_mul+steer-table", "silu_mul+mask-table", "matvec+residual+steer-table", "matmul+silu_gate+mask-table"] {
+                  "silu_mul+steer-table", "silu_mul+mask-table", "matvec+residual+steer-table", "matmul+silu_gate+mask-table",
+                  "softmax_head"] {
             XCTAssertTrue(kernels.contains(k), "no case for \(k)")
         }
         for f in ElementType.weightFormats {

@@ -152,6 +152,26 @@ final class VulkanComputeTests: XCTestCase {
         XCTAssertEqual(d.validationMessages, [])
     }
 
+    /// Readback allocations sit in the host's cached memory: a kernel writes them, and the host
+    /// reads them directly even where device memory would need a GPU copy (forced here).
+    func testReadbackAllocationsAreWrittenByKernelsAndReadDirectly() throws {
+        let d = try VulkanDevice(validation: true)
+        let k = try addKernel(d)
+        let n = 20_000
+        let a = try buffer(d, (0..<n).map { Float($0) })
+        let out = try d.allocate(4 * n, readback: true)
+        XCTAssertTrue(out.arena.readback)
+        XCTAssertTrue(d.readbackArenas.contains { $0 === out.arena })
+        let stream = try CommandStream(device: d)
+        try stream.dispatch(k, [a, a, out.slice, a, a, a], push: AddPush(n), groups: ((n + 63) / 64, 1, 1))
+        try stream.submit()
+        d.uncachedReadsForTesting = true
+        XCTAssertEqual(try read(d, out.slice, n), (0..<n).map { Float(2 * $0) })
+        XCTAssertEqual(d.stagedReads, 0, "80,000 bytes read without a GPU copy")
+        XCTAssertGreaterThanOrEqual(d.allocatedBytes, VulkanDevice.readbackArenaBytes)
+        XCTAssertEqual(d.validationMessages, [])
+    }
+
     func testMistakesAreCaughtBeforeDispatch() throws {
         let k = try addKernel(device)
         let a = try buffer(device, [1, 2, 3, 4])
