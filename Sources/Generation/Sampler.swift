@@ -38,17 +38,39 @@ public enum Sampler {
     public typealias Candidate = (logit: Float, id: Int)
 
     public static func sample(_ candidates: [Candidate], _ p: SamplingParameters, rng: inout SplitMix64) -> Int {
-        let sorted = ranked(candidates)
-        guard !sorted.isEmpty else { return candidates.first?.id ?? 0 }
-        if p.isGreedy { return sorted[0].id }
-        return draw(sorted, p, u: unit(&rng))
+        choose(candidates, p) { unit(&rng) }
     }
 
     /// `sample` with its draw `u` ∈ [0, 1) already made (for a row that has a non-NaN entry).
     public static func sample(_ candidates: [Candidate], _ p: SamplingParameters, u: Double) -> Int {
+        choose(candidates, p) { u }
+    }
+
+    /// Rows at least this long, sampled without a top-k, are not sorted whole (`drawUnsorted`).
+    static let unsortedFrom = 4096
+
+    /// The pick of `sample`; `u()` is called once, and only for a sampled row with a non-NaN entry.
+    static func choose(_ candidates: [Candidate], _ p: SamplingParameters, u: () -> Double) -> Int {
+        if candidates.count >= unsortedFrom, p.isGreedy || p.topK == 0 {
+            // The first of the ranking in one pass: the largest non-NaN entry, the lowest id among equals.
+            var best: Candidate?
+            for c in candidates where !c.logit.isNaN {
+                if best == nil || c.logit > best!.logit || (c.logit == best!.logit && c.id < best!.id) { best = c }
+            }
+            guard let best else { return candidates.first?.id ?? 0 }
+            if p.isGreedy { return best.id }
+            let value = u()
+            if best.logit.isFinite, let id = drawUnsorted(candidates, rowMax: best.logit, p, u: value) { return id }
+            return draw(ranked(candidates), p, u: value)
+        }
+        return sortingChoice(candidates, p, u: u)
+    }
+
+    /// `sample` by sorting the whole row (the definition the faster paths match).
+    static func sortingChoice(_ candidates: [Candidate], _ p: SamplingParameters, u: () -> Double) -> Int {
         let sorted = ranked(candidates)
         guard !sorted.isEmpty else { return candidates.first?.id ?? 0 }
-        return p.isGreedy ? sorted[0].id : draw(sorted, p, u: u)
+        return p.isGreedy ? sorted[0].id : draw(sorted, p, u: u())
     }
 
     /// The token `sample(row, p, u:)` picks, found from the row's head alone: `head` is a
@@ -88,6 +110,54 @@ public enum Sampler {
     /// Non-NaN candidates, value desc, id asc.
     static func ranked(_ candidates: [Candidate]) -> [Candidate] {
         candidates.filter { !$0.logit.isNaN }.sorted { $0.logit != $1.logit ? $0.logit > $1.logit : $0.id < $1.id }
+    }
+
+    /// `draw` over a whole row (top-k 0) without sorting it: each entry's weight and its quarter
+    /// nat below the maximum in one pass, the mass per quarter nat, then only the quarter nats
+    /// the draw (or the top-p nucleus) reaches are sorted. Entries of a quarter nat and every
+    /// one above it are a prefix of the ranking, so the walk over that prefix is `draw`'s walk;
+    /// one quarter nat more than the masses say covers their rounding. Nil when the walk does
+    /// not end inside the prefix (then the caller sorts the row).
+    static func drawUnsorted(_ candidates: [Candidate], rowMax: Float, _ p: SamplingParameters, u: Double) -> Int? {
+        let quarters = 256  // quarter nats up to 64 nats; one more slot for the rest
+        var bucket = [UInt16](repeating: UInt16(quarters), count: candidates.count)
+        var mass = [Double](repeating: 0, count: quarters + 1)
+        var total = 0.0
+        for (i, c) in candidates.enumerated() where !c.logit.isNaN {
+            let w = Double(exp((c.logit - rowMax) / p.temperature))  // as `draw` weighs it
+            let d = (rowMax - c.logit) / p.temperature
+            let b = d < Float(quarters / 4) ? Int(d * 4) : quarters
+            bucket[i] = UInt16(b)
+            mass[b] += w
+            total += w
+        }
+        let needed = (p.topP < 1 ? Double(p.topP) : u) * total
+        var last = 0, reached = mass[0]
+        while last < quarters, reached < needed {
+            last += 1
+            reached += mass[last]
+        }
+        last = min(last + 1, quarters)
+        let prefix = ranked(candidates.indices.filter { bucket[$0] <= last && !candidates[$0].logit.isNaN }.map { candidates[$0] })
+        let whole = last == quarters
+        let probs = prefix.map { Double(exp(($0.logit - rowMax) / p.temperature)) / total }
+        var keep = probs.count
+        if p.topP < 1 {
+            var reachedP = 0.0
+            keep = 0
+            while keep < probs.count, reachedP < Double(p.topP) {
+                reachedP += probs[keep]
+                keep += 1
+            }
+            if reachedP < Double(p.topP), !whole { return nil }
+        }
+        let sum = p.topP < 1 ? probs.prefix(keep).reduce(0, +) : 1
+        var target = u * sum
+        for i in 0..<keep {
+            target -= probs[i]
+            if target < 0 { return prefix[i].id }
+        }
+        return whole ? prefix[max(keep - 1, 0)].id : nil
     }
 
     /// The token `u` picks among ranked candidates (at least one) under temperature, top-k, top-p.

@@ -1,6 +1,6 @@
 import Backend
 import Foundation
-import Generation
+@testable import Generation
 import Model
 import VulkanCompute
 import XCTest
@@ -49,6 +49,34 @@ final class SamplerTests: XCTestCase {
         // Both ways were taken: peaked rows answer from the head, flat ones read the row.
         XCTAssertGreaterThan(answered, 5000)
         XCTAssertGreaterThan(declined, 1000)
+    }
+
+    /// Whole rows (a vocabulary's worth) sampled without a top-k are not sorted whole, and pick
+    /// what sorting them picks: flat and peaked rows, ties, NaN and −inf entries, with and
+    /// without top-p, and greedy.
+    func testWholeRowsPickWhatSortingThemPicks() {
+        var rng = SplitMix64(seed: 23)
+        var unsorted = 0
+        for scale: Float in [0.3, 3, 12] {
+            var row = rng.floats(20_000, scale: scale)
+            for i in stride(from: 0, to: row.count, by: 97) { row[i] = .nan }
+            for i in stride(from: 5, to: row.count, by: 101) { row[i] = -.infinity }
+            for i in stride(from: 7, to: row.count, by: 13) { row[i] = (row[i] * 4).rounded() / 4 }  // ties
+            let candidates = row.enumerated().map { (logit: $0.element, id: $0.offset) }
+            XCTAssertEqual(Sampler.sample(candidates, .greedy, u: 0), Sampler.sortingChoice(candidates, .greedy) { 0 }, "greedy, scale \(scale)")
+            for temperature: Float in [0.7, 1.5] {
+                for topP: Float in [0.9, 1] {
+                    let p = SamplingParameters(temperature: temperature, topP: topP)
+                    for _ in 0..<40 {
+                        let u = Sampler.unit(&rng)
+                        XCTAssertEqual(Sampler.sample(candidates, p, u: u), Sampler.sortingChoice(candidates, p) { u },
+                                       "scale \(scale) T \(temperature) p \(topP) u \(u)")
+                        if Sampler.drawUnsorted(candidates, rowMax: row.filter { !$0.isNaN }.max()!, p, u: u) != nil { unsorted += 1 }
+                    }
+                }
+            }
+        }
+        XCTAssertEqual(unsorted, 3 * 2 * 2 * 40, "every draw was answered without sorting the row")
     }
 
     /// What the head cannot decide it declines: a nucleus wider than the head, a draw in the
