@@ -173,11 +173,11 @@ public final class Generator {
                 return id
             }
             let head = heads[r]
-            // A finite maximum means a non-NaN entry, so the whole row's sampler would draw too.
             guard head.rowMax.isFinite, head.isComplete else {
                 wideRowsReadBack += 1
                 return Sampler.sample(try fullRow(r), params[i], rng: &s.rng)
             }
+            // A finite maximum means a non-NaN entry, so the whole row's sampler would draw too.
             let u = Sampler.unit(&s.rng)
             if let id = Sampler.sampleHead(head.entries.map { (logit: $0.value, id: $0.index) }, rowMax: head.rowMax,
                                            normaliser: head.normaliser, params[i], u: u) {
