@@ -126,7 +126,8 @@ void emu_store(EmuAcc acc, uint off, uint ld, bool colMajor) {
 #endif
 
 // One K step's share of the staging, into registers: the 16-element run of weight row n0 + sr
-// and of X row m0 + sr at k0 + sk (zeros past N, M or the K range), X clamped to f16's range.
+// and of X row m0 + sr at k0 + sk (zeros past N, M or the K range), X clamped to f16's range
+// (an activation past ±65504 saturates instead of becoming an infinity).
 void stage_load(uint k0, uint kEnd, uint sr, uint sk, bool wIn, bool xIn, uint n0, uint m0, out vec4 v[4], out float xv[16]) {
     uint K = p.K, k = k0 + sk;
     if (!wIn || k >= kEnd) {
@@ -137,7 +138,12 @@ void stage_load(uint k0, uint kEnd, uint sr, uint sk, bool wIn, bool xIn, uint n
         for (uint i = 0u; i < 16u; ++i) v[i >> 2][i & 3u] = k + i < kEnd ? w_elem((n0 + sr) * K + k + i) : 0.0;
     }
     uint xo = (m0 + sr) * K + k;
-    [[unroll]] for (uint i = 0u; i < 16u; ++i) xv[i] = clamp(xIn && k + i < kEnd ? x[xo + i] : 0.0, -65504.0, 65504.0);
+    [[unroll]] for (uint i = 0u; i < 16u; ++i) {
+        float v = xIn && k + i < kEnd ? x[xo + i] : 0.0;
+        // A NaN stays NaN (clamp's result for it is undefined: min/max give the other operand),
+        // so a NaN activation reaches the output as it does through the other kernels.
+        xv[i] = isnan(v) ? v : clamp(v, -65504.0, 65504.0);
+    }
 }
 
 void main() {

@@ -24,7 +24,10 @@ public final class CPUBackend: Backend {
         return Tensor(type: type, count: count, storage: CPUStorage(bytes: type.byteCount(count)), backend: self)
     }
 
-    private func store(_ t: Tensor) -> CPUStorage { t.storage as! CPUStorage }
+    private func store(_ t: Tensor) -> CPUStorage {
+        guard let s = t.storage as? CPUStorage else { preconditionFailure("the CPU backend was given a tensor of another backend") }
+        return s
+    }
     private func f(_ t: Tensor) -> UnsafeMutableBufferPointer<Float> { store(t).floats }
     private func u(_ t: Tensor) -> UnsafeMutableBufferPointer<UInt32> { store(t).uints }
 

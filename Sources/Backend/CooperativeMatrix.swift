@@ -31,30 +31,35 @@ extension VulkanBackend {
     /// a missed tile or an unwritten output costs ≥ 1e-2.
     static let cooperativeProbeLimit = 5e-4
 
-    /// Runs the cooperative kernel once on random q8_0 weights against the CPU twin: 80 rows ×
-    /// 96 K × 70 columns crosses a partial n tile, a partial m tile and three K steps, and the
-    /// output is poisoned with NaN first. Returns what went wrong, or nil.
+    /// The probe's shapes (n, k, m): 80 rows × 96 K × 70 columns crosses a partial n tile, a
+    /// partial m tile and three K steps; 70 × 1,056 × 20 is a grid of two tiles, which split-K
+    /// cuts into slices (the SPLIT = 1 variant and matmul_reduce.comp, as batched decode runs them).
+    static let cooperativeProbeShapes = [(n: 80, k: 96, m: 70), (n: 70, k: 1056, m: 20)]
+
+    /// Runs the cooperative kernel on random q8_0 weights against the CPU twin, in each of the
+    /// probe's shapes, the output poisoned with NaN first. Returns what went wrong, or nil.
     func probeCooperative() -> String? {
-        let (n, k, m) = (80, 96, 70)
         var rng = SplitMix64(seed: 0xC00F)
-        let w = rng.floats(n * k), x = rng.floats(m * k)
         let cpu = CPUBackend()
         do {
-            let bytes = Quantization.encode(w, as: .q8_0)
-            let wd = try makeTensor(.q8_0, count: n * k, bytes: bytes), wc = try cpu.makeTensor(.q8_0, count: n * k, bytes: bytes)
-            let yd = try makeTensor(floats: [Float](repeating: .nan, count: m * n)), yc = try cpu.makeTensor(.f32, count: m * n)
-            try matmul(weight: wd, input: try makeTensor(floats: x), output: yd, m: m, n: n, k: k, kernel: .cooperative)
-            try cpu.matmul(weight: wc, input: try cpu.makeTensor(floats: x), output: yc, m: m, n: n, k: k, kernel: .cooperative)
-            let (got, want) = (try readFloats(yd), try readFloats(yc))
-            var num = 0.0, den = 0.0
-            for (a, b) in zip(got, want) {
-                num += (Double(a) - Double(b)) * (Double(a) - Double(b))
-                den += Double(b) * Double(b)
-            }
-            let nmse = num / max(den, .leastNormalMagnitude)
-            if !(nmse <= Self.cooperativeProbeLimit) {
-                return "the cooperative-matrix matmul (\(cooperativeShape.map(\.description) ?? "?")) disagrees with the CPU twin on "
-                    + "\(device.info.name) (NMSE \(nmse.isNaN ? "NaN" : String(nmse)) > \(Self.cooperativeProbeLimit))"
+            for (n, k, m) in Self.cooperativeProbeShapes {
+                let w = rng.floats(n * k), x = rng.floats(m * k)
+                let bytes = Quantization.encode(w, as: .q8_0)
+                let wd = try makeTensor(.q8_0, count: n * k, bytes: bytes), wc = try cpu.makeTensor(.q8_0, count: n * k, bytes: bytes)
+                let yd = try makeTensor(floats: [Float](repeating: .nan, count: m * n)), yc = try cpu.makeTensor(.f32, count: m * n)
+                try matmul(weight: wd, input: try makeTensor(floats: x), output: yd, m: m, n: n, k: k, kernel: .cooperative)
+                try cpu.matmul(weight: wc, input: try cpu.makeTensor(floats: x), output: yc, m: m, n: n, k: k, kernel: .cooperative)
+                let (got, want) = (try readFloats(yd), try cpu.readFloats(yc))
+                var num = 0.0, den = 0.0
+                for (a, b) in zip(got, want) {
+                    num += (Double(a) - Double(b)) * (Double(a) - Double(b))
+                    den += Double(b) * Double(b)
+                }
+                let nmse = num / max(den, .leastNormalMagnitude)
+                if !(nmse <= Self.cooperativeProbeLimit) {
+                    return "the cooperative-matrix matmul (\(cooperativeShape.map(\.description) ?? "?")) disagrees with the CPU twin on "
+                        + "\(device.info.name) at \(n) × \(k) × \(m) (NMSE \(nmse.isNaN ? "NaN" : String(nmse)) > \(Self.cooperativeProbeLimit))"
+                }
             }
             return nil
         } catch {

@@ -22,7 +22,7 @@ public final class VulkanBackend: Backend {
     /// The matrix-unit shape of the cooperative-matrix kernel (Shaders/matmul_coopmat.comp): nil on
     /// the lavapipe family, on devices without f16 matrix units of a shape the kernel takes, and
     /// where the kernel disagreed with the CPU twin when the backend opened.
-    public private(set) var cooperativeShape: CooperativeMatrixShape?
+    public internal(set) var cooperativeShape: CooperativeMatrixShape?
     /// Why the cooperative-matrix kernel is off although the device has matrix units (the probe's finding).
     public private(set) var cooperativeProblem: String?
     /// Verification only: `.cooperative` matmuls run matmul_coopmat_emulated.comp, the same kernel
@@ -75,6 +75,13 @@ public final class VulkanBackend: Backend {
     public init(device: VulkanDevice, profiling: Bool = false, kernels: KernelFamily? = nil, submitEvery: Int? = nil,
                 reuseCommands: Bool? = nil) throws {
         self.device = device
+        let l = device.limits
+        guard device.pinsSubgroupSize || l.minSubgroupSize == l.maxSubgroupSize else {
+            // The kernels are planned for the reported width; the decode attention kernel's
+            // workgroup is one subgroup of it, and would compute from a part of each head.
+            throw BackendError("device \(device.info.name) runs compute subgroups of \(l.minSubgroupSize)–\(l.maxSubgroupSize) lanes and cannot "
+                               + "require its reported \(l.subgroupSize) (VK_EXT_subgroup_size_control): the kernels need that width")
+        }
         reusesCommands = try reuseCommands ?? Self.reuseCommands()
         family = try KernelFamily.resolve(kernels, for: device.info)
         stream = try CommandStream(device: device, profiling: profiling, submitEvery: try submitEvery ?? Self.submitEvery(for: device.info.kind))
@@ -84,12 +91,16 @@ public final class VulkanBackend: Backend {
         bindingLimit = min(device.limits.maxStorageBufferRange, 1 << 31)
         if family == .gpu, let shape = Self.cooperativeShape(device.cooperativeMatrix, subgroupSize: device.limits.subgroupSize) {
             cooperativeShape = shape
-            if let problem = probeCooperative() {
-                cooperativeShape = nil
-                cooperativeProblem = problem
-                FileHandle.standardError.write(Data("roast: \(problem); prefill uses matmul_gpu instead\n".utf8))
-            }
+            if let problem = probeCooperative() { disableCooperative(problem) }
         }
+    }
+
+    /// Turns the matrix units off for this backend's life, saying why on stderr: prefill and
+    /// batches then tile on the ALUs (matmul_gpu.comp).
+    func disableCooperative(_ problem: String) {
+        cooperativeShape = nil
+        cooperativeProblem = problem
+        FileHandle.standardError.write(Data("roast: \(problem); prefill uses matmul_gpu instead\n".utf8))
     }
 
     // MARK: memory
@@ -109,7 +120,11 @@ public final class VulkanBackend: Backend {
         return Tensor(type: type, count: count, storage: alloc, backend: self)
     }
 
-    public func slice(_ t: Tensor) -> BufferSlice { (t.storage as! DeviceAllocation).slice }
+    public func slice(_ t: Tensor) -> BufferSlice {
+        // A tensor of another backend here is a bug in the caller, named rather than a bare cast failure.
+        guard let a = t.storage as? DeviceAllocation else { preconditionFailure("the Vulkan backend was given a tensor of another backend") }
+        return a.slice
+    }
 
     public func write(_ t: Tensor, bytes: UnsafeRawBufferPointer) throws {
         guard bytes.count <= t.byteCount else { throw BackendError("write of \(bytes.count) bytes into a \(t.byteCount)-byte tensor") }
@@ -259,24 +274,17 @@ public final class VulkanBackend: Backend {
             try vectorMatmul(w, x, y, m: m, n: n, k: k, ldy: ldy, epi: epi, norm: fusedNorm, chunks: chunks, outBytes: outBytes)
             return
         }
-        // The tiled kernel: on the matrix units, emulated (verification), on the gpu family's ALUs, or lavapipe's.
-        let gpu = family == .gpu
-        let tile = gpu ? 64 : 32
-        let name: String, spirv: [UInt32], invocations: UInt32, shape: [UInt32]
-        if units != nil || kind == .cooperative {
-            let cm = units ?? CooperativeMatrixShape(m: 16, n: 16, k: 16) // the emulation's
-            (name, spirv) = units == nil ? ("matmul_coopmat_emulated", SPIRV.matmul_coopmat_emulated) : ("matmul_coopmat", SPIRV.matmul_coopmat)
-            (invocations, shape) = (128, [UInt32(cm.m), UInt32(cm.n), UInt32(cm.k)])
-        } else {
-            (name, spirv) = gpu ? ("matmul_gpu", SPIRV.matmul_gpu) : ("matmul", SPIRV.matmul)
-            (invocations, shape) = (gpu ? 256 : Self.workgroup, [])
-        }
-        // Specialization ids: 0 workgroup, 1 format, 4 epilogue, 7 split-K, 10–12 the matrix shape.
         let split = tiledSplit(m: m, n: n, k: k, type: w.type)
-        let spec: [UInt32] = [invocations, w.type.shaderFormat, 0, 0, split == nil ? epi.code.rawValue : EpilogueCode.store.rawValue,
-                              0, 0, split == nil ? 0 : 1] + (shape.isEmpty ? [] : [0, 0] + shape)
-        let kern = try device.kernel(name: "\(name)\(split == nil ? "" : ".split").\(w.type.rawValue)", spirv: spirv,
-                                     access: [.read, .read, .write] + Self.epilogueAccess, push: MatmulPush.self, specialization: spec)
+        let kern: Kernel
+        do {
+            kern = try tiledKernel(w.type, epilogue: epi.code, split: split != nil, units: units, emulated: units == nil && kind == .cooperative)
+        } catch let error where units != nil && kind == .auto {
+            // The probe compiled one variant; a driver refusing another (a format, an epilogue,
+            // split-K) turns the matrix units off as a failed probe does, and the ALUs take over.
+            disableCooperative("the driver did not build the cooperative-matrix matmul for \(w.type.rawValue) weights: \(error)")
+            kern = try tiledKernel(w.type, epilogue: epi.code, split: split != nil, units: nil, emulated: false)
+        }
+        let tile = family == .gpu ? 64 : 32
         let work = { (rows: Int) in (bytes: w.type.byteCount(rows * k) + 4 * m * k + outBytes * rows / n, flops: 2 * m * rows * k) }
         guard let split else {
             for (chunk, ws) in chunks {
@@ -305,6 +313,25 @@ public final class VulkanBackend: Backend {
                                        specialization: [256, 0, 0, 0, epi.code.rawValue])
         try dispatch(reduce, [partial, partial, slice(y)] + epi.slices, push, (((n + 1) / 2 + 255) / 256, m, 1),
                      bytes: 4 * split.slices * m * n + outBytes, flops: split.slices * m * n)
+    }
+
+    /// The tiled kernel's pipeline: on the matrix units (`units`), emulated (verification), on the
+    /// gpu family's ALUs, or lavapipe's.
+    private func tiledKernel(_ type: ElementType, epilogue: EpilogueCode, split: Bool, units: CooperativeMatrixShape?, emulated: Bool) throws -> Kernel {
+        let name: String, spirv: [UInt32], invocations: UInt32, shape: [UInt32]
+        if units != nil || emulated {
+            let cm = units ?? CooperativeMatrixShape(m: 16, n: 16, k: 16) // the emulation's
+            (name, spirv) = units == nil ? ("matmul_coopmat_emulated", SPIRV.matmul_coopmat_emulated) : ("matmul_coopmat", SPIRV.matmul_coopmat)
+            (invocations, shape) = (128, [UInt32(cm.m), UInt32(cm.n), UInt32(cm.k)])
+        } else {
+            (name, spirv) = family == .gpu ? ("matmul_gpu", SPIRV.matmul_gpu) : ("matmul", SPIRV.matmul)
+            (invocations, shape) = (family == .gpu ? 256 : Self.workgroup, [])
+        }
+        // Specialization ids: 0 workgroup, 1 format, 4 epilogue, 7 split-K, 10–12 the matrix shape.
+        let spec: [UInt32] = [invocations, type.shaderFormat, 0, 0, split ? EpilogueCode.store.rawValue : epilogue.rawValue,
+                              0, 0, split ? 1 : 0] + (shape.isEmpty ? [] : [0, 0] + shape)
+        return try device.kernel(name: "\(name)\(split ? ".split" : "").\(type.rawValue)", spirv: spirv,
+                                 access: [.read, .read, .write] + Self.epilogueAccess, push: MatmulPush.self, specialization: spec)
     }
 
     /// The split-K a tiled matmul of this shape takes (the gpu family's, below its target grid).

@@ -94,7 +94,9 @@ struct Devices: ParsableCommand {
                        let l = d.limits
                        let kernels = (try? KernelFamily.resolve(nil, for: d).rawValue) ?? "none"
                        return ["\(d.index)", d.name, d.kind.rawValue, kernels, d.apiVersion, "\(l.maxStorageBufferRange >> 20) MiB",
-                               "\(l.maxComputeSharedMemorySize >> 10) KiB", "\(l.subgroupSize)",
+                               "\(l.maxComputeSharedMemorySize >> 10) KiB",
+                               l.minSubgroupSize == l.maxSubgroupSize ? "\(l.subgroupSize)"
+                                   : "\(l.subgroupSize) (\(l.minSubgroupSize)–\(l.maxSubgroupSize)\(l.subgroupSizeControl ? ", pinned" : ""))",
                                l.maxComputeWorkGroupCount.map(String.init).joined(separator: "×"),
                                l.timestamps ? "yes (\(l.timestampPeriodNs) ns)" : "no", l.hostVisibleDeviceLocal ? (l.hostCachedDeviceLocal ? "yes, cached" : "yes, uncached") : "no",
                                d.cooperativeMatrix.isEmpty ? "no" : "f16 " + d.cooperativeMatrix.map(\.description).joined(separator: ", ")]

@@ -33,7 +33,19 @@ public struct DeviceLimits: Codable, Sendable {
     public var maxComputeWorkGroupSize: [Int]
     public var maxComputeWorkGroupInvocations: Int
     public var maxPushConstantsSize: Int
+    /// The subgroup size the driver reports, which the host plans with (workgroups of whole
+    /// subgroups, lanes per row). Where the driver may run compute shaders at other widths
+    /// (Intel's SIMD8/16/32, AMD's wave32/64: minSubgroupSize < maxSubgroupSize), every pipeline
+    /// requires this size through VK_EXT_subgroup_size_control (`subgroupSizeControl`).
     public var subgroupSize: Int
+    /// The widths the driver may choose (both `subgroupSize` without VK_EXT_subgroup_size_control).
+    public var minSubgroupSize: Int = 0
+    public var maxSubgroupSize: Int = 0
+    /// The device lets a compute pipeline require a subgroup size and full subgroups
+    /// (VK_EXT_subgroup_size_control with its two features and compute among its stages).
+    public var subgroupSizeControl = false
+    /// The most subgroups one workgroup may hold under a required size.
+    public var maxComputeWorkgroupSubgroups: Int = 0
     /// subgroupAdd and friends in compute shaders.
     public var subgroupArithmetic: Bool
     /// subgroupShuffle in compute shaders.
@@ -195,10 +207,12 @@ final class VulkanInstance {
             hostVisibleDeviceLocal: memory.unifiedType != nil,
             hostCachedDeviceLocal: memory.unifiedType.map(memory.isCached) ?? false,
             deviceLocalBytes: memory.deviceLocalBytes)
+        var limitsWithSizes = limits
+        subgroupSizes(pd, into: &limitsWithSizes)
         let v = p.apiVersion
         return DeviceInfo(index: index, name: name, kind: DeviceKind(p.deviceType), vendorID: p.vendorID,
                           apiVersion: "\(roast_vk_api_version_major(v)).\(roast_vk_api_version_minor(v)).\(roast_vk_api_version_patch(v))",
-                          limits: limits, cooperativeMatrix: cooperativeMatrixShapes(pd, apiVersion: v))
+                          limits: limitsWithSizes, cooperativeMatrix: cooperativeMatrixShapes(pd, apiVersion: v))
     }
 
     /// vkGetPhysicalDeviceProperties2 with one extension struct (its sType set) chained and filled.
@@ -212,6 +226,17 @@ final class VulkanInstance {
         return props2.properties
     }
 
+    /// vkGetPhysicalDeviceFeatures2 with one extension struct (its sType set, and its own pNext
+    /// chain if any) chained and filled.
+    func features<T>(_ pd: VkPhysicalDevice, chaining ext: inout T) {
+        var features = VkPhysicalDeviceFeatures2()
+        features.sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_FEATURES_2
+        withUnsafeMutablePointer(to: &ext) { e in
+            features.pNext = UnsafeMutableRawPointer(e)
+            fns.getPhysicalDeviceFeatures2(pd, &features)
+        }
+    }
+
     func extensionNames(_ pd: VkPhysicalDevice) -> Set<String> {
         var count: UInt32 = 0
         guard fns.enumerateDeviceExtensionProperties(pd, nil, &count, nil) == VK_SUCCESS else { return [] }
@@ -220,6 +245,27 @@ final class VulkanInstance {
         return Set(props.prefix(Int(count)).map { p in
             withUnsafeBytes(of: p.extensionName) { String(cString: $0.bindMemory(to: CChar.self).baseAddress!) }
         })
+    }
+
+    static let subgroupSizeControlExtension = "VK_EXT_subgroup_size_control"
+
+    /// The subgroup widths the driver may pick, and whether a pipeline can require one
+    /// (VK_EXT_subgroup_size_control: its properties, its two features, compute among its stages).
+    func subgroupSizes(_ pd: VkPhysicalDevice, into l: inout DeviceLimits) {
+        (l.minSubgroupSize, l.maxSubgroupSize) = (l.subgroupSize, l.subgroupSize)
+        guard extensionNames(pd).contains(Self.subgroupSizeControlExtension) else { return }
+        var props = VkPhysicalDeviceSubgroupSizeControlPropertiesEXT()
+        props.sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_SUBGROUP_SIZE_CONTROL_PROPERTIES_EXT
+        _ = properties(pd, chaining: &props)
+        var control = VkPhysicalDeviceSubgroupSizeControlFeaturesEXT()
+        control.sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_SUBGROUP_SIZE_CONTROL_FEATURES_EXT
+        features(pd, chaining: &control)
+        guard props.minSubgroupSize > 0, props.minSubgroupSize <= props.maxSubgroupSize else { return }
+        (l.minSubgroupSize, l.maxSubgroupSize) = (Int(props.minSubgroupSize), Int(props.maxSubgroupSize))
+        l.maxComputeWorkgroupSubgroups = Int(props.maxComputeWorkgroupSubgroups)
+        l.subgroupSizeControl = control.subgroupSizeControl != 0 && control.computeFullSubgroups != 0
+            && props.requiredSubgroupSizeStages & VkShaderStageFlags(VK_SHADER_STAGE_COMPUTE_BIT.rawValue) != 0
+            && (l.minSubgroupSize...l.maxSubgroupSize).contains(l.subgroupSize)
     }
 
     static let cooperativeMatrixExtension = "VK_NV_cooperative_matrix"
@@ -234,14 +280,9 @@ final class VulkanInstance {
         coop.sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_COOPERATIVE_MATRIX_FEATURES_NV
         var v12 = VkPhysicalDeviceVulkan12Features()
         v12.sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_VULKAN_1_2_FEATURES
-        var features = VkPhysicalDeviceFeatures2()
-        features.sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_FEATURES_2
         withUnsafeMutablePointer(to: &coop) { cp in
             v12.pNext = UnsafeMutableRawPointer(cp)
-            withUnsafeMutablePointer(to: &v12) { vp in
-                features.pNext = UnsafeMutableRawPointer(vp)
-                fns.getPhysicalDeviceFeatures2(pd, &features)
-            }
+            features(pd, chaining: &v12)
         }
         var stages = VkPhysicalDeviceCooperativeMatrixPropertiesNV()
         stages.sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_COOPERATIVE_MATRIX_PROPERTIES_NV

@@ -67,6 +67,38 @@ public final class Kernel: @unchecked Sendable {
     }
 }
 
+/// The workgroup's x size of a compute module under a specialization: the constant decorated
+/// BuiltIn WorkgroupSize (how glslang writes `local_size_x_id`), else the entry point's LocalSizeId
+/// or LocalSize. Nil where the module names none.
+func workgroupWidth(spirv: [UInt32], specialization: [UInt32]) -> Int? {
+    guard spirv.count >= 5 else { return nil }
+    var specIDs: [UInt32: UInt32] = [:], constants: [UInt32: UInt32] = [:], composites: [UInt32: UInt32] = [:]
+    var builtinSize: UInt32?, localSizeID: UInt32?, localSize: UInt32?
+    var i = 5
+    while i < spirv.count {
+        let count = Int(spirv[i] >> 16), op = spirv[i] & 0xFFFF
+        guard count > 0, i + count <= spirv.count else { return nil }
+        let ops = spirv[(i + 1)..<(i + count)].map { $0 }
+        switch op {
+        case 71 where ops.count >= 3 && ops[1] == 11 && ops[2] == 25: builtinSize = ops[0] // OpDecorate id BuiltIn WorkgroupSize
+        case 71 where ops.count >= 3 && ops[1] == 1: specIDs[ops[0]] = ops[2]              // OpDecorate id SpecId n
+        case 43 where ops.count >= 3, 50 where ops.count >= 3: constants[ops[1]] = ops[2]  // Op(Spec)Constant type id value
+        case 44 where ops.count >= 3, 51 where ops.count >= 3: composites[ops[1]] = ops[2] // Op(Spec)ConstantComposite type id x …
+        case 16 where ops.count >= 3 && ops[1] == 17: localSize = ops[2]                    // OpExecutionMode entry LocalSize x y z
+        case 331 where ops.count >= 3 && ops[1] == 38: localSizeID = ops[2]                 // OpExecutionModeId entry LocalSizeId x y z
+        default: break
+        }
+        i += count
+    }
+    func value(_ id: UInt32) -> Int? {
+        if let spec = specIDs[id], Int(spec) < specialization.count { return Int(specialization[Int(spec)]) }
+        return constants[id].map(Int.init)
+    }
+    if let b = builtinSize, let x = composites[b] { return value(x) }
+    if let x = localSizeID { return value(x) }
+    return localSize.map(Int.init)
+}
+
 extension VulkanDevice {
     /// The names of the kernels built so far (which path an op took, for tests and diagnostics).
     public var builtKernelNames: Set<String> {
@@ -97,6 +129,16 @@ extension VulkanDevice {
         let k = try buildKernel(name: name, spirv: spirv, access: access, pushType: P.self, pushBytes: bytes, specialization: specialization)
         kernels[key] = k
         return k
+    }
+
+    /// Whether a pipeline of this module requires the reported subgroup size, and with full
+    /// subgroups (true: its workgroup is a whole number of them). Nil, the driver's choice, where
+    /// the device cannot pin a size or the workgroup would hold more subgroups than it allows.
+    func subgroupPinning(spirv: [UInt32], specialization: [UInt32]) -> Bool? {
+        let size = limits.subgroupSize
+        guard pinsSubgroupSize, let width = workgroupWidth(spirv: spirv, specialization: specialization),
+              width <= size * limits.maxComputeWorkgroupSubgroups else { return nil }
+        return width % size == 0
     }
 
     private func buildKernel(name: String, spirv: [UInt32], access: [BindingAccess], pushType: any PushConstants.Type, pushBytes: Int,
@@ -162,11 +204,22 @@ extension VulkanDevice {
                         stage.module = module
                         stage.pName = entry
                         stage.pSpecializationInfo = specialization.isEmpty ? nil : specPtr
-                        var info = VkComputePipelineCreateInfo()
-                        info.sType = VK_STRUCTURE_TYPE_COMPUTE_PIPELINE_CREATE_INFO
-                        info.stage = stage
-                        info.layout = layout
-                        return fns.createComputePipelines(handle, nil, 1, &info, nil, &pipeline)
+                        var required = VkPipelineShaderStageRequiredSubgroupSizeCreateInfoEXT()
+                        required.sType = VK_STRUCTURE_TYPE_PIPELINE_SHADER_STAGE_REQUIRED_SUBGROUP_SIZE_CREATE_INFO_EXT
+                        required.requiredSubgroupSize = UInt32(limits.subgroupSize)
+                        return withUnsafePointer(to: &required) { req in
+                            if let full = subgroupPinning(spirv: spirv, specialization: specialization) {
+                                stage.pNext = UnsafeRawPointer(req)
+                                if full {
+                                    stage.flags = VkPipelineShaderStageCreateFlags(VK_PIPELINE_SHADER_STAGE_CREATE_REQUIRE_FULL_SUBGROUPS_BIT_EXT.rawValue)
+                                }
+                            }
+                            var info = VkComputePipelineCreateInfo()
+                            info.sType = VK_STRUCTURE_TYPE_COMPUTE_PIPELINE_CREATE_INFO
+                            info.stage = stage
+                            info.layout = layout
+                            return fns.createComputePipelines(handle, nil, 1, &info, nil, &pipeline)
+                        }
                     }
                 }
             }

@@ -32,6 +32,10 @@ public final class VulkanDevice: @unchecked Sendable {
     /// shaderFloat16 and vulkanMemoryModel): the device's list, or none where it has none or
     /// `ROAST_COOPMAT=0` turned them off.
     public let cooperativeMatrix: [CooperativeMatrixShape]
+    /// Every pipeline requires the reported subgroup size (`limits.subgroupSize`), with full
+    /// subgroups where its workgroup divides into them: the device has VK_EXT_subgroup_size_control
+    /// (`DeviceLimits.subgroupSizeControl`), which this device enabled.
+    public let pinsSubgroupSize: Bool
 
     /// Whether the validation layer is on (tests and `ROAST_VALIDATION=1`).
     public var validationEnabled: Bool
@@ -86,37 +90,55 @@ public final class VulkanDevice: @unchecked Sendable {
         // Matrix units: the extension and the two Vulkan 1.2 features the kernel's SPIR-V declares.
         let coop = env["ROAST_COOPMAT"] == "0" ? [] : infos[chosen].cooperativeMatrix
         cooperativeMatrix = coop
+        // Subgroup size control: the host plans every kernel for the reported width, and the
+        // decode attention kernel's workgroup is exactly one subgroup of it.
+        pinsSubgroupSize = infos[chosen].limits.subgroupSizeControl
+        let extensions = (coop.isEmpty ? [] : [VulkanInstance.cooperativeMatrixExtension])
+            + (pinsSubgroupSize ? [VulkanInstance.subgroupSizeControlExtension] : [])
+        // The features enabled, as a pNext chain: Vulkan 1.2's shaderFloat16 and vulkanMemoryModel
+        // with the matrix units' own where there are matrix units, then the size control.
+        let v12 = UnsafeMutablePointer<VkPhysicalDeviceVulkan12Features>.allocate(capacity: 1)
+        let coopFeatures = UnsafeMutablePointer<VkPhysicalDeviceCooperativeMatrixFeaturesNV>.allocate(capacity: 1)
+        let sizeControl = UnsafeMutablePointer<VkPhysicalDeviceSubgroupSizeControlFeaturesEXT>.allocate(capacity: 1)
+        defer { v12.deallocate(); coopFeatures.deallocate(); sizeControl.deallocate() }
+        var chain: UnsafeMutableRawPointer?
+        if pinsSubgroupSize {
+            sizeControl.initialize(to: VkPhysicalDeviceSubgroupSizeControlFeaturesEXT())
+            sizeControl.pointee.sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_SUBGROUP_SIZE_CONTROL_FEATURES_EXT
+            sizeControl.pointee.subgroupSizeControl = VkBool32(VK_TRUE)
+            sizeControl.pointee.computeFullSubgroups = VkBool32(VK_TRUE)
+            chain = UnsafeMutableRawPointer(sizeControl)
+        }
+        if !coop.isEmpty {
+            coopFeatures.initialize(to: VkPhysicalDeviceCooperativeMatrixFeaturesNV())
+            coopFeatures.pointee.sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_COOPERATIVE_MATRIX_FEATURES_NV
+            coopFeatures.pointee.cooperativeMatrix = VkBool32(VK_TRUE)
+            coopFeatures.pointee.pNext = chain
+            v12.initialize(to: VkPhysicalDeviceVulkan12Features())
+            v12.pointee.sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_VULKAN_1_2_FEATURES
+            v12.pointee.shaderFloat16 = VkBool32(VK_TRUE)
+            v12.pointee.vulkanMemoryModel = VkBool32(VK_TRUE)
+            v12.pointee.pNext = UnsafeMutableRawPointer(coopFeatures)
+            chain = UnsafeMutableRawPointer(v12)
+        }
         var priority: Float = 1
         var device: VkDevice?
-        var coopFeatures = VkPhysicalDeviceCooperativeMatrixFeaturesNV()
-        coopFeatures.sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_COOPERATIVE_MATRIX_FEATURES_NV
-        coopFeatures.cooperativeMatrix = VkBool32(VK_TRUE)
-        var v12 = VkPhysicalDeviceVulkan12Features()
-        v12.sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_VULKAN_1_2_FEATURES
-        v12.shaderFloat16 = VkBool32(VK_TRUE)
-        v12.vulkanMemoryModel = VkBool32(VK_TRUE)
-        let extensions = coop.isEmpty ? [] : [VulkanInstance.cooperativeMatrixExtension]
-        let result = withUnsafeMutablePointer(to: &coopFeatures) { cf in
-            v12.pNext = UnsafeMutableRawPointer(cf)
-            return withUnsafeMutablePointer(to: &v12) { v12p in
-                withUnsafePointer(to: &priority) { prio in
-                    var q = VkDeviceQueueCreateInfo()
-                    q.sType = VK_STRUCTURE_TYPE_DEVICE_QUEUE_CREATE_INFO
-                    q.queueFamilyIndex = family.index
-                    q.queueCount = 1
-                    q.pQueuePriorities = prio
-                    return withUnsafePointer(to: &q) { qp in
-                        withCStrings(extensions) { extPtrs in
-                            var info = VkDeviceCreateInfo()
-                            info.sType = VK_STRUCTURE_TYPE_DEVICE_CREATE_INFO
-                            info.queueCreateInfoCount = 1
-                            info.pQueueCreateInfos = qp
-                            info.enabledExtensionCount = UInt32(extensions.count)
-                            info.ppEnabledExtensionNames = extPtrs
-                            info.pNext = coop.isEmpty ? nil : UnsafeRawPointer(v12p)
-                            return instance.fns.createDevice(physical, &info, nil, &device)
-                        }
-                    }
+        let result = withUnsafePointer(to: &priority) { prio in
+            var q = VkDeviceQueueCreateInfo()
+            q.sType = VK_STRUCTURE_TYPE_DEVICE_QUEUE_CREATE_INFO
+            q.queueFamilyIndex = family.index
+            q.queueCount = 1
+            q.pQueuePriorities = prio
+            return withUnsafePointer(to: &q) { qp in
+                withCStrings(extensions) { extPtrs in
+                    var info = VkDeviceCreateInfo()
+                    info.sType = VK_STRUCTURE_TYPE_DEVICE_CREATE_INFO
+                    info.queueCreateInfoCount = 1
+                    info.pQueueCreateInfos = qp
+                    info.enabledExtensionCount = UInt32(extensions.count)
+                    info.ppEnabledExtensionNames = extPtrs
+                    info.pNext = UnsafeRawPointer(chain)
+                    return instance.fns.createDevice(physical, &info, nil, &device)
                 }
             }
         }

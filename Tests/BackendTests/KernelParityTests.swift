@@ -159,6 +159,43 @@ final class KernelParityTests: XCTestCase {
         }
     }
 
+    /// The probe that guards the matrix units, run on the emulated kernel (the same tiling,
+    /// staging and epilogue; lavapipe has no units): it passes, and its second shape really takes
+    /// split-K, so a GPU's probe covers the SPLIT = 1 variant and the reduction too.
+    func testCooperativeProbePassesOnTheEmulatedKernelAndCoversSplitK() throws {
+        let b = try vulkan(.gpu)
+        XCTAssertTrue(b.emulateCooperativeMatrix())
+        XCTAssertNil(b.probeCooperative())
+        let (n, k, m) = VulkanBackend.cooperativeProbeShapes[1]
+        XCTAssertNotNil(b.tiledSplit(m: m, n: n, k: k, type: .q8_0))
+        XCTAssertTrue(b.device.builtKernelNames.contains("matmul_coopmat_emulated.split.q8_0"), "\(b.device.builtKernelNames)")
+        XCTAssertEqual(b.device.validationMessages, [])
+    }
+
+    /// A NaN activation reaches the output through every tiled kernel, as it does on the CPU twin:
+    /// the cooperative kernel clamps X to f16's range, and a clamp's result for NaN is undefined
+    /// (LLVM's, lavapipe's, gives the bound), which would turn it into a large finite number.
+    func testANaNInputStaysNaNThroughTheTiledKernels() throws {
+        let b = try vulkan(.gpu)
+        b.emulateCooperativeMatrix()
+        var rng = SeededRandom(seed: 5)
+        let (m, n, k) = (12, 70, 96)
+        var x = rng.floats(m * k)
+        x[3 * k + 40] = .nan // column 3
+        let w = try b.makeTensor(.q8_0, count: n * k, bytes: Quantization.encode(rng.floats(n * k), as: .q8_0))
+        let xd = try b.makeTensor(floats: x)
+        for kind in [MatmulKernel.tiled, .cooperative] {
+            let y = try b.makeTensor(.f32, count: m * n)
+            try b.matmul(weight: w, input: xd, output: y, m: m, n: n, k: k, kernel: kind)
+            let out = try b.readFloats(y)
+            for c in 0..<m {
+                let row = out[(c * n)..<((c + 1) * n)]
+                if c == 3 { XCTAssertTrue(row.allSatisfy(\.isNaN), "\(kind): column 3 \(Array(row.prefix(4)))") }
+                else { XCTAssertTrue(row.allSatisfy(\.isFinite), "\(kind): column \(c)") }
+            }
+        }
+    }
+
     /// The verifier's comparison: NaN and unshared infinities fail, shared infinities agree.
     func testCompareTreatsNaNAndInfinities() {
         XCTAssertEqual(compare([1, -.infinity], [1, -.infinity]).nmse, 0)

@@ -1,7 +1,7 @@
 @testable import Backend
 import Foundation
 import Shaders
-import VulkanCompute
+@testable import VulkanCompute
 import XCTest
 
 /// The host–shader contract: every push-constant struct against the SPIR-V block it feeds, and
@@ -20,6 +20,21 @@ final class ShaderContractTests: XCTestCase {
             XCTAssertEqual(byteSize(push), block.size, "\(kernel): size")
             XCTAssertFalse(block.members.contains { $0.scalar == .other }, "\(kernel): a member that is not a 32-bit scalar")
         }
+    }
+
+    /// The workgroup width each module declares, as the pipeline builder reads it to require full
+    /// subgroups: the specialization's constant 0 for every shader sized by `local_size_x_id = 0`
+    /// (its default without one), attention_flash's literal 64.
+    func testWorkgroupWidthIsReadFromEachModule() throws {
+        for (kernel, spirv, _) in PushContracts.all {
+            if kernel == "attention_flash" {
+                XCTAssertEqual(workgroupWidth(spirv: spirv, specialization: [8, 16]), 64, kernel)
+            } else {
+                XCTAssertEqual(workgroupWidth(spirv: spirv, specialization: [96, 3]), 96, kernel)
+                XCTAssertEqual(workgroupWidth(spirv: spirv, specialization: []), 1, "\(kernel): the default of local_size_x_id")
+            }
+        }
+        XCTAssertNil(workgroupWidth(spirv: [0x0723_0203, 0, 0, 1, 0], specialization: []))
     }
 
     /// The concrete struct's size (an existential's own size is its box's).

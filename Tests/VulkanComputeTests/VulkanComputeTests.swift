@@ -52,6 +52,30 @@ final class VulkanComputeTests: XCTestCase {
         XCTAssertTrue(listed.contains { $0.name == device.info.name })
     }
 
+    /// Where the driver lets a pipeline require a subgroup size (lavapipe does), every kernel
+    /// requires the reported one, with full subgroups where its workgroup holds whole ones; the
+    /// validation layer (tearDown) checks the request, and the kernel sees that width.
+    func testKernelsRequireTheReportedSubgroupSize() throws {
+        let l = device.limits
+        XCTAssertLessThanOrEqual(l.minSubgroupSize, l.subgroupSize)
+        XCTAssertGreaterThanOrEqual(l.maxSubgroupSize, l.subgroupSize)
+        XCTAssertTrue(device.pinsSubgroupSize, "lavapipe has VK_EXT_subgroup_size_control")
+        XCTAssertEqual(device.pinsSubgroupSize, l.subgroupSizeControl)
+        XCTAssertEqual(device.subgroupPinning(spirv: SPIRV.add, specialization: [UInt32(4 * l.subgroupSize)]), true)
+        XCTAssertEqual(device.subgroupPinning(spirv: SPIRV.add, specialization: [UInt32(l.subgroupSize + 1)]), false)
+        XCTAssertNil(device.subgroupPinning(spirv: SPIRV.add, specialization: [UInt32(l.subgroupSize * (l.maxComputeWorkgroupSubgroups + 1))]))
+        // A kernel built with full subgroups runs and adds (the layer checks its creation).
+        let k = try device.kernel(name: "add", spirv: SPIRV.add, access: [.read, .read, .write, .read, .read, .read], push: AddPush.self,
+                                  specialization: [UInt32(2 * l.subgroupSize)])
+        let n = 5 * l.subgroupSize
+        let a = try buffer(device, (0..<n).map(Float.init)), b = try buffer(device, [Float](repeating: 1, count: n))
+        let out = try device.allocate(n * 4).slice
+        let stream = try CommandStream(device: device)
+        try stream.dispatch(k, [a, b, out, a, a, a], push: AddPush(n), groups: ((n + 2 * l.subgroupSize - 1) / (2 * l.subgroupSize), 1, 1))
+        try stream.submit()
+        XCTAssertEqual(try read(device, out, n), (0..<n).map { Float($0) + 1 })
+    }
+
     func testBarriersOnlyWhereDataDepends() throws {
         let k = try addKernel(device)
         let n = 100
