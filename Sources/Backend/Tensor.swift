@@ -207,6 +207,8 @@ public protocol Backend: AnyObject {
     /// Attention ops whose context bounds fall in one bucket record the same work (the backend
     /// reads each query's own extent from `positions`).
     func attentionBucket(contextBound: Int) -> Int
+    /// The largest keys or values tensor the attention op binds whole (one layer of a KV cache).
+    var maxAttentionKVBytes: Int { get }
 }
 
 /// Ops a backend recorded once and can run again (`Backend.replay`).
@@ -221,6 +223,7 @@ public extension Backend {
     func endReusableOps() throws -> ReusableOps? { nil }
     func replay(_ ops: ReusableOps) throws { throw BackendError("\(name) keeps no ops to replay") }
     func attentionBucket(contextBound: Int) -> Int { contextBound }
+    var maxAttentionKVBytes: Int { Int.max }
 
     /// Attention with no promise about the order of the tokens' sequences.
     func attention(query q: Tensor, keys: Tensor, values: Tensor, sequenceOf seq: Tensor, positions: Tensor, output: Tensor,

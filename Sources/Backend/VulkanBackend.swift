@@ -12,6 +12,11 @@ public final class VulkanBackend: Backend {
     /// The widest window one descriptor may bind; tensors beyond it are bound in row chunks.
     /// Defaults to the device's maxStorageBufferRange (at most 2 GiB); tests lower it to exercise chunking.
     public var bindingLimit: Int
+    /// The most texels one texel-buffer binding may hold (the device's maxTexelBufferElements);
+    /// lavapipe's vector kernel reads weights through texel buffers, so its windows are capped by
+    /// this too. On a GPU that is the tighter cap: NVIDIA's 2^27 texels are 512 MiB of 4-byte words,
+    /// against a 2 GiB storage window. Tests lower it to exercise chunking.
+    public var texelLimit: Int
     /// Label given to the next dispatches in profiles (e.g. "layer 3 attention").
     public var profileLabel = ""
     /// The matrix kernels' family (KernelFamily): `kernels` if given, else $ROAST_KERNELS, else
@@ -89,6 +94,7 @@ public final class VulkanBackend: Backend {
         // At most 2 GiB a binding: the shaders index weights by element in 32-bit uints, and a
         // q4_k window of 4 GiB (a GPU's maxStorageBufferRange) holds 7.6 G elements.
         bindingLimit = min(device.limits.maxStorageBufferRange, 1 << 31)
+        texelLimit = device.limits.maxTexelBufferElements
         if family == .gpu, let shape = Self.cooperativeShape(device.cooperativeMatrix, subgroupSize: device.limits.subgroupSize) {
             cooperativeShape = shape
             if let problem = probeCooperative() { disableCooperative(problem) }
@@ -207,13 +213,15 @@ public final class VulkanBackend: Backend {
 
     private func groups(_ n: Int) -> Int { (n + Int(Self.workgroup) - 1) / Int(Self.workgroup) }
 
-    /// Row windows of a [rows × width] weight tensor that each fit one binding.
-    private func weightChunks(_ w: Tensor, rows: Int, width: Int) throws -> [(RowChunk, BufferSlice)] {
+    /// Row windows of a [rows × width] weight tensor that each fit one binding: a storage buffer,
+    /// or with `texelBytes` a texel buffer of texels that wide.
+    func weightChunks(_ w: Tensor, rows: Int, width: Int, texelBytes: Int? = nil) throws -> [(RowChunk, BufferSlice)] {
         let rowBytes = w.type.byteCount(width)
-        guard rowBytes <= bindingLimit else { throw BackendError("a \(width)-wide \(w.type.rawValue) row exceeds the device's binding limit") }
+        let limit = texelBytes.map { min(bindingLimit, texelLimit * $0) } ?? bindingLimit
+        guard rowBytes <= limit else { throw BackendError("a \(width)-wide \(w.type.rawValue) row exceeds the device's binding limit") }
         let align = max(device.limits.minStorageBufferOffsetAlignment, device.limits.minTexelBufferOffsetAlignment)
         let whole = slice(w)
-        return rowChunks(rows: rows, rowBytes: rowBytes, limit: bindingLimit, alignment: align).map { c in
+        return rowChunks(rows: rows, rowBytes: rowBytes, limit: limit, alignment: align).map { c in
             let start = c.first * rowBytes
             let size = min((c.count * rowBytes + 15) & ~15, whole.size - start)
             return (c, whole.subslice(offset: start, size: size))
@@ -259,7 +267,7 @@ public final class VulkanBackend: Backend {
         let epi = epilogueBindings(epilogue, output: y)
         // What the epilogue reads and writes beyond the product: the residual, the k and v rows.
         let outBytes = 4 * m * (epi.code == .residual ? 2 * n : n)
-        let chunks = try weightChunks(w, rows: n, width: k)
+        let chunks = try weightChunks(w, rows: n, width: k, texelBytes: vector && family == .lavapipe ? Self.matvecWeightAccess(w.type).texelBytes : nil)
         if epi.code.pairsRows, chunks.contains(where: { $0.0.first % 2 != 0 || $0.0.count % 2 != 0 }) {
             throw BackendError("matmul: the weight's binding windows split a pair of rows the epilogue combines")
         }
@@ -403,13 +411,15 @@ public final class VulkanBackend: Backend {
         }
         let rows = matvecRows(columns: columns)
         let wg = matvecWorkgroup(rows: rows)
-        // q4_1 and q8_0 weights are read as uvec4 texels (see Shaders/matvec.comp), the rest as words.
-        let weights: BindingAccess = type == .q4_1 || type == .q8_0 ? .wordQuads : .texels
-        let kern = try device.kernel(name: "matvec.\(type.rawValue)", spirv: SPIRV.matvec, access: [weights, .quads, .write] + access,
+        let kern = try device.kernel(name: "matvec.\(type.rawValue)", spirv: SPIRV.matvec, access: [Self.matvecWeightAccess(type), .quads, .write] + access,
                                      push: MatmulPush.self,
                                      specialization: [wg, type.shaderFormat, UInt32(columns), UInt32(rows), epilogue.rawValue, norm ? 1 : 0])
         return (kern, Int(wg) * rows)
     }
+
+    /// How lavapipe's vector kernel binds a weight: q4_1 and q8_0 as uvec4 texels (see
+    /// Shaders/matvec.comp), the rest as words.
+    static func matvecWeightAccess(_ type: ElementType) -> BindingAccess { type == .q4_1 || type == .q8_0 ? .wordQuads : .texels }
 
     /// Bindings 3–8 of the matmul kernels (Shaders/include/epilogue.glsl): R, S, V, G, the row
     /// indices and the values.
@@ -488,6 +498,10 @@ public final class VulkanBackend: Backend {
         try dispatch(kern, [slice(x), slice(positions), slice(inverseFrequencies)], push, (groups(heads * rotaryDim / 2), tokens, 1),
                      bytes: 8 * tokens * heads * headDim, flops: 6 * tokens * heads * rotaryDim / 2)
     }
+
+    /// attention.comp reads keys and values as vec4 texels (both families' decode), so a layer's
+    /// tensor is capped by the texel count as well as the binding window.
+    public var maxAttentionKVBytes: Int { min(bindingLimit, texelLimit * BindingAccess.quads.texelBytes) }
 
     static let attentionChunk = 256
     static let attentionQueryTile = 4

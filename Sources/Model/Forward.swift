@@ -21,6 +21,12 @@ public final class KVCache {
         self.sequences = sequences
         self.capacity = capacity
         let n = sequences * capacity * c.kvHeadCount * c.headDim
+        let limit = model.backend.maxAttentionKVBytes
+        guard 4 * n <= limit else {
+            let mib = { (bytes: Int) in String(format: "%.1f MiB", Double(bytes) / 1_048_576) }
+            throw ModelError("a KV cache of \(sequences) sequences × \(capacity) positions is \(mib(4 * n)) a layer; "
+                             + "\(model.backend.name) binds at most \(mib(limit)): use fewer sequences or a shorter context")
+        }
         keys = try (0..<c.layerCount).map { _ in try model.backend.makeTensor(.f32, count: n) }
         values = try (0..<c.layerCount).map { _ in try model.backend.makeTensor(.f32, count: n) }
     }

@@ -17,7 +17,8 @@ public enum BindingAccess: Sendable {
     var reads: Bool { self != .write }
     var writes: Bool { self == .write || self == .readWrite }
     var isTexelBuffer: Bool { self == .texels || self == .quads || self == .wordQuads }
-    var texelBytes: Int { self == .quads || self == .wordQuads ? 16 : 4 }
+    /// The bytes of one texel of a texel-buffer binding.
+    public var texelBytes: Int { self == .quads || self == .wordQuads ? 16 : 4 }
     var texelFormat: VkFormat {
         switch self {
         case .quads: VK_FORMAT_R32G32B32A32_SFLOAT

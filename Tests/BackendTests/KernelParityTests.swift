@@ -132,6 +132,29 @@ final class KernelParityTests: XCTestCase {
         XCTAssertEqual(backend.device.validationMessages, [])
     }
 
+    /// Lavapipe's vector kernel reads weights through texel buffers, whose cap
+    /// (maxTexelBufferElements) is below the storage window on a GPU (NVIDIA: 2^27 texels, 512 MiB
+    /// of words, against 2 GiB): its windows respect both, and the chunked product matches the CPU
+    /// twin. The gpu family binds storage buffers and keeps the storage window.
+    func testLavapipeVectorWindowsRespectTheTexelLimit() throws {
+        let backend = try vulkan(.lavapipe)
+        backend.texelLimit = 1024
+        let verifier = KernelVerifier(device: backend, seed: 4)
+        var rng = SeededRandom(seed: 4)
+        for format in ElementType.weightFormats {
+            let texel = VulkanBackend.matvecWeightAccess(format).texelBytes
+            let w = try backend.makeTensor(format, count: 300 * 256)
+            let windows = try backend.weightChunks(w, rows: 300, width: 256, texelBytes: texel)
+            XCTAssertGreaterThan(windows.count, 1, "\(format)")
+            XCTAssertTrue(windows.allSatisfy { $0.1.size <= 1024 * texel }, "\(format): \(windows.map(\.1.size))")
+            XCTAssertEqual(try backend.weightChunks(w, rows: 300, width: 256).count, 1, "\(format): the storage window holds it whole")
+            for r in try verifier.matmul(format, .vector, m: 2, n: 300, k: 256, w: rng.floats(300 * 256), x: rng.floats(512)) {
+                XCTAssertTrue(r.pass, "\(r.kernel) \(r.format) \(r.shape): NMSE \(r.nmse)")
+            }
+        }
+        XCTAssertEqual(backend.device.validationMessages, [])
+    }
+
     /// The cooperative-matrix path: which device shape the kernel takes, and a one-line refusal
     /// where it cannot run.
     func testCooperativeMatrixShapeAndRefusal() throws {

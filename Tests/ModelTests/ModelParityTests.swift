@@ -247,4 +247,18 @@ final class GenerationTests: XCTestCase {
             XCTAssertTrue("\($0)".contains("no such file"), "\($0)")
         }
     }
+
+    /// A KV cache whose layer the attention kernel could not bind (on a GPU, 2^27 vec4 texels:
+    /// 2 GiB) is refused when it is made, naming its size, rather than failing the first step.
+    func testAKVCacheTheAttentionCannotBindIsRefusedWhenMade() throws {
+        let vk = try VulkanBackend(device: VulkanDevice(validation: true))
+        let m = try LanguageModel(path: fixtures.appendingPathComponent("models/stories260K-hf").path, backend: vk)
+        let perPosition = 4 * m.config.kvHeadCount * m.config.headDim
+        vk.texelLimit = 300 * perPosition / 16
+        XCTAssertEqual(vk.maxAttentionKVBytes, 300 * perPosition)
+        XCTAssertNoThrow(try KVCache(model: m, sequences: 1, capacity: 300))
+        XCTAssertThrowsError(try KVCache(model: m, sequences: 2, capacity: 300)) {
+            XCTAssertTrue("\($0)".contains("a KV cache of 2 sequences × 300 positions"), "\($0)")
+        }
+    }
 }
