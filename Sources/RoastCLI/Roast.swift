@@ -96,7 +96,7 @@ struct Devices: ParsableCommand {
                        return ["\(d.index)", d.name, d.kind.rawValue, kernels, d.apiVersion, "\(l.maxStorageBufferRange >> 20) MiB",
                                "\(l.maxComputeSharedMemorySize >> 10) KiB",
                                l.minSubgroupSize == l.maxSubgroupSize ? "\(l.subgroupSize)"
-                                   : "\(l.subgroupSize) (\(l.minSubgroupSize)–\(l.maxSubgroupSize)\(l.subgroupSizeControl ? ", pinned" : ""))",
+                                   : "\(l.subgroupSize) (\(l.minSubgroupSize)–\(l.maxSubgroupSize)\(l.subgroupSizeControl ? ", pinned" : ", cannot pin"))",
                                l.maxComputeWorkGroupCount.map(String.init).joined(separator: "×"),
                                l.timestamps ? "yes (\(l.timestampPeriodNs) ns)" : "no", l.hostVisibleDeviceLocal ? (l.hostCachedDeviceLocal ? "yes, cached" : "yes, uncached") : "no",
                                d.cooperativeMatrix.isEmpty ? "no" : "f16 " + d.cooperativeMatrix.map(\.description).joined(separator: ", ")]
