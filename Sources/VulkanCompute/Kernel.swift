@@ -68,38 +68,6 @@ public final class Kernel: @unchecked Sendable {
     }
 }
 
-/// The workgroup's x size of a compute module under a specialization: the constant decorated
-/// BuiltIn WorkgroupSize (how glslang writes `local_size_x_id`), else the entry point's LocalSizeId
-/// or LocalSize. Nil where the module names none.
-func workgroupWidth(spirv: [UInt32], specialization: [UInt32]) -> Int? {
-    guard spirv.count >= 5 else { return nil }
-    var specIDs: [UInt32: UInt32] = [:], constants: [UInt32: UInt32] = [:], composites: [UInt32: UInt32] = [:]
-    var builtinSize: UInt32?, localSizeID: UInt32?, localSize: UInt32?
-    var i = 5
-    while i < spirv.count {
-        let count = Int(spirv[i] >> 16), op = spirv[i] & 0xFFFF
-        guard count > 0, i + count <= spirv.count else { return nil }
-        let ops = spirv[(i + 1)..<(i + count)].map { $0 }
-        switch op {
-        case 71 where ops.count >= 3 && ops[1] == 11 && ops[2] == 25: builtinSize = ops[0] // OpDecorate id BuiltIn WorkgroupSize
-        case 71 where ops.count >= 3 && ops[1] == 1: specIDs[ops[0]] = ops[2]              // OpDecorate id SpecId n
-        case 43 where ops.count >= 3, 50 where ops.count >= 3: constants[ops[1]] = ops[2]  // Op(Spec)Constant type id value
-        case 44 where ops.count >= 3, 51 where ops.count >= 3: composites[ops[1]] = ops[2] // Op(Spec)ConstantComposite type id x …
-        case 16 where ops.count >= 3 && ops[1] == 17: localSize = ops[2]                    // OpExecutionMode entry LocalSize x y z
-        case 331 where ops.count >= 3 && ops[1] == 38: localSizeID = ops[2]                 // OpExecutionModeId entry LocalSizeId x y z
-        default: break
-        }
-        i += count
-    }
-    func value(_ id: UInt32) -> Int? {
-        if let spec = specIDs[id], Int(spec) < specialization.count { return Int(specialization[Int(spec)]) }
-        return constants[id].map(Int.init)
-    }
-    if let b = builtinSize, let x = composites[b] { return value(x) }
-    if let x = localSizeID { return value(x) }
-    return localSize.map(Int.init)
-}
-
 extension VulkanDevice {
     /// The names of the kernels built so far (which path an op took, for tests and diagnostics).
     public var builtKernelNames: Set<String> {

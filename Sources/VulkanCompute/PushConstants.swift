@@ -30,11 +30,7 @@ public struct PushBlock: Equatable, Sendable {
         var pointers: [UInt32: UInt32] = [:]
         var scalars: [UInt32: PushMember.Scalar] = [:]
         var pushPointer: UInt32?
-        var i = 5
-        while i < spirv.count {
-            let count = Int(spirv[i] >> 16), op = spirv[i] & 0xFFFF
-            guard count > 0, i + count <= spirv.count else { throw VulkanError("malformed SPIR-V: instruction at word \(i) runs past the end") }
-            let ops = Array(spirv[(i + 1)..<(i + count)])
+        for (op, ops) in try spirvInstructions(spirv) {
             switch op {
             case 6 where ops.count >= 3: // OpMemberName type member "name"
                 names[ops[0], default: [:]][Int(ops[1])] = Self.string(ops[2...])
@@ -52,7 +48,6 @@ public struct PushBlock: Equatable, Sendable {
                 pushPointer = ops[0]
             default: break
             }
-            i += count
         }
         guard let pushPointer else { return nil }
         guard let block = pointers[pushPointer], let memberTypes = structs[block] else {
